@@ -1,0 +1,60 @@
+"""Websocket stream of one job's updates, for its owner only."""
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import Http404
+
+from apps.core.realtime import job_group_name
+from apps.core.selectors import job_events, job_get_for_user
+
+# Close code for "not found / not yours": the same answer as the pages' 404.
+CLOSE_NOT_FOUND = 4404
+
+
+class JobConsumer(AsyncJsonWebsocketConsumer):
+    """On connect: authorize with the same selector as the views, join the job's group, then send a snapshot
+    (the job and its events after `?after=<event id>`), so a reconnecting page misses nothing."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        code = self.scope["url_route"]["kwargs"]["code"]
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        try:
+            job = await database_sync_to_async(job_get_for_user)(user=user, code=code)
+        except Http404:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = job_group_name(job.code)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        after = _after_id(self.scope.get("query_string", b""))
+        snapshot = await database_sync_to_async(_snapshot)(job, after)
+        await self.send_json(snapshot)
+
+    async def disconnect(self, close_code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        """Clients only listen; a ping is answered so they can measure the connection."""
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def job_update(self, message):
+        await self.send_json({"type": "update", "job": message["job"], "event": message["event"]})
+
+
+def _after_id(query_string: bytes) -> int:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query_string.decode()).get("after", ["0"])
+    try:
+        return max(0, int(values[0]))
+    except ValueError:
+        return 0
+
+
+def _snapshot(job, after: int) -> dict:
+    job.refresh_from_db()
+    return {"type": "snapshot", "job": job.snapshot(), "events": [e.as_message() for e in job_events(job=job, after_id=after)]}

@@ -1,0 +1,146 @@
+"""Writes of the job system. The database row is the truth; every change also goes out as an event."""
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.models import Job, JobEvent
+from apps.core.realtime import job_publish
+from apps.core.signals import job_finished
+
+logger = logging.getLogger(__name__)
+
+TASK_NAME = "jobs.{kind}"
+
+
+def job_event_add(*, job: Job, type: str, data: dict, **fields) -> JobEvent:
+    """Append an event, copy `fields` (progress, phase, message...) onto the row, and publish both."""
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if fields:
+        Job.objects.filter(pk=job.pk).update(**fields)
+    event = JobEvent.objects.create(job=job, type=type, data=data)
+    job_publish(job=job, event=event)
+    return event
+
+
+def _status_event(job: Job, message: str = "") -> JobEvent:
+    return job_event_add(job=job, type=JobEvent.Type.STATUS, data={"status": job.status, "message": message})
+
+
+def job_create(*, owner, kind: str, config: dict | None = None, title: str = "", queue: str = "default",
+               parent: Job | None = None, start: bool = True) -> Job:
+    """Create a job row and, unless start=False, enqueue its task once the transaction commits."""
+    job = Job.objects.create(owner=owner, kind=kind, config=config or {}, title=title, queue=queue, parent=parent)
+    JobEvent.objects.create(job=job, type=JobEvent.Type.STATUS, data={"status": job.status, "message": "Queued"})
+    if start:
+        job_enqueue(job)
+    return job
+
+
+def job_enqueue(job: Job) -> None:
+    """Queue a created job: send the task after commit, with a task id chosen here so that only this message may claim the row."""
+    from garage.celery import app
+
+    task_id = str(uuid.uuid4())
+    Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
+    job.celery_task_id = task_id
+    name = TASK_NAME.format(kind=job.kind)
+    if app.conf.task_always_eager:
+        # Headless runs (the CLI) execute the task right here instead of through a broker.
+        import workers.tasks  # noqa: F401  (registers the tasks in this process)
+
+        transaction.on_commit(lambda: app.tasks[name].apply(args=[job.pk], task_id=task_id))
+    else:
+        transaction.on_commit(lambda: app.send_task(name, args=[job.pk], task_id=task_id, queue=job.queue))
+
+
+def job_claim(*, job_id: int, task_id: str, worker: str) -> Job | None:
+    """Atomically move a queued job to RUNNING for this task; None if someone else has it or it was cancelled."""
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, celery_task_id=task_id).update(
+        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200], progress=0.0,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return None
+    job = Job.objects.get(pk=job_id)
+    _status_event(job, "Started")
+    return job
+
+
+def job_finish(*, job: Job, status: str, result: dict | None = None, error: str = "", error_message: str = "") -> bool:
+    """Move a job to one final status, exactly once. Returns False when it was already final."""
+    assert status in Job.FINAL
+    now = timezone.now()
+    fields = {"status": status, "finished_at": now, "error": error, "error_message": error_message[:500]}
+    if status == Job.Status.SUCCEEDED:
+        fields["progress"] = 1.0
+    if result is not None:
+        fields["result"] = result
+    updated = Job.objects.filter(pk=job.pk).exclude(status__in=Job.FINAL).update(**fields)
+    if not updated:
+        return False
+    for name, value in fields.items():
+        setattr(job, name, value)
+    message = {Job.Status.SUCCEEDED: "Finished", Job.Status.CANCELLED: "Cancelled"}.get(status, error_message)
+    _status_event(job, message)
+    job_finished.send(sender=Job, job=job)
+    return True
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Cancel in tiers: a queued job ends at once (its message is revoked); a running one is asked to stop."""
+    from garage.celery import app
+
+    if job.is_final:
+        return job
+    for child in job.children.exclude(status__in=Job.FINAL):
+        job_cancel(job=child)
+    if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(cancel_requested_at=timezone.now()):
+        if job.celery_task_id:
+            app.control.revoke(job.celery_task_id)
+        job.refresh_from_db()
+        job_finish(job=job, status=Job.Status.CANCELLED)
+        return job
+    Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=True).update(cancel_requested_at=timezone.now())
+    job.refresh_from_db()
+    if job.kind == Job.Kind.PIPELINE and not job.children.exclude(status__in=Job.FINAL).exists():
+        job_finish(job=job, status=Job.Status.CANCELLED)
+    else:
+        job_event_add(job=job, type=JobEvent.Type.LOG, data={"line": "Cancel requested; stopping at the next step."})
+    return job
+
+
+def job_retry(*, job: Job) -> Job:
+    """Run a failed or cancelled job again with the same config, keeping its history."""
+    if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
+        return job
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.QUEUED, progress=0.0, phase="", message="", error="", error_message="",
+        cancel_requested_at=None, started_at=None, finished_at=None, result={},
+    )
+    job.refresh_from_db()
+    _status_event(job, "Queued again")
+    job_enqueue(job)
+    return job
+
+
+def job_heartbeat(*, job_id: int) -> None:
+    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def jobs_reap() -> int:
+    """Fail running jobs whose worker stopped sending heartbeats. Returns how many were reaped."""
+    stale_before = timezone.now() - timedelta(seconds=settings.GARAGE_STALE_AFTER)
+    reaped = 0
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before).exclude(kind=Job.Kind.PIPELINE):
+        if job_finish(job=job, status=Job.Status.FAILED, error=f"No heartbeat since {job.heartbeat_at.isoformat()}",
+                      error_message="The worker running this job stopped unexpectedly. You can retry it."):
+            logger.warning("Reaped job %s: its worker stopped", job.code)
+            reaped += 1
+    return reaped

@@ -1,0 +1,110 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.api import JobSerializer
+from apps.datasets.api import as_api_error
+from apps.datasets.selectors import dataset_get_for_user
+from apps.training.models import FineTune
+from apps.training.pipeline import pipeline_start
+from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
+from apps.training.services import DEFAULTS, finetune_artifact_path, finetune_create
+from workers.tiny_model import TINY_MODEL_ID
+
+
+class OptionsSerializer(serializers.Serializer):
+    max_steps = serializers.IntegerField(required=False, default=DEFAULTS["max_steps"])
+    learning_rate = serializers.FloatField(required=False, default=DEFAULTS["learning_rate"])
+    batch_size = serializers.IntegerField(required=False, default=DEFAULTS["batch_size"])
+    max_length = serializers.IntegerField(required=False, default=DEFAULTS["max_length"])
+    lora_r = serializers.IntegerField(required=False, default=DEFAULTS["lora_r"])
+    lora_alpha = serializers.IntegerField(required=False, default=DEFAULTS["lora_alpha"])
+    seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
+
+
+class FineTuneSerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    job = JobSerializer(read_only=True)
+
+    class Meta:
+        model = FineTune
+        fields = ["code", "name", "dataset", "base_model", "method", "config", "metrics", "job", "created_at"]
+        read_only_fields = fields
+
+
+class FineTuneCreateSerializer(serializers.Serializer):
+    dataset = serializers.UUIDField()
+    name = serializers.CharField(required=False, default="", allow_blank=True)
+    base_model = serializers.CharField(required=False, default=TINY_MODEL_ID)
+    method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
+    options = OptionsSerializer(required=False, default=dict)
+
+
+class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Fine-tuned models of the signed-in user. Create one from a dataset; download its zip when done."""
+
+    serializer_class = FineTuneSerializer
+    lookup_field = "code"
+
+    def get_queryset(self):
+        return finetune_list_for_user(user=self.request.user)
+
+    def get_object(self):
+        return finetune_get_for_user(user=self.request.user, code=self.kwargs["code"])
+
+    @extend_schema(request=FineTuneCreateSerializer, responses={201: FineTuneSerializer})
+    def create(self, request):
+        data = FineTuneCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
+        try:
+            finetune = finetune_create(owner=request.user, dataset=dataset, base_model=values["base_model"],
+                                       method=values["method"], options=dict(values["options"]), name=values["name"])
+        except DjangoValidationError as exc:
+            raise as_api_error(exc)
+        return Response(FineTuneSerializer(finetune).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request, code=None):
+        path = finetune_artifact_path(self.get_object())
+        if path is None:
+            raise Http404("This model has no files to download yet.")
+        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+
+
+class PipelineSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    files = serializers.ListField(child=serializers.FileField(), min_length=1)
+    base_model = serializers.CharField(required=False, default=TINY_MODEL_ID)
+    method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
+    max_steps = serializers.IntegerField(required=False, default=DEFAULTS["max_steps"])
+    learning_rate = serializers.FloatField(required=False, default=DEFAULTS["learning_rate"])
+    batch_size = serializers.IntegerField(required=False, default=DEFAULTS["batch_size"])
+
+
+class PipelineView(APIView):
+    """Documents in, fine-tuned model out: creates a dataset from the files and runs extraction,
+    generation and training as one job (its steps are child jobs). Follow it at /api/v1/jobs/{code}/."""
+
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": PipelineSerializer}, responses={202: JobSerializer})
+    def post(self, request):
+        data = PipelineSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        options = {k: values[k] for k in ("max_steps", "learning_rate", "batch_size")}
+        try:
+            job = pipeline_start(owner=request.user, files=values["files"], name=values["name"],
+                                 base_model=values["base_model"], method=values["method"], options=options)
+        except DjangoValidationError as exc:
+            raise as_api_error(exc)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,27 @@
+from django.db import models
+
+from apps.core.models import Job, OwnedModel
+from apps.datasets.models import Dataset
+
+
+class FineTune(OwnedModel):
+    """One fine-tuning run of a base model on a dataset, and the model it produced."""
+
+    class Method(models.TextChoices):
+        LORA = "lora", "LoRA adapter"
+        FULL = "full", "Full fine-tuning"
+
+    name = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="finetunes")
+    base_model = models.CharField(max_length=300)
+    method = models.CharField(max_length=10, choices=Method.choices, default=Method.LORA)
+    config = models.JSONField(default=dict, blank=True)
+    job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="finetune")
+    metrics = models.JSONField(default=dict, blank=True)
+    artifact = models.CharField(max_length=500, blank=True, help_text="Path of the zip under the artifacts folder.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name

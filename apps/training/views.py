@@ -1,0 +1,58 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.core.selectors import job_list_for_user
+from apps.datasets.selectors import dataset_list_for_user
+from apps.training.forms import PipelineForm
+from apps.training.pipeline import pipeline_start
+from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
+from apps.training.services import finetune_artifact_path
+
+
+@login_required
+def finetune_list(request):
+    page = Paginator(finetune_list_for_user(user=request.user), 20).get_page(request.GET.get("page"))
+    return render(request, "training/finetune_list.html", {"page": page})
+
+
+@login_required
+def finetune_detail(request, code):
+    finetune = finetune_get_for_user(user=request.user, code=code)
+    return render(request, "training/finetune_detail.html", {
+        "finetune": finetune, "has_artifact": finetune_artifact_path(finetune) is not None,
+    })
+
+
+@login_required
+def finetune_download(request, code):
+    finetune = finetune_get_for_user(user=request.user, code=code)
+    path = finetune_artifact_path(finetune)
+    if path is None:
+        raise Http404("This model has no files to download yet.")
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in finetune.name).strip("-")[:60] or "model"
+    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{slug}-{path.name}")
+
+
+@require_POST
+@login_required
+def pipeline_create(request):
+    form = PipelineForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            job = pipeline_start(owner=request.user, files=form.cleaned_data["files"], name=form.cleaned_data["name"],
+                                 base_model=form.cleaned_data["base_model"], method=form.cleaned_data["method"],
+                                 options=form.options())
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("jobs:detail", code=job.code)
+    messages.error(request, "The pipeline could not start; see the form below.")
+    return render(request, "core/dashboard.html", {
+        "pipeline_form": form, "jobs": job_list_for_user(user=request.user)[:5],
+        "datasets": dataset_list_for_user(user=request.user)[:5], "finetunes": finetune_list_for_user(user=request.user)[:5],
+    }, status=400)

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.core.views import dashboard
+
+api_v1 = [
+    path("", include("apps.core.api_urls")),
+    path("", include("apps.accounts.api_urls")),
+    path("", include("apps.datasets.api_urls")),
+    path("", include("apps.training.api_urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+urlpatterns = [
+    path("", dashboard, name="dashboard"),
+    path("accounts/", include("apps.accounts.urls")),
+    path("jobs/", include("apps.core.urls")),
+    path("datasets/", include("apps.datasets.urls")),
+    path("training/", include("apps.training.urls")),
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+]
