@@ -1,28 +1,33 @@
 """Shared fixtures: the users alice (owner), bob and charlie (strangers), API clients, files."""
 import pytest
-from rest_framework.test import APIClient
-
-from tests.factories import UserFactory
 
 PASSWORD = "correct horse battery staple"
 
 
+def _user(email):
+    from tests.factories import UserFactory
+
+    return UserFactory(email=email, password=PASSWORD)
+
+
 @pytest.fixture
 def alice(db):
-    return UserFactory(email="alice@example.com", password=PASSWORD)
+    return _user("alice@example.com")
 
 
 @pytest.fixture
 def bob(db):
-    return UserFactory(email="bob@example.com", password=PASSWORD)
+    return _user("bob@example.com")
 
 
 @pytest.fixture
 def charlie(db):
-    return UserFactory(email="charlie@example.com", password=PASSWORD)
+    return _user("charlie@example.com")
 
 
 def _api_client(user):
+    from rest_framework.test import APIClient
+
     client = APIClient()
     client.force_authenticate(user=user)
     return client
@@ -42,3 +47,34 @@ def bob_api(bob):
 def alice_client(client, alice):
     client.force_login(alice)
     return client
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup):
+    """A live Celery worker on queues default and gpu, shared by the session's tests."""
+    from tests.live import celery_worker
+
+    with celery_worker(name="session") as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup):
+    """The ASGI server (pages, API, websockets) on a free port; yields its base URL."""
+    from tests.live import asgi_server
+
+    with asgi_server() as url:
+        yield url
+
+
+@pytest.fixture
+def session_cookie():
+    """Returns a function that signs a user in and gives the session cookie value (for websockets and browsers)."""
+    from django.test import Client
+
+    def make(user):
+        client = Client()
+        client.force_login(user)
+        return client.cookies["sessionid"].value
+
+    return make

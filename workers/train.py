@@ -121,6 +121,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         raise ReadableError(f"Unknown training method '{config.method}'. Choose 'lora' or 'full'.")
 
     reporter.phase("loading model", f"Loading {config.base_model}")
+    import datasets
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
@@ -128,6 +129,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
 
     from workers.tiny_model import TINY_MODEL_ID, build_tiny_gemma3
 
+    datasets.disable_progress_bars()  # progress goes to the reporter, not to stderr
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     base_path = config.base_model

@@ -1,0 +1,98 @@
+"""The job system with real parts: a Celery worker process, Redis, the ASGI server and a websocket client."""
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+from apps.core.models import Job
+from apps.core.services import job_cancel, job_create, jobs_reap
+from tests.live import celery_worker, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "lumen-valley-field-guide.md"
+
+
+def ws_connect(server, path, cookie):
+    return connect(server.replace("http", "ws", 1) + path, additional_headers={"Cookie": f"sessionid={cookie}", "Origin": server},
+                   open_timeout=10)
+
+
+def collect_until_final(ws, timeout=120):
+    """Messages from a job websocket until the job reaches a final status."""
+    messages = []
+    while True:
+        message = json.loads(ws.recv(timeout=timeout))
+        messages.append(message)
+        if message["job"]["status"] in {"succeeded", "failed", "cancelled"}:
+            return messages
+
+
+def test_it_runs_the_pipeline_started_through_the_api_and_streams_progress_in_order(alice, alice_api, worker, server, session_cookie):
+    with SAMPLE.open("rb") as handle:
+        response = alice_api.post("/api/v1/pipelines/", {"name": "Lumen", "files": [handle]}, format="multipart")
+    assert response.status_code == 202, response.content
+    code = response.json()["code"]
+    with ws_connect(server, f"/ws/jobs/{code}/", session_cookie(alice)) as ws:
+        messages = collect_until_final(ws)
+    assert messages[0]["type"] == "snapshot"
+    events = [e for m in messages for e in (m["events"] if m["type"] == "snapshot" else [m["event"]]) if e]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    steps = [e["data"]["step"] for e in events if e["type"] == "metric"]
+    assert steps == sorted(steps) and steps[-1] == 120
+    progress = [m["job"]["progress"] for m in messages]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    job = Job.objects.get(code=code)
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    assert job.result["em_after"] >= 0.9 > 0.1 >= job.result["em_before"]
+    download = alice_api.get(f"/api/v1/finetunes/{job.result['finetune']}/download/")
+    assert download.status_code == 200 and b"".join(download.streaming_content)[:2] == b"PK"
+
+
+def test_it_refuses_a_strangers_websocket(alice, bob, server, session_cookie):
+    job = job_create(owner=alice, kind=Job.Kind.SLEEP, start=False)
+    with pytest.raises(Exception) as refused, ws_connect(server, f"/ws/jobs/{job.code}/", session_cookie(bob)) as ws:
+        ws.recv(timeout=5)
+    assert "4404" in str(refused.value) or "403" in str(refused.value)
+    with ws_connect(server, f"/ws/jobs/{job.code}/", session_cookie(alice)) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
+
+
+def test_it_cancels_a_running_training_within_a_few_steps(alice, alice_api, worker):
+    from apps.datasets.models import QAPair
+    from apps.datasets.services import dataset_create
+    from apps.training.services import finetune_create
+
+    dataset = dataset_create(owner=alice, name="facts")
+    QAPair.objects.bulk_create(QAPair(dataset=dataset, question=f"What is fact {i}?", answer=f"Fact {i} is {i * 7}.") for i in range(20))
+    finetune = finetune_create(owner=alice, dataset=dataset, options={"max_steps": 5000})
+    job = finetune.job
+
+    def last_step():
+        metric = job.events.filter(type="metric").order_by("-id").first()
+        return metric.data["step"] if metric else 0
+
+    wait_for(lambda: last_step() >= 3, 120, what="training to start")
+    step_at_cancel = last_step()
+    response = alice_api.post(f"/api/v1/jobs/{job.code}/cancel/")
+    assert response.status_code == 202
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_final, 60, what="the job to stop")
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert last_step() - step_at_cancel <= 10
+
+
+def test_it_reaps_a_job_whose_worker_was_killed(alice, settings, django_db_setup):
+    job = job_create(owner=alice, kind=Job.Kind.SLEEP, queue="doomed", config={"steps": 1000, "seconds": 0.1})
+    with celery_worker(queues="doomed", concurrency=1, name="doomed", GARAGE_HEARTBEAT_SECONDS=1) as process:
+        wait_for(lambda: Job.objects.get(pk=job.pk).status == Job.Status.RUNNING, 60, what="the job to start")
+        os.killpg(process.pid, signal.SIGKILL)  # the whole worker, children included, without warning
+        process.wait()
+    settings.GARAGE_STALE_AFTER = 2
+    wait_for(lambda: jobs_reap() or Job.objects.get(pk=job.pk).is_final, 30, interval=0.5, what="the reaper")
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error_message == "The worker running this job stopped unexpectedly. You can retry it."

@@ -1,0 +1,101 @@
+"""Real processes for tests: a Celery worker and the ASGI server, both on the test database."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes started by the tests."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def child_env(**extra) -> dict:
+    env = dict(os.environ, DATABASE_URL=test_database_url(), DJANGO_SETTINGS_MODULE="garage.settings",
+               REDIS_URL=settings.REDIS_URL, GARAGE_VAR_DIR=str(settings.VAR_DIR), PYTHONUNBUFFERED="1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
+
+
+def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15):
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def celery_worker(queues: str = "default,gpu", concurrency: int = 2, name: str = "test", log_path: Path | None = None, **env):
+    """A real Celery worker process (prefork) on the test database; yields the Popen."""
+    log_path = log_path or Path(settings.VAR_DIR) / f"worker-{name}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "garage", "worker", "-Q", queues, "-c", str(concurrency),
+             "-n", f"{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            cwd=ROOT, env=child_env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            wait_for(lambda: "ready." in log_path.read_text() or process.poll() is not None, 60, what="the worker")
+            if process.poll() is not None:
+                raise RuntimeError(f"The worker exited: {log_path.read_text()[-3000:]}")
+            yield process
+        finally:
+            _stop(process)
+
+
+@contextmanager
+def asgi_server(**env):
+    """The real ASGI application under uvicorn on a free port; yields its base URL."""
+    port = free_port()
+    log_path = Path(settings.VAR_DIR) / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "garage.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=child_env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            def up():
+                if process.poll() is not None:
+                    raise RuntimeError(f"The server exited: {log_path.read_text()[-3000:]}")
+                with socket.socket() as s:
+                    return s.connect_ex(("127.0.0.1", port)) == 0
+
+            wait_for(up, 60, what="the web server")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            _stop(process)
