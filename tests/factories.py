@@ -1,6 +1,6 @@
 import factory
 
-from apps.accounts.models import User
+from apps.accounts.models import API_TOKEN_VISIBLE_CHARS, ApiToken, User, api_token_hash, api_token_secret_new
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -15,3 +15,18 @@ class UserFactory(factory.django.DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+
+
+class ApiTokenFactory(factory.django.DjangoModelFactory):
+    """A personal API token; pass `secret=` to know the token, as only its hash is stored."""
+
+    class Meta:
+        model = ApiToken
+
+    class Params:
+        secret = factory.LazyFunction(api_token_secret_new)
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"token {n}")
+    prefix = factory.LazyAttribute(lambda o: o.secret[:API_TOKEN_VISIBLE_CHARS])
+    key_hash = factory.LazyAttribute(lambda o: api_token_hash(o.secret))

@@ -7,7 +7,7 @@ from apps.datasets.models import Dataset, Document, QAPair
 def dataset_list_for_user(*, user) -> QuerySet[Dataset]:
     return Dataset.objects.filter(owner=user).annotate(
         document_count=Count("documents", distinct=True), pair_count=Count("pairs", distinct=True)
-    )
+    ).order_by("-created_at")
 
 
 def dataset_get_for_user(*, user, code) -> Dataset:

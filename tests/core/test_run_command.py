@@ -1,0 +1,47 @@
+"""`garage run` starts web and workers, serves pages, and Ctrl-C stops every child."""
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+from django.conf import settings
+
+from tests.live import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(180)
+def test_it_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(GARAGE_VAR_DIR=str(tmp_path), REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "garage.cli", "run", "--port", str(port)], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "is running" in log.read_text() or process.poll() is not None, 120, what="garage run")
+        assert f"http://127.0.0.1:{port}/" in log.read_text()
+
+        def login_page():
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_for(login_page, 60, interval=0.3, what="the login page")
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert len(children) >= 3  # web, two workers (and their pool processes)
+        wait_for(lambda: log.read_text().count("ready.") >= 2, 60, what="both workers")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == []
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -1,0 +1,68 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from apps.core.models import Job
+from apps.datasets.models import Document
+from apps.datasets.services import clean_filename, dataset_create, document_extract, document_upload, qa_generate
+from workers.errors import ReadableError
+from workers.reporting import RecordingReporter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dataset(alice):
+    return dataset_create(owner=alice, name="Notes")
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("../../etc/passwd", "passwd"), ("..\\..\\windows\\evil.txt", "evil.txt"), ("/abs/path/notes.md", "notes.md"),
+    ("bad\x00name\x1f.txt", "badname.txt"), ("..", "document"), (".hidden.txt", "hidden.txt"),
+])
+def test_it_keeps_only_a_harmless_file_name(name, expected):
+    assert clean_filename(name) == expected
+
+
+def test_it_stores_uploads_under_a_uuid_path_whatever_the_name(dataset):
+    document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("../../../x.txt", b"Some text here."), start=False)
+    assert document.filename == "x.txt"
+    assert ".." not in document.file.name and document.file.name.startswith(f"documents/{dataset.owner_id}/")
+    assert document.job.kind == Job.Kind.EXTRACT and document.job.status == Job.Status.QUEUED
+
+
+@pytest.mark.parametrize("upload,message", [
+    (SimpleUploadedFile("empty.txt", b""), "is empty"),
+    (SimpleUploadedFile("deck.pptx", b"PK\x03\x04"), "not supported"),
+    (SimpleUploadedFile("noext", b"hello"), "not supported"),
+])
+def test_it_rejects_bad_uploads_with_a_readable_message(dataset, upload, message):
+    with pytest.raises(ValidationError, match=message):
+        document_upload(dataset=dataset, uploaded_file=upload, start=False)
+    assert not Document.objects.exists()
+
+
+def test_it_rejects_files_over_the_upload_limit(dataset, settings):
+    settings.GARAGE_MAX_UPLOAD_BYTES = 1024 * 1024
+    with pytest.raises(ValidationError, match="larger than the upload limit of 1 MB"):
+        document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("big.txt", b"a" * (1024 * 1024 + 1)), start=False)
+
+
+def test_it_extracts_chunks_and_generates_pairs_with_provenance(dataset):
+    text = "The capital of the valley is Eldhavn.\n\nThe longest river is the Sorrel.\n"
+    document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("facts.md", text.encode()), start=False)
+    result = document_extract(document=document, reporter=RecordingReporter())
+    document.refresh_from_db()
+    assert document.status == Document.Status.READY and result["chunks"] == 1 and document.text == text
+    generated = qa_generate(dataset=dataset, max_pairs=None, reporter=RecordingReporter())
+    assert generated["pairs"] == 2
+    pair = dataset.pairs.get(question="What is the longest river?")
+    assert pair.answer == "The longest river is the Sorrel." and pair.chunk.document == document
+
+
+def test_it_marks_an_unreadable_document_failed(dataset):
+    document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("fake.txt", b"\x00\x01\x02binary"), start=False)
+    with pytest.raises(ReadableError, match="binary"):
+        document_extract(document=document, reporter=RecordingReporter())
+    document.refresh_from_db()
+    assert document.status == Document.Status.FAILED and "binary" in document.error_message

@@ -1,0 +1,74 @@
+"""The whole slice in headless Chromium: sign in, upload, start the pipeline, watch progress, download."""
+import os
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "lumen-valley-field-guide.md"
+pytestmark = [
+    pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def browser_page():
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        yield page
+        browser.close()
+
+
+def test_it_goes_from_sign_in_to_downloaded_model(alice, server, worker, browser_page, tmp_path):
+    page = browser_page
+    page.goto(f"{server}/")
+    assert "/accounts/login/" in page.url  # the dashboard asks strangers to sign in
+    page.fill("input[name=username], input[name=email]", alice.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit], form input[type=submit]")
+    page.wait_for_url(f"{server}/")
+
+    form = page.locator("form[data-role=pipeline-form]")
+    form.locator("input[name=name]").fill("Lumen Valley")
+    form.locator("input[name=files]").set_input_files(str(SAMPLE))
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/jobs/*/")
+
+    panel = page.locator("section.job").first
+    seen = []
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        status = panel.get_attribute("data-status")
+        value = panel.locator("[data-role=bar]").get_attribute("aria-valuenow")
+        if value is not None and (not seen or seen[-1] != int(value)):
+            seen.append(int(value))
+        if status in {"succeeded", "failed", "cancelled"}:
+            break
+        page.wait_for_timeout(100)
+    assert status == "succeeded", page.locator("[data-role=error]").first.inner_text()
+    assert len(seen) >= 3 and seen == sorted(seen) and seen[-1] == 100  # the bar moved forward to the end
+
+    page.wait_for_selector("[data-role=download]", timeout=15000)  # the page re-renders with the result
+    assert float(page.locator("[data-role=em-after]").inner_text()) >= 0.9
+    with page.expect_download() as download_info:
+        page.click("[data-role=download]")
+    target = tmp_path / "model.zip"
+    download_info.value.save_as(target)
+    with zipfile.ZipFile(target) as archive:
+        assert "adapter_model.safetensors" in archive.namelist()
