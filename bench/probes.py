@@ -2,8 +2,10 @@
 
 They use the same Celery app, broker, worker and task settings as the job tasks, but none of the job system
 (no database row, no claim, no reporter), so that the benchmark can print our figures beside the bare ones."""
+import asyncio
 import json
 import os
+import threading
 import time
 
 import redis
@@ -41,9 +43,27 @@ def publish(channel: str, count: int, interval: float) -> None:
 
 
 @app.task(name="bench.group_send", ignore_result=True)
-def group_send(group: str, count: int, interval: float) -> None:
-    """A bare channels group_send from the worker, called exactly as apps.core.realtime.job_publish calls it."""
+def group_send(group: str, count: int, interval: float, kept_loop: bool = False) -> None:
+    """A bare channels group_send from the worker. By default it is called exactly as
+    apps.core.realtime.job_publish calls it (async_to_sync, which starts a thread, an event loop and a new
+    Redis connection per call); with kept_loop=True it runs on one event loop kept for the whole task, to show
+    what publishing from a long-lived loop would cost instead."""
     layer = get_channel_layer()
-    for i in range(count):
-        time.sleep(interval)
-        async_to_sync(layer.group_send)(group, {"type": "bench.message", "i": i, "sent_at": time.time()})
+    if not kept_loop:
+        for i in range(count):
+            time.sleep(interval)
+            async_to_sync(layer.group_send)(group, {"type": "bench.message", "i": i, "sent_at": time.time()})
+        return
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="bench-loop", daemon=True)
+    thread.start()
+    try:
+        for i in range(count):
+            time.sleep(interval)
+            message = {"type": "bench.message", "i": i, "sent_at": time.time()}
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=10)
+    finally:
+        asyncio.run_coroutine_threadsafe(layer.close_pools(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        loop.close()

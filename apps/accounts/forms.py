@@ -31,6 +31,12 @@ class SignUpForm(auth_forms.BaseUserCreationForm):
         help_texts = {"email": "You sign in with it, and password reset links go to it."}
         widgets = {"email": forms.EmailInput(attrs={"autocomplete": "email"})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["password1"].label = "Password"
+        self.fields["password2"].label = "Repeat the password"
+        self.fields["password2"].help_text = "Type it again, to be sure there is no typo."
+
     def clean_email(self):
         email = _normalise_email(self.cleaned_data.get("email"))
         if User.objects.filter(email__iexact=email).exists():

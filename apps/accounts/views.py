@@ -83,7 +83,8 @@ def signup(request):
         login(request, user, backend=MODEL_BACKEND)
         messages.success(request, "Welcome! Your account is ready.")
         return redirect(_safe_next(request, django_settings.LOGIN_REDIRECT_URL))
-    return render(request, "accounts/signup.html", {"form": form, "next": request.GET.get("next", "")})
+    next_url = request.POST.get("next") or request.GET.get("next", "")
+    return render(request, "accounts/signup.html", {"form": form, "next": next_url})
 
 
 def _password_form_class(user):
