@@ -233,8 +233,7 @@ def bench_enqueue(*, user, queue: str, events: int, redis_client) -> dict:
 
 # --------------------------------------------------------------------------------------------------- 2. event → websocket
 
-async def _ws_collect(url: str, origin: str, cookie: str | None, trigger, is_sample, is_done, expected: int,
-                      timeout: float) -> list[float]:
+async def _ws_collect(url: str, origin: str, cookie: str | None, trigger, is_sample, is_done, timeout: float) -> list[float]:
     """Connect, wait for the first message (snapshot or ready), call trigger() in a thread, then collect the
     latency (receive time − message's sent_at) of every sample message until is_done(message)."""
     from websockets.asyncio.client import connect
@@ -254,8 +253,12 @@ async def _ws_collect(url: str, origin: str, cookie: str | None, trigger, is_sam
                 latencies.append(received - sent_at)
             if is_done(message, len(latencies)):
                 break
+    return latencies
+
+
+def _check_count(latencies: list[float], expected: int, what: str) -> list[float]:
     if len(latencies) != expected:
-        raise RuntimeError(f"Expected {expected} messages on {url}, received {len(latencies)}")
+        raise RuntimeError(f"Expected {expected} {what}, received {len(latencies)}")
     return latencies
 
 
@@ -282,11 +285,11 @@ def _ours_round(*, user, cookie, queue, server, steps, interval) -> list[float]:
         return message["job"]["status"] in {"succeeded", "failed", "cancelled"}
 
     url = server.replace("http", "ws", 1) + f"/ws/jobs/{job.code}/"
-    latencies = asyncio.run(_ws_collect(url, server, cookie, trigger, is_sample, is_done, steps, timeout=60 + steps * interval * 3))
+    latencies = asyncio.run(_ws_collect(url, server, cookie, trigger, is_sample, is_done, timeout=60 + steps * interval * 3))
     job.refresh_from_db()
     if job.status != Job.Status.SUCCEEDED:
         raise RuntimeError(f"The websocket job ended {job.status}: {job.error}")
-    return latencies[:steps]
+    return _check_count(latencies, steps, f"metric events of job {job.code} on its websocket")
 
 
 def _bare_round(*, queue, server, count, interval, kept_loop=False) -> list[float]:
@@ -298,8 +301,9 @@ def _bare_round(*, queue, server, count, interval, kept_loop=False) -> list[floa
         app.send_task("bench.group_send", args=[group, count, interval], kwargs={"kept_loop": kept_loop}, queue=queue)
 
     url = server.replace("http", "ws", 1) + f"/ws/bench/{group}/"
-    return asyncio.run(_ws_collect(url, server, None, trigger, lambda m: m.get("sent_at"),
-                                   lambda m, n: n >= count, count, timeout=60 + count * interval * 3))
+    latencies = asyncio.run(_ws_collect(url, server, None, trigger, lambda m: m.get("sent_at"),
+                                        lambda m, n: n >= count, timeout=60 + count * interval * 3))
+    return _check_count(latencies, count, "bare group_send messages on the bare websocket")
 
 
 def _floor_round(*, queue, count, interval) -> list[float]:
@@ -376,7 +380,7 @@ def render(results: dict, args, machine: dict) -> str:
         result = ("PASS" if s["p95"] < target else "FAIL") if target else ""
         target_text = f"p95 < {target:.0f}" if target else ""
         rows.append(f"{' ' * indent}{label:<54}{s['n']:>5}{s['p50']:>9.1f}{s['p95']:>9.1f}{s['max']:>9.1f}"
-                    f"  {target_text:<11}{result}")
+                    f"  {target_text:<11}{result}".rstrip())
 
     def ratio(label, a, b):
         rows.append(f"  {label:<54}{'':>5}{a['p50'] / b['p50']:>8.1f}x{a['p95'] / b['p95']:>8.1f}x")
@@ -469,10 +473,12 @@ def main(argv=None) -> int:
                     bare_server=f"http://127.0.0.1:{bare_port}", events=args.events, interval=args.interval,
                     rounds=args.rounds)
                 print(f"event -> websocket: {time.monotonic() - t:.1f}s", flush=True)
+        # Kombu keeps a queue's bindings in Redis after the worker stops; this run's queue is never used again.
+        redis_client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
         results["seconds"] = round(time.monotonic() - began, 1)
         print()
         print(render(results, args, machine))
-        print(f"\n(total {results['seconds']}s; samples after {WARMUP} warm-up rounds; times in milliseconds)")
+        print(f"\n(total {results['seconds']}s; warm-up samples excluded; times in milliseconds)")
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         missed = [name for name, target in (("enqueue", ENQUEUE_TARGET_MS), ("websocket", WEBSOCKET_TARGET_MS))

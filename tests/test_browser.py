@@ -1,5 +1,4 @@
 """The whole slice in headless Chromium: sign in, upload, start the pipeline, watch progress, download."""
-import os
 import shutil
 import time
 import zipfile
@@ -18,9 +17,10 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(monkeypatch):
     # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -33,6 +33,7 @@ def browser_page():
         page = context.new_page()
         yield page
         browser.close()
+    connections.close_all()  # connections opened beside Playwright's loop would outlive the test database
 
 
 def test_it_goes_from_sign_in_to_downloaded_model(alice, server, worker, browser_page, tmp_path):

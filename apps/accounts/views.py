@@ -9,7 +9,7 @@ from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render, resolve_url
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -66,7 +66,9 @@ class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
 def _safe_next(request, default: str, target: str | None = None) -> str:
     """The `next` URL when it points back into this site, else the default (no open redirects)."""
     target = target or request.POST.get("next") or request.GET.get("next")
-    if isinstance(target, str) and target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if isinstance(target, str) and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return resolve_url(default)
 
@@ -140,7 +142,7 @@ def account_settings(request):
         "token_form": token_form,
         "password_form": password_form,
         "new_secret": new_secret,
-        "api_url": request.build_absolute_uri("/api/v1/me/"),
+        "api_url": request.build_absolute_uri(reverse("api-me")),
     })
 
 
