@@ -2,6 +2,10 @@
 
 Each step's task ends its own job; when it does, `job_finished` moves the pipeline on to the next step.
 The parent job mirrors the steps' progress (see workers.jobs.JobReporter), so one panel shows it all."""
+import logging
+import traceback
+
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
@@ -15,6 +19,8 @@ from apps.training.models import FineTune
 from apps.training.services import finetune_create
 
 # Each step's share of the pipeline's progress bar: training dominates the time.
+logger = logging.getLogger(__name__)
+
 SPANS = {Job.Kind.EXTRACT: [0.0, 0.05], Job.Kind.GENERATE: [0.05, 0.1], Job.Kind.TRAIN: [0.1, 1.0]}
 
 
@@ -25,8 +31,6 @@ def pipeline_start(*, owner, files, name: str, base_model: str, method: str = Fi
     Side effects: stores the files, creates the dataset, the pipeline job and its extraction jobs.
     Raises ValidationError (nothing is kept) when a file is rejected."""
     if not files:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError("Choose at least one document.")
     with transaction.atomic():
         dataset = dataset or dataset_create(owner=owner, name=name)
@@ -45,7 +49,18 @@ def pipeline_start(*, owner, files, name: str, base_model: str, method: str = Fi
 
 @receiver(job_finished)
 def pipeline_advance(sender, job: Job, **kwargs) -> None:
-    """Start the pipeline's next step after one ended, or end the pipeline."""
+    """Start the pipeline's next step after one ended, or end the pipeline. A failure to start the next step
+    ends the pipeline with a readable error instead of leaving it running with nothing to run."""
+    try:
+        _advance(job)
+    except Exception as exc:
+        logger.exception("Pipeline %s could not start its next step", job.parent_id)
+        if job.parent is not None:
+            message = " ".join(exc.messages) if isinstance(exc, ValidationError) else "The next step could not start."
+            job_finish(job=job.parent, status=Job.Status.FAILED, error=traceback.format_exc(), error_message=message)
+
+
+def _advance(job: Job) -> None:
     parent = job.parent
     if parent is None or parent.kind != Job.Kind.PIPELINE or parent.is_final:
         return
