@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("apps.accounts.api_urls")),
     path("", include("apps.datasets.api_urls")),
     path("", include("apps.training.api_urls")),
+    path("", include("apps.providers.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
@@ -20,6 +21,7 @@ urlpatterns = [
     path("jobs/", include("apps.core.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("training/", include("apps.training.urls")),
+    path("providers/", include("apps.providers.urls")),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
 ]

@@ -3,7 +3,6 @@
 Pure engine code: a config dataclass in, a reporter for progress, a result dict out. No Django."""
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time

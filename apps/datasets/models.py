@@ -38,6 +38,10 @@ class Document(OwnedModel):
     error_message = models.CharField(max_length=500, blank=True)
     text = models.TextField(blank=True)
     pages = models.PositiveIntegerField(default=0)
+    chars = models.PositiveIntegerField(default=0)
+    page_offsets = models.JSONField(default=list, blank=True,
+                                    help_text="Character offset in `text` where each page or slide starts.")
+    extract_seconds = models.FloatField(null=True, blank=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
@@ -53,7 +57,9 @@ class Chunk(models.Model):
     text = models.TextField()
     char_start = models.PositiveIntegerField()
     char_end = models.PositiveIntegerField()
-    page = models.PositiveIntegerField(default=1)
+    page = models.PositiveIntegerField(default=1, help_text="Page or slide where the chunk starts.")
+    page_end = models.PositiveIntegerField(default=1, help_text="Page or slide where the chunk ends.")
+    token_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["document_id", "index"]
@@ -66,18 +72,61 @@ class Chunk(models.Model):
 class QAPair(models.Model):
     class Source(models.TextChoices):
         EXTRACTIVE = "extractive", "Extractive (offline)"
+        ENDPOINT = "endpoint", "Chat endpoint"
+        LOCAL_MODEL = "local_model", "Local model"
+        IMPORTED = "imported", "Imported"
         MANUAL = "manual", "Written by hand"
 
+    GENERATED = (Source.EXTRACTIVE, Source.ENDPOINT, Source.LOCAL_MODEL)
+
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs")
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs")
     chunk = models.ForeignKey(Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs")
+    system = models.TextField(blank=True, help_text="Optional system prompt of the example.")
     question = models.TextField()
     answer = models.TextField()
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.EXTRACTIVE)
+    rating = models.FloatField(null=True, blank=True, help_text="Judge's score from 1 to 10, when rated.")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
         verbose_name = "QA pair"
+
+    def __str__(self):
+        return self.question[:80]
+
+
+class DatasetVersion(OwnedModel):
+    """A frozen copy of a dataset's pairs. Training always names one, so a model's data never changes later."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    note = models.CharField(max_length=300, blank=True)
+    example_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "number"], name="unique_dataset_version_number")]
+
+    def __str__(self):
+        return f"{self.dataset} v{self.number}"
+
+
+class VersionExample(models.Model):
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="examples")
+    position = models.PositiveIntegerField()
+    system = models.TextField(blank=True)
+    question = models.TextField()
+    answer = models.TextField()
+    source = models.CharField(max_length=20, choices=QAPair.Source.choices)
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    chunk = models.ForeignKey(Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["version_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["version", "position"], name="unique_version_position")]
 
     def __str__(self):
         return self.question[:80]

@@ -1,7 +1,7 @@
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
-from apps.datasets.models import Dataset, Document, QAPair
+from apps.datasets.models import Dataset, DatasetVersion, Document, QAPair
 
 
 def dataset_list_for_user(*, user) -> QuerySet[Dataset]:
@@ -27,3 +27,11 @@ def document_get_for_user(*, user, code) -> Document:
 
 def qa_pairs_for_dataset(*, dataset) -> QuerySet[QAPair]:
     return dataset.pairs.select_related("chunk__document").order_by("id")
+
+
+def dataset_version_get_for_user(*, user, code) -> DatasetVersion:
+    """The user's dataset version; 404 for anyone else."""
+    try:
+        return DatasetVersion.objects.select_related("dataset").get(owner=user, code=code)
+    except (DatasetVersion.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such dataset version.")

@@ -9,7 +9,7 @@ from apps.datasets.forms import DatasetForm, UploadForm
 from apps.datasets.selectors import dataset_get_for_user, dataset_list_for_user, qa_pairs_for_dataset
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
 from apps.training.forms import TrainingOptionsForm
-from apps.training.services import finetune_create
+from apps.training.services import finetune_create_from_dataset
 
 
 @login_required
@@ -71,7 +71,7 @@ def train_view(request, code):
         messages.error(request, "Check the training settings: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         return redirect("datasets:detail", code=dataset.code)
     try:
-        finetune = finetune_create(owner=request.user, dataset=dataset, base_model=form.cleaned_data["base_model"],
+        finetune = finetune_create_from_dataset(owner=request.user, dataset=dataset, base_model=form.cleaned_data["base_model"],
                                    method=form.cleaned_data["method"], options=form.options())
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

@@ -10,11 +10,11 @@ from rest_framework.views import APIView
 
 from apps.core.api import JobSerializer
 from apps.datasets.api import as_api_error
-from apps.datasets.selectors import dataset_get_for_user
+from apps.datasets.selectors import dataset_get_for_user, dataset_version_get_for_user
 from apps.training.models import FineTune
 from apps.training.pipeline import pipeline_start
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
-from apps.training.services import DEFAULTS, finetune_artifact_path, finetune_create
+from apps.training.services import DEFAULTS, finetune_artifact_path, finetune_create, finetune_create_from_dataset
 from workers.tiny_model import TINY_MODEL_ID
 
 
@@ -30,16 +30,18 @@ class OptionsSerializer(serializers.Serializer):
 
 class FineTuneSerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    version = serializers.SlugRelatedField(slug_field="code", read_only=True)
     job = JobSerializer(read_only=True)
 
     class Meta:
         model = FineTune
-        fields = ["code", "name", "dataset", "base_model", "method", "config", "metrics", "job", "created_at"]
+        fields = ["code", "name", "dataset", "version", "base_model", "method", "config", "metrics", "job", "created_at"]
         read_only_fields = fields
 
 
 class FineTuneCreateSerializer(serializers.Serializer):
-    dataset = serializers.UUIDField()
+    version = serializers.UUIDField(required=False, help_text="A frozen dataset version to train on.")
+    dataset = serializers.UUIDField(required=False, help_text="Or a dataset: its current pairs are frozen into a new version.")
     name = serializers.CharField(required=False, default="", allow_blank=True)
     base_model = serializers.CharField(required=False, default=TINY_MODEL_ID)
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
@@ -65,10 +67,17 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = FineTuneCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
+        settings = {"base_model": values["base_model"], "method": values["method"], "options": dict(values["options"]),
+                    "name": values["name"]}
         try:
-            finetune = finetune_create(owner=request.user, dataset=dataset, base_model=values["base_model"],
-                                       method=values["method"], options=dict(values["options"]), name=values["name"])
+            if values.get("version"):
+                version = dataset_version_get_for_user(user=request.user, code=values["version"])
+                finetune = finetune_create(owner=request.user, version=version, **settings)
+            elif values.get("dataset"):
+                dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
+                finetune = finetune_create_from_dataset(owner=request.user, dataset=dataset, **settings)
+            else:
+                return Response({"message": "Name a dataset version (or a dataset) to train on."}, status=status.HTTP_400_BAD_REQUEST)
         except DjangoValidationError as exc:
             raise as_api_error(exc)
         return Response(FineTuneSerializer(finetune).data, status=status.HTTP_201_CREATED)

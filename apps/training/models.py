@@ -1,7 +1,7 @@
 from django.db import models
 
 from apps.core.models import Job, OwnedModel
-from apps.datasets.models import Dataset
+from apps.datasets.models import Dataset, DatasetVersion
 
 
 class FineTune(OwnedModel):
@@ -13,6 +13,8 @@ class FineTune(OwnedModel):
 
     name = models.CharField(max_length=200)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="finetunes")
+    version = models.ForeignKey(DatasetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="finetunes",
+                                help_text="The frozen data it was trained on.")
     base_model = models.CharField(max_length=300)
     method = models.CharField(max_length=10, choices=Method.choices, default=Method.LORA)
     config = models.JSONField(default=dict, blank=True)

@@ -16,7 +16,7 @@ from apps.core.signals import job_finished
 from apps.datasets.models import Dataset, QAPair
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
 from apps.training.models import FineTune
-from apps.training.services import finetune_create
+from apps.training.services import finetune_create_from_dataset
 
 # Each step's share of the pipeline's progress bar: training dominates the time.
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _advance(job: Job) -> None:
             _mark_span(qa_generate_start(dataset=dataset, parent=parent), Job.Kind.GENERATE)
             return
         if job.kind == Job.Kind.GENERATE:
-            finetune = finetune_create(owner=parent.owner, dataset=dataset, base_model=parent.config["base_model"],
+            finetune = finetune_create_from_dataset(owner=parent.owner, dataset=dataset, note="Frozen by the pipeline", base_model=parent.config["base_model"],
                                        method=parent.config["method"], options=parent.config["options"], parent=parent)
             _mark_span(finetune.job, Job.Kind.TRAIN)
             return

@@ -8,7 +8,8 @@ from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.models import Dataset
+from apps.datasets.models import Dataset, DatasetVersion
+from apps.datasets.services import dataset_version_freeze
 from apps.training.models import FineTune
 from workers.tiny_model import TINY_MODEL_ID
 from workers.train import TrainConfig, train
@@ -37,23 +38,31 @@ def finetune_options(raw: dict) -> dict:
     return options
 
 
-def finetune_create(*, owner, dataset: Dataset, base_model: str = TINY_MODEL_ID, method: str = FineTune.Method.LORA,
-                    options: dict | None = None, name: str = "", parent: Job | None = None) -> FineTune:
-    """Create a fine-tune and queue its training job on the `gpu` queue.
-
-    Raises ValidationError when the dataset has no pairs (unless a pipeline will have made them by then)."""
+def finetune_create(*, owner, version: DatasetVersion, base_model: str = TINY_MODEL_ID,
+                    method: str = FineTune.Method.LORA, options: dict | None = None, name: str = "",
+                    parent: Job | None = None) -> FineTune:
+    """Create a fine-tune of a frozen dataset version and queue its training job on the `gpu` queue."""
     if method not in FineTune.Method.values:
         raise ValidationError(f"Unknown method '{method}'.")
-    if parent is None and not dataset.pairs.exists():
-        raise ValidationError("This dataset has no question-answer pairs yet. Generate them first.")
+    if version.example_count == 0:
+        raise ValidationError("This dataset version has no examples.")
     options = finetune_options(options or {})
+    dataset = version.dataset
     with transaction.atomic():
-        finetune = FineTune.objects.create(owner=owner, dataset=dataset, base_model=base_model or TINY_MODEL_ID,
-                                           method=method, config=options, name=name or f"{dataset.name} ({method})")
+        finetune = FineTune.objects.create(owner=owner, dataset=dataset, version=version,
+                                           base_model=base_model or TINY_MODEL_ID, method=method, config=options,
+                                           name=name or f"{dataset.name} v{version.number} ({method})")
         finetune.job = job_create(owner=owner, kind=Job.Kind.TRAIN, queue="gpu", title=f"Fine-tune {finetune.name}",
                                   config={"finetune": finetune.pk}, parent=parent)
         finetune.save(update_fields=["job"])
     return finetune
+
+
+def finetune_create_from_dataset(*, owner, dataset: Dataset, note: str = "Frozen for training", **kwargs) -> FineTune:
+    """Freeze the dataset's current pairs into a new version and fine-tune on it, both or neither."""
+    with transaction.atomic():
+        version = dataset_version_freeze(dataset=dataset, note=note)
+        return finetune_create(owner=owner, version=version, **kwargs)
 
 
 def finetune_output_dir(finetune: FineTune) -> Path:
@@ -64,7 +73,7 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
     """Run the training engine for a fine-tune and record its metrics and artifact.
 
     Side effects: writes model files under the artifacts folder and updates the FineTune row."""
-    pairs = [{"question": q, "answer": a} for q, a in finetune.dataset.pairs.values_list("question", "answer")]
+    pairs = [{"question": q, "answer": a} for q, a in finetune.version.examples.values_list("question", "answer")]
     config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)), pairs=pairs,
                          method=finetune.method, **finetune.config)
     result = train(config, reporter)

@@ -8,7 +8,7 @@ import pytest
 from websockets.sync.client import connect
 
 from apps.core.models import Job
-from apps.core.services import job_cancel, job_create, jobs_reap
+from apps.core.services import job_create, jobs_reap
 from tests.live import celery_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -69,11 +69,11 @@ def test_it_refuses_a_strangers_websocket(alice, bob, server, session_cookie):
 def test_it_cancels_a_running_training_within_a_few_steps(alice, alice_api, worker):
     from apps.datasets.models import QAPair
     from apps.datasets.services import dataset_create
-    from apps.training.services import finetune_create
+    from apps.training.services import finetune_create_from_dataset
 
     dataset = dataset_create(owner=alice, name="facts")
     QAPair.objects.bulk_create(QAPair(dataset=dataset, question=f"What is fact {i}?", answer=f"Fact {i} is {i * 7}.") for i in range(20))
-    finetune = finetune_create(owner=alice, dataset=dataset, options={"max_steps": 5000})
+    finetune = finetune_create_from_dataset(owner=alice, dataset=dataset, options={"max_steps": 5000})
     job = finetune.job
 
     def last_step():

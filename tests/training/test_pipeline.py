@@ -4,6 +4,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.models import Job
 from apps.core.services import job_finish
+from apps.datasets.models import QAPair
 from apps.training.models import FineTune
 from apps.training.pipeline import pipeline_start
 
@@ -24,9 +25,11 @@ def test_it_waits_for_every_document_then_generates_then_trains(alice):
     job_finish(job=second, status=Job.Status.SUCCEEDED)
     generate = pipeline.children.get(kind=Job.Kind.GENERATE)
     assert generate.config["pipeline_span"] == [0.05, 0.1]
+    QAPair.objects.create(dataset_id=pipeline.config["dataset"], question="What is the capital?", answer="Eldhavn.")
     job_finish(job=generate, status=Job.Status.SUCCEEDED)
     train = pipeline.children.get(kind=Job.Kind.TRAIN)
-    assert train.queue == "gpu" and FineTune.objects.get(job=train).dataset_id == pipeline.config["dataset"]
+    finetune = FineTune.objects.get(job=train)
+    assert train.queue == "gpu" and finetune.version.example_count == 1 and finetune.version.number == 1
     job_finish(job=train, status=Job.Status.SUCCEEDED, result={"em_after": 1.0})
     pipeline.refresh_from_db()
     assert pipeline.status == Job.Status.SUCCEEDED and pipeline.result["em_after"] == 1.0 and pipeline.result["documents"] == 2
