@@ -1,8 +1,11 @@
-"""The training engine: supervised fine-tuning of a causal LM on question-answer pairs with TRL.
+"""The training engine: supervised fine-tuning of a causal LM on question-answer pairs.
 
-Pure engine code: a config dataclass in, a reporter for progress, a result dict out. No Django."""
+Two backends behind one config: Unsloth (FastLanguageModel + TRL's SFTTrainer, on CUDA) and plain TRL + PEFT
+(any device). Pure engine code: a config dataclass in, a reporter for progress, a result dict out. No Django."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import time
@@ -13,29 +16,96 @@ from pathlib import Path
 from workers.errors import Cancelled, ReadableError
 from workers.reporting import Reporter
 
+BACKENDS = ("auto", "unsloth", "trl")
+METHODS = ("lora", "qlora", "full")
+CHECKPOINTS = "checkpoints"
+
 
 @dataclass
 class TrainConfig:
     base_model: str  # a local folder, a Hub id, or workers.tiny_model.TINY_MODEL_ID
     output_dir: str
-    pairs: list[dict] = field(default_factory=list)  # [{"question": ..., "answer": ...}]
-    method: str = "lora"  # "lora" or "full"
+    pairs: list[dict] = field(default_factory=list)  # [{"question": ..., "answer": ..., "system"?: ...}]
+    method: str = "lora"  # "lora", "qlora" (4-bit base, CUDA only) or "full"
+    backend: str = "auto"  # "auto" takes Unsloth on CUDA when it imports, else TRL + PEFT
     max_steps: int = 120
     learning_rate: float = 1e-2
     batch_size: int = 16
+    gradient_accumulation: int = 1
     max_length: int = 96
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
+    warmup_ratio: float = 0.0
+    scheduler: str = "constant"
+    train_on_responses_only: bool = True  # loss on the model's turns only
+    checkpoint_every: int = 0  # steps between checkpoints; 0 saves none
+    resume: bool = False  # continue from the newest checkpoint in output_dir, if any
     seed: int = 0
     evaluate: bool = True
 
 
-def _messages(question: str, answer: str | None = None) -> list[dict]:
-    messages = [{"role": "user", "content": question}]
+def _messages(question: str, answer: str | None = None, system: str = "") -> list[dict]:
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": question})
     if answer is not None:
         messages.append({"role": "assistant", "content": answer})
     return messages
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_backend(config: TrainConfig) -> str:
+    """The backend that will run: Unsloth only where it can (CUDA and the package installed)."""
+    unsloth_installed = importlib.util.find_spec("unsloth") is not None
+    if config.backend == "unsloth":
+        if not unsloth_installed:
+            raise ReadableError("The Unsloth backend was chosen, but Unsloth is not installed on this worker.")
+        return "unsloth"
+    if config.backend == "trl":
+        return "trl"
+    return "unsloth" if unsloth_installed and cuda_available() else "trl"
+
+
+def validate(config: TrainConfig) -> None:
+    """Refuse settings that cannot work, before any model is loaded or GPU time is spent."""
+    if config.method not in METHODS:
+        raise ReadableError(f"Unknown training method '{config.method}'. Choose one of: {', '.join(METHODS)}.")
+    if config.backend not in BACKENDS:
+        raise ReadableError(f"Unknown backend '{config.backend}'. Choose one of: {', '.join(BACKENDS)}.")
+    if not config.pairs:
+        raise ReadableError("There are no question-answer pairs to train on.")
+    if config.method in ("lora", "qlora") and config.lora_r < 1:
+        raise ReadableError("The LoRA rank must be at least 1.")
+    if config.learning_rate <= 0:
+        raise ReadableError("The learning rate must be greater than zero.")
+    if config.max_steps < 1 or config.batch_size < 1 or config.gradient_accumulation < 1:
+        raise ReadableError("Steps, batch size and gradient accumulation must each be at least 1.")
+    if config.method == "qlora" and not cuda_available():
+        raise ReadableError("QLoRA needs an NVIDIA GPU (4-bit weights run on CUDA only). Use LoRA on this worker.")
+
+
+def _model_limit(base_path: str) -> int | None:
+    """The model's longest sequence, read from its config.json without loading any weights."""
+    config_file = Path(base_path) / "config.json"
+    if not config_file.is_file():
+        return None
+    data = json.loads(config_file.read_text())
+    data = data.get("text_config", data)
+    return data.get("max_position_embeddings")
+
+
+def _check_base_model(config: TrainConfig, base_path: str) -> None:
+    path = Path(base_path)
+    if not path.is_dir() and (os.environ.get("HF_HUB_OFFLINE") == "1" or path.is_absolute() or base_path.startswith(".")):
+        raise ReadableError(f"The base model '{config.base_model}' is not a local folder, and this worker is offline.")
+    limit = _model_limit(base_path)
+    if limit is not None and config.max_length > limit:
+        raise ReadableError(f"The maximum sequence length {config.max_length} exceeds this model's limit of {limit} tokens.")
 
 
 def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) -> float:
@@ -53,8 +123,8 @@ def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) ->
         with torch.no_grad():
             for start in range(0, len(pairs), batch_size):
                 batch = pairs[start:start + batch_size]
-                prompts = [tokenizer.apply_chat_template(_messages(p["question"]), tokenize=False, add_generation_prompt=True)
-                           for p in batch]
+                prompts = [tokenizer.apply_chat_template(_messages(p["question"], system=p.get("system", "")),
+                                                         tokenize=False, add_generation_prompt=True) for p in batch]
                 enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
                 out = model.generate(**enc, max_new_tokens=answer_tokens + 2, do_sample=False,
                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -68,62 +138,127 @@ def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) ->
     return correct / len(pairs)
 
 
-def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step_fn):
+def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: float, compiles_first_step: bool):
+    import torch
     from transformers import TrainerCallback
 
     class ReportProgress(TrainerCallback):
-        """Streams step metrics to the reporter and stops the trainer when the owner cancels."""
+        """Streams step metrics to the reporter and stops the trainer when the owner cancels.
+
+        Speed and ETA come from a sliding window of recent steps. Unsloth compiles each decoder block during
+        the first step (a minute or more on a GPU): that step is shown as its own phase and kept out of the
+        window, where it would make the ETA wildly wrong."""
+
+        WINDOW = 20
 
         def __init__(self):
-            self.started = None
             self.cancelled = False
             self.losses: list[float] = []
             self.tokens_seen = 0.0
+            self.compiling = compiles_first_step
+            self.window: list[tuple[float, float]] = []  # (time, tokens seen) at recent logged steps
+
+        def window_tokens_per_s(self) -> float | None:
+            if len(self.window) < 2 or self.window[-1][0] <= self.window[0][0]:
+                return None
+            (t0, n0), (t1, n1) = self.window[0], self.window[-1]
+            return round((n1 - n0) / (t1 - t0), 1)
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.started = time.monotonic()
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs:
-                return
-            step = state.global_step
-            elapsed = time.monotonic() - self.started
-            per_step = elapsed / max(step, 1)
-            # TRL counts the tokens it trained on; other trainers leave an estimate from the data.
-            tokens = float(logs.get("num_tokens") or state.num_input_tokens_seen or tokens_per_step_fn() * step)
-            self.tokens_seen = tokens
-            self.losses.append(float(logs["loss"]))
-            reporter.metric(step=step, epoch=round(float(state.epoch or 0), 4), loss=float(logs["loss"]),
-                            learning_rate=float(logs.get("learning_rate", 0.0)),
-                            grad_norm=float(logs.get("grad_norm", 0.0) or 0.0),
-                            tokens_per_s=round(tokens / elapsed, 1) if elapsed > 0 else 0.0,
-                            eta_s=round(per_step * (max_steps - step), 1))
-            reporter.progress(step / max_steps, f"Step {step} of {max_steps}")
+            if self.compiling:
+                reporter.phase("compiling", "The first step compiles the model's kernels; this can take a minute or two.")
 
         def on_step_end(self, args, state, control, **kwargs):
             if reporter.should_stop():
                 self.cancelled = True
                 control.should_training_stop = True
 
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            step = state.global_step
+            # TRL counts the tokens it trained on; otherwise estimate from the data.
+            tokens = float(logs.get("num_tokens") or state.num_input_tokens_seen or tokens_per_step * step)
+            self.tokens_seen = tokens
+            self.losses.append(float(logs["loss"]))
+            if self.compiling:
+                self.compiling = False
+                reporter.phase("training", f"{max_steps} steps")
+            self.window = (self.window + [(time.monotonic(), tokens)])[-self.WINDOW:]
+            tokens_per_s, eta_s = self.window_tokens_per_s(), None
+            if len(self.window) >= 2:
+                per_step = (self.window[-1][0] - self.window[0][0]) / (len(self.window) - 1)
+                eta_s = round(per_step * (max_steps - step), 1)
+            values = {"step": step, "epoch": round(float(state.epoch or 0), 4), "loss": float(logs["loss"]),
+                      "learning_rate": float(logs.get("learning_rate", 0.0)),
+                      "grad_norm": float(logs.get("grad_norm", 0.0) or 0.0),
+                      "tokens_per_s": tokens_per_s, "eta_s": eta_s}
+            if torch.cuda.is_available():
+                values["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            reporter.metric(**values)
+            reporter.progress(step / max_steps, f"Step {step} of {max_steps}")
+
     return ReportProgress()
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    folder = Path(output_dir) / CHECKPOINTS
+    checkpoints = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _load(config: TrainConfig, backend: str, base_path: str):
+    """Load the model and tokenizer for the backend; LoRA adapters are attached here for Unsloth, by TRL otherwise."""
+    import torch
+
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=base_path, max_seq_length=config.max_length, dtype=None,
+            load_in_4bit=config.method == "qlora", full_finetuning=config.method == "full")
+        if config.method != "full":
+            model = FastLanguageModel.get_peft_model(
+                model, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                use_gradient_checkpointing="unsloth", random_state=config.seed, bias="none")
+        return model, tokenizer, None
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    kwargs = {"dtype": torch.bfloat16 if cuda_available() else torch.float32}
+    if config.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+    peft_config = None
+    if config.method != "full":
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                                 task_type="CAUSAL_LM", target_modules="all-linear")
+    return model, tokenizer, peft_config
 
 
 def train(config: TrainConfig, reporter: Reporter) -> dict:
     """Fine-tune, measure exact match before and after, save the adapter (or model) and zip it.
 
-    Side effects: writes `output_dir/model/` and `output_dir/<name>.zip`. Raises Cancelled or ReadableError."""
+    Side effects: writes `output_dir/model/`, `output_dir/<name>.zip` and, with checkpoint_every, checkpoints
+    under `output_dir/checkpoints/`. Raises Cancelled or ReadableError."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.monotonic()
-    if not config.pairs:
-        raise ReadableError("There are no question-answer pairs to train on.")
-    if config.method not in {"lora", "full"}:
-        raise ReadableError(f"Unknown training method '{config.method}'. Choose 'lora' or 'full'.")
+    validate(config)
+    backend = resolve_backend(config)
+    if backend == "unsloth":
+        import unsloth  # noqa: F401  (patches transformers and TRL: must come before them)
 
-    reporter.phase("loading model", f"Loading {config.base_model}")
+    reporter.phase("loading model", f"Loading {config.base_model} ({backend})")
     import datasets
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from workers.tiny_model import TINY_MODEL_ID, build_tiny_gemma3
@@ -133,19 +268,22 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     base_path = config.base_model
     if config.base_model == TINY_MODEL_ID:
-        corpus = [f"{p['question']} {p['answer']}" for p in config.pairs]
-        base_path = str(build_tiny_gemma3(output_dir / "base", corpus, seed=config.seed))
+        if not (output_dir / "base" / "config.json").exists():  # a resumed run keeps the model it started with
+            corpus = [f"{p['question']} {p['answer']}" for p in config.pairs]
+            build_tiny_gemma3(output_dir / "base", corpus, seed=config.seed)
+        base_path = str(output_dir / "base")
+    _check_base_model(config, base_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(base_path)
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+        model, tokenizer, peft_config = _load(config, backend, base_path)
     except (OSError, ValueError) as exc:
         raise ReadableError(f"Could not load the base model '{config.base_model}': {exc}") from exc
     if tokenizer.chat_template is None:
         raise ReadableError("The base model has no chat template; pick an instruction-tuned model or the tiny model.")
     torch.manual_seed(config.seed)
 
+    resume_from = latest_checkpoint(output_dir) if config.resume else None
     em_before = None
-    if config.evaluate:
+    if config.evaluate and resume_from is None:
         reporter.phase("evaluating base model", "Measuring exact match before training")
         em_before = exact_match(model, tokenizer, config.pairs)
         reporter.log(f"Exact match before training: {em_before:.3f}")
@@ -153,33 +291,34 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
             raise Cancelled()
 
     reporter.phase("preparing data", f"{len(config.pairs)} examples")
-    dataset = Dataset.from_list([{"messages": _messages(p["question"], p["answer"])} for p in config.pairs])
+    dataset = Dataset.from_list([{"messages": _messages(p["question"], p["answer"], p.get("system", ""))}
+                                 for p in config.pairs])
     mean_tokens = sum(len(tokenizer(p["question"] + " " + p["answer"])["input_ids"]) + 8 for p in config.pairs) / len(config.pairs)
-    peft_config = None
-    if config.method == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                                 task_type="CAUSAL_LM", target_modules="all-linear")
-    use_cpu = not torch.cuda.is_available()
+    use_cpu = not cuda_available()
     args = SFTConfig(
-        output_dir=str(output_dir / "checkpoints"), max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-        lr_scheduler_type="constant", logging_steps=1, save_strategy="no", report_to=[],
-        max_length=config.max_length, assistant_only_loss=True, use_cpu=use_cpu,
-        bf16=not use_cpu and torch.cuda.is_bf16_supported(), seed=config.seed, disable_tqdm=True, log_level="error",
-        dataloader_num_workers=0,
+        output_dir=str(output_dir / CHECKPOINTS), max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
+        logging_steps=1, report_to=[], max_length=config.max_length,
+        assistant_only_loss=config.train_on_responses_only,
+        save_strategy="steps" if config.checkpoint_every else "no", save_steps=config.checkpoint_every or 500,
+        save_total_limit=2, use_cpu=use_cpu, bf16=not use_cpu and torch.cuda.is_bf16_supported(),
+        seed=config.seed, data_seed=config.seed, disable_tqdm=True, log_level="error", dataloader_num_workers=0,
     )
-    callback = _progress_callback(reporter, config.max_steps, lambda: mean_tokens * config.batch_size)
+    callback = _progress_callback(reporter, config.max_steps, mean_tokens * config.batch_size * config.gradient_accumulation,
+                                  compiles_first_step=backend == "unsloth" and resume_from is None)
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, peft_config=peft_config,
                          args=args, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not to stdout
-    reporter.phase("training", f"{config.max_steps} steps, {config.method}")
+    if resume_from is not None:
+        reporter.log(f"Resuming from {resume_from.name}")
+    else:
+        reporter.phase("training", f"{config.max_steps} steps, {config.method}, {backend}")
     train_started = time.monotonic()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.monotonic() - train_started
     if callback.cancelled:
-        raise Cancelled()
+        raise Cancelled()  # the checkpoints written so far stay, so the job can be resumed
     steps = trainer.state.global_step
     tokens = callback.tokens_seen or mean_tokens * config.batch_size * steps
 
@@ -189,28 +328,32 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         em_after = exact_match(trainer.model, tokenizer, config.pairs)
         reporter.log(f"Exact match after training: {em_after:.3f}")
 
-    reporter.phase("saving", "Writing the adapter" if config.method == "lora" else "Writing the model")
+    reporter.phase("saving", "Writing the model" if config.method == "full" else "Writing the adapter")
     model_dir = output_dir / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
     trainer.model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    archive = output_dir / ("adapter.zip" if config.method == "lora" else "model.zip")
+    archive = output_dir / ("model.zip" if config.method == "full" else "adapter.zip")
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(model_dir.rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(model_dir))
     reporter.progress(1.0, "Done")
     return {
+        "backend": backend,
         "train_steps": steps,
         "loss_first": callback.losses[0] if callback.losses else None,
         "loss_last": callback.losses[-1] if callback.losses else None,
         "em_before": em_before,
         "em_after": em_after,
         "tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
+        # Over the last steps only: without the first step's compile, the speed a longer run would see.
+        "steady_tokens_per_s": callback.window_tokens_per_s(),
         "train_seconds": round(train_seconds, 2),
         "seconds": round(time.monotonic() - started, 2),
         "artifact": str(archive),
         "examples": len(config.pairs),
+        "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else None,
         "config": {k: v for k, v in asdict(config).items() if k != "pairs"},
     }

@@ -18,7 +18,8 @@ def test_it_learns_the_pairs_and_writes_an_adapter_zip(tmp_path):
     assert result["loss_last"] < result["loss_first"] / 4
     assert reporter.phases[:2] == ["loading model", "evaluating base model"] and "training" in reporter.phases
     assert [m["step"] for m in reporter.metrics] == list(range(1, 81))
-    assert all(m["tokens_per_s"] > 0 and m["eta_s"] >= 0 for m in reporter.metrics)
+    assert all(m["tokens_per_s"] > 0 and m["eta_s"] >= 0 for m in reporter.metrics[1:])
+    assert result["backend"] == "trl" and result["steady_tokens_per_s"] > 0
     with zipfile.ZipFile(result["artifact"]) as archive:
         names = set(archive.namelist())
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json"} <= names
@@ -31,8 +32,44 @@ def test_it_stops_when_asked(tmp_path):
     assert 5 <= len(reporter.metrics) <= 7
 
 
-def test_it_explains_bad_settings(tmp_path):
-    with pytest.raises(ReadableError, match="no question-answer pairs"):
-        train(TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=[]), RecordingReporter())
-    with pytest.raises(ReadableError, match="Could not load the base model"):
-        train(TrainConfig(base_model=str(tmp_path / "missing"), output_dir=str(tmp_path), pairs=PAIRS), RecordingReporter())
+def test_it_fine_tunes_all_weights_and_writes_a_model_zip(tmp_path):
+    result = train(TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=PAIRS, method="full",
+                               max_steps=60, learning_rate=3e-3), RecordingReporter())
+    assert result["em_after"] >= 0.9 and result["loss_last"] < result["loss_first"] / 4
+    with zipfile.ZipFile(result["artifact"]) as archive:
+        assert "model.safetensors" in archive.namelist() and "adapter_config.json" not in archive.namelist()
+
+
+def test_it_resumes_from_the_last_checkpoint_at_the_right_step_with_the_same_data_order(tmp_path):
+    def config(out, **kwargs):
+        return TrainConfig(base_model="tiny-gemma3", output_dir=str(out), pairs=PAIRS, max_steps=12, batch_size=4,
+                           checkpoint_every=4, evaluate=False, **kwargs)
+
+    straight = RecordingReporter()
+    train(config(tmp_path / "straight"), straight)
+    with pytest.raises(Cancelled):  # stopped after step 6: the last checkpoint is step 4
+        train(config(tmp_path / "resumed"), RecordingReporter(stop_after_metrics=6))
+    resumed = RecordingReporter()
+    result = train(config(tmp_path / "resumed", resume=True), resumed)
+    assert result["resumed_from_step"] == 4 and result["train_steps"] == 12
+    assert [m["step"] for m in resumed.metrics] == list(range(5, 13))
+    # Same batches in the same order from the same weights: the losses match the uninterrupted run.
+    expected = {m["step"]: m["loss"] for m in straight.metrics}
+    assert all(m["loss"] == pytest.approx(expected[m["step"]], rel=1e-4) for m in resumed.metrics)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"pairs": []}, "no question-answer pairs"),
+    ({"lora_r": 0}, "rank must be at least 1"),
+    ({"learning_rate": 0}, "learning rate must be greater than zero"),
+    ({"method": "qlora"}, "QLoRA needs an NVIDIA GPU"),
+    ({"method": "dpo"}, "Unknown training method"),
+    ({"max_length": 4096}, "exceeds this model's limit of 512"),
+    ({"base_model": "some-org/unknown-model"}, "not a local folder, and this worker is offline"),
+])
+def test_it_refuses_bad_settings_before_training(tmp_path, changes, message):
+    reporter = RecordingReporter()
+    settings = {"base_model": "tiny-gemma3", "output_dir": str(tmp_path), "pairs": PAIRS, **changes}
+    with pytest.raises(ReadableError, match=message):
+        train(TrainConfig(**settings), reporter)
+    assert reporter.metrics == []
