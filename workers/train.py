@@ -312,7 +312,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not to stdout
     if resume_from is not None:
         reporter.log(f"Resuming from {resume_from.name}")
-    else:
+    if not callback.compiling:  # otherwise the callback shows "compiling", then "training" after the first step
         reporter.phase("training", f"{config.max_steps} steps, {config.method}, {backend}")
     train_started = time.monotonic()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
