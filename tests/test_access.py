@@ -4,7 +4,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.services import dataset_create, document_upload
+from apps.datasets.services import dataset_create, dataset_version_freeze, document_upload, qa_pair_create
 from apps.training.models import FineTune
 
 pytestmark = pytest.mark.django_db
@@ -14,22 +14,42 @@ pytestmark = pytest.mark.django_db
 def alices_things(alice, settings, tmp_path):
     settings.GARAGE_ARTIFACTS_DIR = tmp_path
     dataset = dataset_create(owner=alice, name="Private")
-    document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("a.txt", b"The key is secret."), start=False)
+    document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("a.txt", b"The key is secret."), start=False)
+    pair = qa_pair_create(dataset=dataset, question="What is the key?", answer="Secret.")
+    version = dataset_version_freeze(dataset=dataset)
     job = job_create(owner=alice, kind=Job.Kind.SLEEP, start=False)
     finetune = FineTune.objects.create(owner=alice, dataset=dataset, base_model="tiny-gemma3", name="Mine", job=None,
                                        artifact="x/adapter.zip")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "adapter.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
-    return {"dataset": dataset.code, "job": job.code, "finetune": finetune.code}
+    return {"dataset": dataset.code, "job": job.code, "finetune": finetune.code, "document": document.code, "pair": pair.pk,
+            "version": version.code}
 
 
 API = ["/api/v1/datasets/{dataset}/", "/api/v1/datasets/{dataset}/documents/", "/api/v1/datasets/{dataset}/pairs/",
        "/api/v1/jobs/{job}/", "/api/v1/jobs/{job}/events/", "/api/v1/finetunes/{finetune}/",
-       "/api/v1/finetunes/{finetune}/download/"]
-API_POST = ["/api/v1/datasets/{dataset}/generate/", "/api/v1/jobs/{job}/cancel/", "/api/v1/jobs/{job}/retry/"]
-PAGES = ["/datasets/{dataset}/", "/jobs/{job}/", "/training/{finetune}/", "/training/{finetune}/download/"]
-PAGE_POSTS = ["/datasets/{dataset}/generate/", "/datasets/{dataset}/train/", "/datasets/{dataset}/upload/",
-              "/jobs/{job}/cancel/", "/jobs/{job}/retry/"]
+       "/api/v1/finetunes/{finetune}/download/", "/api/v1/finetunes/{finetune}/outputs/",
+       "/api/v1/finetunes/{finetune}/outputs/adapter/download/",
+       "/api/v1/datasets/{dataset}/pairs/{pair}/", "/api/v1/datasets/{dataset}/versions/", "/api/v1/datasets/{dataset}/export/",
+       "/api/v1/datasets/{dataset}/export/?version=1&style=alpaca", "/api/v1/versions/{version}/",
+       "/api/v1/versions/{version}/examples/", "/api/v1/versions/{version}/export/?style=sharegpt"]
+API_POST = ["/api/v1/finetunes/{finetune}/exports/", "/api/v1/datasets/{dataset}/generate/", "/api/v1/jobs/{job}/cancel/", "/api/v1/jobs/{job}/retry/",
+            "/api/v1/datasets/{dataset}/pairs/", "/api/v1/datasets/{dataset}/pairs/{pair}/restore/",
+            "/api/v1/datasets/{dataset}/curate/", "/api/v1/datasets/{dataset}/restore/", "/api/v1/datasets/{dataset}/import/",
+            "/api/v1/datasets/{dataset}/versions/"]
+# Other methods than GET and POST: (method, url).
+API_WRITE = [("patch", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("put", "/api/v1/datasets/{dataset}/pairs/{pair}/"),
+             ("delete", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("patch", "/api/v1/versions/{version}/")]
+PAGES = ["/datasets/{dataset}/", "/jobs/{job}/", "/training/{finetune}/", "/training/{finetune}/download/",
+         "/training/{finetune}/outputs/adapter/download/",
+         "/datasets/{dataset}/export/?style=messages", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/versions/{version}/",
+         "/datasets/versions/{version}/export/?style=alpaca", "/datasets/documents/{document}/"]
+PAGE_POSTS = ["/training/{finetune}/exports/", "/datasets/{dataset}/generate/", "/datasets/{dataset}/train/", "/datasets/{dataset}/upload/",
+              "/jobs/{job}/cancel/", "/jobs/{job}/retry/",
+              "/datasets/{dataset}/pairs/add/", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/{dataset}/pairs/{pair}/delete/",
+              "/datasets/{dataset}/pairs/{pair}/restore/", "/datasets/{dataset}/restore/", "/datasets/{dataset}/curate/",
+              "/datasets/{dataset}/import/", "/datasets/{dataset}/freeze/", "/datasets/versions/{version}/note/",
+              "/datasets/versions/{version}/train/"]
 
 
 def test_it_serves_the_owner(alices_things, alice_api, alice_client):
@@ -45,6 +65,8 @@ def test_it_answers_404_to_strangers(alices_things, bob, bob_api, client):
         assert bob_api.get(url.format(**alices_things)).status_code == 404, url
     for url in API_POST:
         assert bob_api.post(url.format(**alices_things)).status_code == 404, url
+    for method, url in API_WRITE:
+        assert getattr(bob_api, method)(url.format(**alices_things), {"note": "x", "answer": "x"}, format="json").status_code == 404, url
     for url in PAGES:
         assert client.get(url.format(**alices_things)).status_code == 404, url
     for url in PAGE_POSTS:

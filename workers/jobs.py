@@ -7,7 +7,7 @@ import traceback
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_claim, job_event_add, job_finish, job_heartbeat
@@ -64,6 +64,10 @@ class JobReporter:
     def metric(self, **values):
         self._emit(JobEvent.Type.METRIC, values)
 
+    def checkpoint(self, step):
+        """A resumable state was saved: the reaper may re-queue this job if its worker dies from here on."""
+        self._emit(JobEvent.Type.LOG, {"line": f"Checkpoint saved at step {step}", "checkpoint_step": step})
+
     def should_stop(self):
         now = time.monotonic()
         if not self._stop and now - self._last_cancel_check >= self.CANCEL_CHECK_INTERVAL:
@@ -105,7 +109,6 @@ def job_task(kind: str, *, soft_time_limit: int | None = None):
     def decorate(fn):
         @app.task(name=f"jobs.{kind}", bind=True, acks_late=True, soft_time_limit=soft_time_limit)
         def run(self, job_id: int):
-            close_old_connections()
             job = job_claim(job_id=job_id, task_id=self.request.id or "", worker=self.request.hostname or "")
             if job is None:
                 logger.info("Job %s was not claimable (cancelled, retried or already running)", job_id)

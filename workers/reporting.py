@@ -14,6 +14,8 @@ class Reporter(Protocol):
 
     def metric(self, **values: float) -> None: ...
 
+    def checkpoint(self, step: int) -> None: ...
+
     def should_stop(self) -> bool: ...
 
 
@@ -25,6 +27,7 @@ class RecordingReporter:
         self.progress_values: list[float] = []
         self.lines: list[str] = []
         self.metrics: list[dict] = []
+        self.checkpoints: list[int] = []
         self.echo = echo
         self.stop_after_metrics = stop_after_metrics
         self.started = time.monotonic()
@@ -44,6 +47,9 @@ class RecordingReporter:
 
     def metric(self, **values):
         self.metrics.append(values)
+
+    def checkpoint(self, step):
+        self.checkpoints.append(step)
 
     def should_stop(self):
         return self.stop_after_metrics is not None and len(self.metrics) >= self.stop_after_metrics

@@ -1,6 +1,8 @@
 """Celery tasks. Each is thin: load the row, call the service that runs the engine, return its result."""
 import time
 
+from django.conf import settings
+
 from apps.core.models import Job
 from apps.core.services import jobs_reap
 from garage.celery import app
@@ -8,7 +10,9 @@ from workers.errors import Cancelled
 from workers.jobs import job_task
 
 
-@job_task(Job.Kind.EXTRACT, soft_time_limit=600)
+# The extraction process is killed at GARAGE_EXTRACT_TIME_LIMIT; the task's own limit leaves room for the
+# process to start and for chunking and saving afterwards.
+@job_task(Job.Kind.EXTRACT, soft_time_limit=settings.GARAGE_EXTRACT_TIME_LIMIT + 120)
 def extract(job, reporter):
     from apps.datasets.models import Document
     from apps.datasets.services import document_extract
@@ -18,11 +22,32 @@ def extract(job, reporter):
 
 @job_task(Job.Kind.GENERATE)
 def generate(job, reporter):
+    """Make QA pairs with the generator in the job's config. Runs on queue `default`, or `gpu` for a local
+    model (the queue is chosen when the job is created). Side effects: see qa_generate (external requests
+    and audit rows for an endpoint; the dataset's generated pairs replaced)."""
     from apps.datasets.models import Dataset
     from apps.datasets.services import qa_generate
 
     dataset = Dataset.objects.get(pk=job.config["dataset"])
-    return qa_generate(dataset=dataset, max_pairs=job.config.get("max_pairs"), reporter=reporter)
+    options = job.config if "backend" in job.config else None  # jobs queued before generators were chosen
+    return qa_generate(dataset=dataset, max_pairs=job.config.get("max_pairs"), options=options, job=job, reporter=reporter)
+
+
+@job_task(Job.Kind.CURATE, soft_time_limit=3600)
+def curate(job, reporter):
+    from apps.datasets.models import Dataset
+    from apps.datasets.services import dataset_curate
+
+    return dataset_curate(dataset=Dataset.objects.get(pk=job.config["dataset"]), options=job.config.get("options", {}),
+                          reporter=reporter, job=job)
+
+
+@job_task(Job.Kind.IMPORT, soft_time_limit=1800)
+def import_examples(job, reporter):
+    from apps.datasets.models import Dataset
+    from apps.datasets.services import dataset_import_hub
+
+    return dataset_import_hub(dataset=Dataset.objects.get(pk=job.config["dataset"]), job_config=job.config, reporter=reporter)
 
 
 @job_task(Job.Kind.TRAIN)
@@ -31,6 +56,17 @@ def train(job, reporter):
     from apps.training.services import finetune_run
 
     return finetune_run(finetune=FineTune.objects.get(job=job), reporter=reporter)
+
+
+@job_task(Job.Kind.EXPORT)
+def export(job, reporter):
+    """Make a fine-tune's merged model, GGUF files and model card (queue `gpu`). Side effects: see
+    finetune_export_run (files under the fine-tune's exports/ folder, FineTune.outputs updated)."""
+    from apps.training.exports import finetune_export_run
+    from apps.training.models import FineTune
+
+    return finetune_export_run(finetune=FineTune.objects.get(pk=job.config["finetune"]), kinds=job.config["kinds"],
+                               reporter=reporter)
 
 
 @job_task(Job.Kind.SLEEP)
@@ -50,4 +86,8 @@ def sleep(job, reporter):
 
 @app.task(name="core.reap_jobs", ignore_result=True)
 def reap_jobs():
-    return jobs_reap()
+    from apps.core.scheduling import gpu_dispatch
+
+    reaped = jobs_reap()
+    gpu_dispatch()  # also a safety net: GPU jobs left waiting by a lost message or a crash get their turn
+    return reaped

@@ -168,6 +168,9 @@ def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: floa
             if self.compiling:
                 reporter.phase("compiling", "The first step compiles the model's kernels; this can take a minute or two.")
 
+        def on_save(self, args, state, control, **kwargs):
+            reporter.checkpoint(state.global_step)
+
         def on_step_end(self, args, state, control, **kwargs):
             if reporter.should_stop():
                 self.cancelled = True

@@ -21,8 +21,11 @@ class Job(OwnedModel):
     class Kind(models.TextChoices):
         EXTRACT = "extract", "Extract text"
         GENERATE = "generate", "Generate QA pairs"
+        CURATE = "curate", "Curate QA pairs"
+        IMPORT = "import", "Import examples"
         TRAIN = "train", "Fine-tune"
         PIPELINE = "pipeline", "Document to model"
+        EXPORT = "export", "Export model"
         SLEEP = "sleep", "Diagnostic sleep"
 
     class Status(models.TextChoices):
@@ -33,6 +36,8 @@ class Job(OwnedModel):
         CANCELLED = "cancelled", "Cancelled"
 
     FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+    # Kinds whose task continues from its last checkpoint when run again (the reaper re-queues them).
+    RESUMABLE = frozenset({Kind.TRAIN})
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)

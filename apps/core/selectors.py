@@ -21,7 +21,11 @@ def job_events(*, job, after_id: int = 0, limit: int = 2000) -> list[JobEvent]:
 
 
 def job_queue_position(*, job) -> int | None:
-    """How many queued jobs on the same queue were created before this one (None when not queued)."""
+    """The job's place in line: for GPU jobs in the fair dispatch order, otherwise by creation time."""
+    from apps.core.scheduling import GPU_QUEUE, gpu_queue_position
+
     if job.status != Job.Status.QUEUED:
         return None
+    if job.queue == GPU_QUEUE:
+        return gpu_queue_position(job)
     return Job.objects.filter(status=Job.Status.QUEUED, queue=job.queue, created_at__lt=job.created_at).count() + 1

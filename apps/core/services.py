@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.core.models import Job, JobEvent
 from apps.core.realtime import job_publish
+from apps.core.scheduling import GPU_QUEUE, gpu_dispatch
 from apps.core.signals import job_finished
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,15 @@ def job_create(*, owner, kind: str, config: dict | None = None, title: str = "",
 
 
 def job_enqueue(job: Job) -> None:
-    """Queue a created job: send the task after commit, with a task id chosen here so that only this message may claim the row."""
+    """Queue a created job: send the task after commit, with a task id chosen here so that only this message may
+    claim the row. GPU jobs instead wait for the fair dispatcher (apps.core.scheduling), which sends them."""
     from garage.celery import app
 
+    if job.queue == GPU_QUEUE and not app.conf.task_always_eager:
+        Job.objects.filter(pk=job.pk).update(celery_task_id="")
+        job.celery_task_id = ""
+        transaction.on_commit(gpu_dispatch)
+        return
     task_id = str(uuid.uuid4())
     Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
     job.celery_task_id = task_id
@@ -90,6 +97,8 @@ def job_finish(*, job: Job, status: str, result: dict | None = None, error: str 
     message = {Job.Status.SUCCEEDED: "Finished", Job.Status.CANCELLED: "Cancelled"}.get(status, error_message)
     _status_event(job, message)
     job_finished.send(sender=Job, job=job)
+    if job.queue == GPU_QUEUE:
+        transaction.on_commit(gpu_dispatch)  # a GPU slot is free again
     return True
 
 
@@ -134,11 +143,24 @@ def job_heartbeat(*, job_id: int) -> None:
     Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
 
 
+def _has_checkpoint(job: Job) -> bool:
+    return job.events.filter(type=JobEvent.Type.LOG, data__has_key="checkpoint_step").exists()
+
+
 def jobs_reap() -> int:
-    """Fail running jobs whose worker stopped sending heartbeats. Returns how many were reaped."""
+    """Handle running jobs whose worker stopped sending heartbeats: a resumable job with a checkpoint is
+    queued again (up to GARAGE_MAX_ATTEMPTS runs) and continues from it; any other is failed. Returns how many."""
     stale_before = timezone.now() - timedelta(seconds=settings.GARAGE_STALE_AFTER)
     reaped = 0
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before).exclude(kind=Job.Kind.PIPELINE):
+        if job.kind in Job.RESUMABLE and job.attempts < settings.GARAGE_MAX_ATTEMPTS and _has_checkpoint(job):
+            if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED, heartbeat_at=None):
+                job.refresh_from_db()
+                _status_event(job, "The worker stopped; continuing from the last checkpoint")
+                job_enqueue(job)
+                logger.warning("Re-queued job %s from its checkpoint", job.code)
+                reaped += 1
+            continue
         if job_finish(job=job, status=Job.Status.FAILED, error=f"No heartbeat since {job.heartbeat_at.isoformat()}",
                       error_message="The worker running this job stopped unexpectedly. You can retry it."):
             logger.warning("Reaped job %s: its worker stopped", job.code)

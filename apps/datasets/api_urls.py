@@ -1,7 +1,9 @@
 from rest_framework.routers import SimpleRouter
 
-from apps.datasets.api import DatasetViewSet
+from apps.datasets.api import DatasetVersionViewSet, DatasetViewSet, QAPairViewSet
 
 router = SimpleRouter()
 router.register("datasets", DatasetViewSet, basename="dataset")
+router.register(r"datasets/(?P<dataset_code>[0-9a-fA-F-]{36})/pairs", QAPairViewSet, basename="dataset-pair")
+router.register("versions", DatasetVersionViewSet, basename="dataset-version")
 urlpatterns = router.urls

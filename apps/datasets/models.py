@@ -69,7 +69,24 @@ class Chunk(models.Model):
         return f"{self.document} #{self.index}"
 
 
+class QAPairQuerySet(models.QuerySet):
+    def included(self):
+        """The pairs that are part of the dataset: what versions freeze, exports write and pages show."""
+        return self.filter(excluded="")
+
+    def set_aside(self):
+        """The pairs curation set aside; kept so that a too-eager curation can be undone."""
+        return self.exclude(excluded="")
+
+
 class QAPair(models.Model):
+    class Exclusion(models.TextChoices):
+        TOO_SHORT = "too_short", "Too short"
+        TOO_LONG = "too_long", "Too long"
+        EXACT_DUPLICATE = "exact_duplicate", "Duplicate question"
+        NEAR_DUPLICATE = "near_duplicate", "Near-duplicate question"
+        LOW_RATING = "low_rating", "Rated below the threshold"
+
     class Source(models.TextChoices):
         EXTRACTIVE = "extractive", "Extractive (offline)"
         ENDPOINT = "endpoint", "Chat endpoint"
@@ -87,12 +104,25 @@ class QAPair(models.Model):
     answer = models.TextField()
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.EXTRACTIVE)
     rating = models.FloatField(null=True, blank=True, help_text="Judge's score from 1 to 10, when rated.")
+    excluded = models.CharField(max_length=20, choices=Exclusion.choices, blank=True, default="",
+                                help_text="Why curation set the pair aside; empty while the pair is part of the dataset.")
+    excluded_note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = QAPairQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
         verbose_name = "QA pair"
+        indexes = [models.Index(fields=["dataset", "excluded", "id"], name="qapair_dataset_excluded")]
+
+    @property
+    def source_document(self):
+        """Where the pair came from: its document, or the document of its chunk."""
+        if self.document_id:
+            return self.document
+        return self.chunk.document if self.chunk_id else None
 
     def __str__(self):
         return self.question[:80]
@@ -130,3 +160,9 @@ class VersionExample(models.Model):
 
     def __str__(self):
         return self.question[:80]
+
+    @property
+    def source_document(self):
+        if self.document_id:
+            return self.document
+        return self.chunk.document if self.chunk_id else None

@@ -2,14 +2,63 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.datasets.forms import DatasetForm, UploadForm
-from apps.datasets.selectors import dataset_get_for_user, dataset_list_for_user, qa_pairs_for_dataset
-from apps.datasets.services import dataset_create, document_upload, qa_generate_start
+from apps.core.models import Job
+from apps.datasets.forms import CurateForm, DatasetForm, FreezeForm, ImportForm, PairForm, UploadForm
+from apps.datasets.models import Chunk, Document
+from apps.datasets.selectors import (
+    dataset_get_for_user,
+    dataset_list_for_user,
+    dataset_pair_counts,
+    dataset_version_get_for_user,
+    dataset_versions,
+    document_excerpt,
+    document_get_for_user,
+    export_examples,
+    export_filename,
+    qa_pair_get_for_user,
+    qa_pairs_for_dataset,
+    version_examples,
+)
+from apps.datasets.services import (
+    dataset_create,
+    dataset_curate_start,
+    dataset_import_file,
+    dataset_import_hub_start,
+    dataset_version_freeze,
+    dataset_version_update,
+    document_upload,
+    qa_generate_start,
+    qa_pair_create,
+    qa_pair_delete,
+    qa_pair_restore,
+    qa_pair_update,
+    qa_pairs_restore,
+)
 from apps.training.forms import TrainingOptionsForm
-from apps.training.services import finetune_create_from_dataset
+from apps.training.services import finetune_create, finetune_create_from_dataset
+from workers.records import STYLES, jsonl_lines
+
+PAIRS_PER_PAGE = 25
+
+
+def _readable(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+def _back_to(dataset, request=None, anchor: str = ""):
+    """Back to the dataset page, keeping the search and page the person was looking at."""
+    url = reverse("datasets:detail", kwargs={"code": dataset.code})
+    query = request.POST.get("next_query", "") if request is not None else ""
+    if query and not query.startswith(("/", "http")) and "\n" not in query:
+        url = f"{url}?{query}"
+    return redirect(url + anchor)
 
 
 @login_required
@@ -22,13 +71,33 @@ def dataset_list(request):
     return render(request, "datasets/dataset_list.html", {"page": page, "form": form})
 
 
+def _has_template(name: str) -> bool:
+    try:
+        get_template(name)
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
 @login_required
 def dataset_detail(request, code):
     dataset = dataset_get_for_user(user=request.user, code=code)
-    pairs = Paginator(qa_pairs_for_dataset(dataset=dataset), 25).get_page(request.GET.get("page"))
+    search = request.GET.get("q", "").strip()
+    set_aside = request.GET.get("show") == "set-aside"
+    pairs = Paginator(qa_pairs_for_dataset(dataset=dataset, search=search, set_aside=set_aside),
+                      PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    active_jobs = (Job.objects.filter(owner=request.user, config__dataset=dataset.pk,
+                                      kind__in=[Job.Kind.GENERATE, Job.Kind.CURATE, Job.Kind.IMPORT])
+                   .exclude(status__in=Job.FINAL).order_by("created_at"))
     return render(request, "datasets/dataset_detail.html", {
         "dataset": dataset, "documents": dataset.documents.select_related("job"), "page": pairs,
-        "upload_form": UploadForm(), "train_form": TrainingOptionsForm(),
+        "search": search, "set_aside": set_aside, "counts": dataset_pair_counts(dataset=dataset),
+        "versions": dataset_versions(dataset=dataset), "active_jobs": active_jobs, "styles": STYLES,
+        # Several forms share a page with the generation form: their own id prefixes keep labels pointing right.
+        "upload_form": UploadForm(), "train_form": TrainingOptionsForm(auto_id="train_%s"), "pair_form": PairForm(auto_id="pair_%s"),
+        "curate_form": CurateForm(user=request.user, auto_id="curate_%s"), "import_form": ImportForm(auto_id="import_%s"),
+        "freeze_form": FreezeForm(auto_id="freeze_%s"),
+        "has_generate_form": _has_template("datasets/_generate_form.html"),
     })
 
 
@@ -53,9 +122,20 @@ def document_upload_view(request, code):
 @require_POST
 @login_required
 def generate_view(request, code):
+    """Start a generation run with the options of templates/datasets/_generate_form.html (a bare POST, with
+    no options, runs the default generator). A provider that is not the user's answers 404."""
+    from apps.providers.forms import GenerationForm
+
     dataset = dataset_get_for_user(user=request.user, code=code)
+    options = {}
+    if "generator" in request.POST:
+        form = GenerationForm(request.POST, user=request.user, dataset=dataset)
+        if not form.is_valid():
+            messages.error(request, "Check the generation options: " + form.error_text())
+            return redirect("datasets:detail", code=dataset.code)
+        options = form.options()
     try:
-        job = qa_generate_start(dataset=dataset)
+        job = qa_generate_start(dataset=dataset, **options)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("datasets:detail", code=dataset.code)
@@ -77,3 +157,214 @@ def train_view(request, code):
         messages.error(request, " ".join(exc.messages))
         return redirect("datasets:detail", code=dataset.code)
     return redirect("training:detail", code=finetune.code)
+
+
+# ---------------------------------------------------------------------------------------------- pairs
+
+
+@require_POST
+@login_required
+def pair_add(request, code):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    form = PairForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Write both a question and an answer.")
+        return _back_to(dataset, request)
+    try:
+        pair = qa_pair_create(dataset=dataset, **form.cleaned_data)
+    except ValidationError as exc:
+        messages.error(request, _readable(exc))
+        return _back_to(dataset, request)
+    messages.info(request, "Pair added.")
+    return _back_to(dataset, request, f"#pair-{pair.pk}")
+
+
+@login_required
+def pair_edit(request, code, pk):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    pair = qa_pair_get_for_user(user=request.user, dataset=dataset, pk=pk)
+    form = PairForm(request.POST or None, initial={"system": pair.system, "question": pair.question, "answer": pair.answer})
+    if request.method == "POST" and form.is_valid():
+        try:
+            qa_pair_update(pair=pair, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.info(request, "Pair saved.")
+            return _back_to(dataset, request, f"#pair-{pair.pk}")
+    return render(request, "datasets/pair_edit.html", {"dataset": dataset, "pair": pair, "form": form,
+                                                       "next_query": request.GET.get("next_query", "")},
+                  status=400 if request.method == "POST" else 200)
+
+
+@require_POST
+@login_required
+def pair_delete(request, code, pk):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    qa_pair_delete(pair=qa_pair_get_for_user(user=request.user, dataset=dataset, pk=pk))
+    messages.info(request, "Pair deleted.")
+    return _back_to(dataset, request, "#pairs")
+
+
+@require_POST
+@login_required
+def pair_restore(request, code, pk):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    qa_pair_restore(pair=qa_pair_get_for_user(user=request.user, dataset=dataset, pk=pk))
+    messages.info(request, "Pair put back into the dataset.")
+    return _back_to(dataset, request, "#pairs")
+
+
+@require_POST
+@login_required
+def pairs_restore(request, code):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    restored = qa_pairs_restore(dataset=dataset)
+    messages.info(request, f"{restored} pair{'s' if restored != 1 else ''} put back into the dataset.")
+    return redirect(reverse("datasets:detail", kwargs={"code": dataset.code}) + "#pairs")
+
+
+# ---------------------------------------------------------------------------------------------- curation, import, export
+
+
+@require_POST
+@login_required
+def curate_view(request, code):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    form = CurateForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, "Check the curation settings: " + "; ".join(
+            f"{form.fields[k].label if k in form.fields else ''} {' '.join(v)}".strip() for k, v in form.errors.items()))
+        return redirect("datasets:detail", code=dataset.code)
+    try:
+        job = dataset_curate_start(dataset=dataset, options=form.options())
+    except ValidationError as exc:
+        messages.error(request, _readable(exc))
+        return redirect("datasets:detail", code=dataset.code)
+    return redirect("jobs:detail", code=job.code)
+
+
+@require_POST
+@login_required
+def import_view(request, code):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.non_field_errors()) or "Check the import form.")
+        return redirect("datasets:detail", code=dataset.code)
+    data = form.cleaned_data
+    try:
+        if data.get("file"):
+            result = dataset_import_file(dataset=dataset, uploaded_file=data["file"], mapping=form.mapping())
+        else:
+            job = dataset_import_hub_start(dataset=dataset, dataset_id=data["hub_id"], split=data.get("split") or "train",
+                                           config=data.get("hub_config") or "", mapping=form.mapping(), limit=data.get("limit"))
+            return redirect("jobs:detail", code=job.code)
+    except ValidationError as exc:
+        messages.error(request, _readable(exc))
+        return redirect("datasets:detail", code=dataset.code)
+    skipped = f"; {result['skipped']} rows without a question and an answer were skipped" if result["skipped"] else ""
+    messages.info(request, f"Imported {result['imported']} examples from '{result['filename']}'{skipped}.")
+    return redirect(reverse("datasets:detail", kwargs={"code": dataset.code}) + "#pairs")
+
+
+def _jsonl_response(*, dataset, style: str, version=None):
+    if style not in STYLES:
+        raise Http404(f"Unknown export style. Choose one of: {', '.join(STYLES)}.")
+    lines = jsonl_lines(export_examples(dataset=dataset, version=version), style)
+    response = StreamingHttpResponse((line.encode() for line in lines), content_type="application/jsonl; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(dataset=dataset, style=style, version=version)}"'
+    return response
+
+
+@login_required
+def export_view(request, code):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    return _jsonl_response(dataset=dataset, style=request.GET.get("style", "messages"))
+
+
+# ---------------------------------------------------------------------------------------------- versions
+
+
+@require_POST
+@login_required
+def version_freeze(request, code):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    form = FreezeForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    try:
+        version = dataset_version_freeze(dataset=dataset, note=note)
+    except ValidationError as exc:
+        messages.error(request, _readable(exc))
+        return redirect(reverse("datasets:detail", kwargs={"code": dataset.code}) + "#versions")
+    messages.info(request, f"Froze version {version.number} with {version.example_count} examples.")
+    return redirect("datasets:version", code=version.code)
+
+
+@login_required
+def version_detail(request, code):
+    version = dataset_version_get_for_user(user=request.user, code=code)
+    search = request.GET.get("q", "").strip()
+    examples = Paginator(version_examples(version=version, search=search), PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "datasets/version_detail.html", {
+        "version": version, "dataset": version.dataset, "page": examples, "search": search, "styles": STYLES,
+        "note_form": FreezeForm(initial={"note": version.note}), "train_form": TrainingOptionsForm(),
+        "finetunes": version.finetunes.select_related("job").order_by("-created_at"),
+    })
+
+
+@require_POST
+@login_required
+def version_note(request, code):
+    version = dataset_version_get_for_user(user=request.user, code=code)
+    form = FreezeForm(request.POST)
+    if form.is_valid():
+        dataset_version_update(version=version, note=form.cleaned_data["note"])
+        messages.info(request, "Note saved.")
+    return redirect("datasets:version", code=version.code)
+
+
+@login_required
+def version_export(request, code):
+    version = dataset_version_get_for_user(user=request.user, code=code)
+    return _jsonl_response(dataset=version.dataset, version=version, style=request.GET.get("style", "messages"))
+
+
+@require_POST
+@login_required
+def version_train(request, code):
+    version = dataset_version_get_for_user(user=request.user, code=code)
+    form = TrainingOptionsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Check the training settings: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("datasets:version", code=version.code)
+    try:
+        finetune = finetune_create(owner=request.user, version=version, base_model=form.cleaned_data["base_model"],
+                                   method=form.cleaned_data["method"], options=form.options())
+    except ValidationError as exc:
+        messages.error(request, _readable(exc))
+        return redirect("datasets:version", code=version.code)
+    return redirect("training:detail", code=finetune.code)
+
+
+# ---------------------------------------------------------------------------------------------- documents
+
+
+@login_required
+def document_detail(request, code):
+    document = document_get_for_user(user=request.user, code=code)
+    chunk = None
+    if request.GET.get("chunk", "").isdigit():
+        chunk = Chunk.objects.filter(document=document, index=int(request.GET["chunk"])).first()
+        if chunk is None:
+            raise Http404("This document has no such chunk.")
+    page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
+    page = max(1, min(page, document.pages or 1))
+    pairs = (document.pairs.included().select_related("chunk").order_by("id") if document.status == Document.Status.READY
+             else document.pairs.none())
+    return render(request, "datasets/document_detail.html", {
+        "document": document, "dataset": document.dataset, "chunk": chunk, "page_number": page,
+        "excerpt": document_excerpt(document=document, chunk=chunk, page=page),
+        "page_numbers": range(1, (document.pages or 1) + 1) if (document.pages or 1) > 1 else [],
+        "pairs": pairs[:50], "pair_count": pairs.count(), "chunk_count": document.chunks.count(),
+    })

@@ -1,20 +1,23 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from apps.core.api import JobSerializer
 from apps.datasets.api import as_api_error
 from apps.datasets.selectors import dataset_get_for_user, dataset_version_get_for_user
+from apps.training.exports import finetune_export_start, finetune_file_stem, finetune_output_list, finetune_output_path
 from apps.training.models import FineTune
 from apps.training.pipeline import pipeline_start
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
-from apps.training.services import DEFAULTS, finetune_artifact_path, finetune_create, finetune_create_from_dataset
+from apps.training.services import BACKENDS, DEFAULTS, finetune_artifact_path, finetune_create, finetune_create_from_dataset
+from workers.export import KINDS as EXPORT_KINDS
 from workers.tiny_model import TINY_MODEL_ID
 
 
@@ -25,6 +28,10 @@ class OptionsSerializer(serializers.Serializer):
     max_length = serializers.IntegerField(required=False, default=DEFAULTS["max_length"])
     lora_r = serializers.IntegerField(required=False, default=DEFAULTS["lora_r"])
     lora_alpha = serializers.IntegerField(required=False, default=DEFAULTS["lora_alpha"])
+    lora_dropout = serializers.FloatField(required=False, default=DEFAULTS["lora_dropout"])
+    gradient_accumulation = serializers.IntegerField(required=False, default=DEFAULTS["gradient_accumulation"])
+    warmup_ratio = serializers.FloatField(required=False, default=DEFAULTS["warmup_ratio"])
+    checkpoint_every = serializers.IntegerField(required=False, default=DEFAULTS["checkpoint_every"])
     seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
 
 
@@ -45,7 +52,23 @@ class FineTuneCreateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, default="", allow_blank=True)
     base_model = serializers.CharField(required=False, default=TINY_MODEL_ID)
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
+    backend = serializers.ChoiceField(choices=list(BACKENDS.items()), default="auto")
     options = OptionsSerializer(required=False, default=dict)
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=EXPORT_KINDS), min_length=1,
+        help_text="What to make: merged (the adapter folded into the base model), gguf_f16, gguf_q8_0 (llama.cpp "
+                  "files), card (the model card, README.md).")
+
+
+class OutputSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="adapter or model (the training zip), merged, gguf_f16, gguf_q8_0 or card.")
+    label = serializers.CharField()
+    bytes = serializers.IntegerField()
+    created_at = serializers.CharField(allow_null=True, required=False)
+    download_url = serializers.URLField()
 
 
 class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -67,8 +90,8 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = FineTuneCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        settings = {"base_model": values["base_model"], "method": values["method"], "options": dict(values["options"]),
-                    "name": values["name"]}
+        settings = {"base_model": values["base_model"], "method": values["method"], "backend": values["backend"],
+                    "options": dict(values["options"]), "name": values["name"]}
         try:
             if values.get("version"):
                 version = dataset_version_get_for_user(user=request.user, code=values["version"])
@@ -89,6 +112,42 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         if path is None:
             raise Http404("This model has no files to download yet.")
         return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+
+    @extend_schema(request=ExportCreateSerializer, responses={202: JobSerializer},
+                   description="Queue an export job; follow it at /api/v1/jobs/{code}/, then list the outputs.")
+    @action(detail=True, methods=["post"])
+    def exports(self, request, code=None):
+        finetune = self.get_object()
+        data = ExportCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            job = finetune_export_start(finetune=finetune, kinds=data.validated_data["kinds"])
+        except DjangoValidationError as exc:
+            raise as_api_error(exc)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: OutputSerializer(many=True)},
+                   description="The files made so far (training zip, exports, card), with download links.")
+    @action(detail=True, methods=["get"])
+    def outputs(self, request, code=None):
+        finetune = self.get_object()
+        items = [{"name": item["name"], "label": item["label"], "bytes": item["bytes"],
+                  "created_at": item.get("created_at"),
+                  "download_url": reverse("finetune-output-download", request=request,
+                                          kwargs={"code": finetune.code, "name": item["name"]})}
+                 for item in finetune_output_list(finetune=finetune)]
+        return Response(OutputSerializer(items, many=True).data)
+
+    @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH,
+                                                enum=["adapter", "model", *EXPORT_KINDS])],
+                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path=r"outputs/(?P<name>[a-z0-9_]+)/download", url_name="output-download")
+    def output_download(self, request, code=None, name=None):
+        finetune = self.get_object()
+        path = finetune_output_path(finetune=finetune, name=name)
+        if path is None:
+            raise Http404("This output has not been made yet.")
+        return FileResponse(path.open("rb"), as_attachment=True, filename=f"{finetune_file_stem(finetune)}-{path.name}")
 
 
 class PipelineSerializer(serializers.Serializer):

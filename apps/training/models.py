@@ -9,6 +9,7 @@ class FineTune(OwnedModel):
 
     class Method(models.TextChoices):
         LORA = "lora", "LoRA adapter"
+        QLORA = "qlora", "QLoRA adapter (4-bit, GPU only)"
         FULL = "full", "Full fine-tuning"
 
     name = models.CharField(max_length=200)
@@ -21,6 +22,8 @@ class FineTune(OwnedModel):
     job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="finetune")
     metrics = models.JSONField(default=dict, blank=True)
     artifact = models.CharField(max_length=500, blank=True, help_text="Path of the zip under the artifacts folder.")
+    outputs = models.JSONField(default=dict, blank=True,
+                               help_text="Exports by kind (merged, gguf_f16, gguf_q8_0, card): path under the artifacts folder, size.")
 
     class Meta:
         ordering = ["-created_at"]

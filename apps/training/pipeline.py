@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_enqueue, job_finish
 from apps.core.signals import job_finished
-from apps.datasets.models import Dataset, QAPair
+from apps.datasets.models import Dataset
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
 from apps.training.models import FineTune
 from apps.training.services import finetune_create_from_dataset
@@ -91,7 +91,7 @@ def _advance(job: Job) -> None:
     if job.kind == Job.Kind.TRAIN:
         finetune = FineTune.objects.get(job=job)
         result = {**job.result, "dataset": str(dataset.code), "documents": dataset.documents.count(),
-                  "qa_pairs": QAPair.objects.filter(dataset=dataset).count(), "finetune": str(finetune.code)}
+                  "qa_pairs": dataset.pairs.included().count(), "finetune": str(finetune.code)}
         job_finish(job=parent, status=Job.Status.SUCCEEDED, result=result)
 
 

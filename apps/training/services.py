@@ -16,8 +16,11 @@ from workers.train import TrainConfig, train
 
 # Settings a user may choose, with their bounds; everything else is fixed by the engine.
 TUNABLE = {"max_steps": (1, 100_000), "learning_rate": (1e-7, 1.0), "batch_size": (1, 1024), "max_length": (16, 32_768),
-           "lora_r": (1, 512), "lora_alpha": (1, 1024), "seed": (0, 2**31 - 1)}
-DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE}
+           "gradient_accumulation": (1, 1024), "lora_r": (1, 512), "lora_alpha": (1, 1024), "lora_dropout": (0.0, 0.9),
+           "warmup_ratio": (0.0, 0.5), "checkpoint_every": (0, 100_000), "seed": (0, 2**31 - 1)}
+# Jobs save a checkpoint every 50 steps, so a run whose worker dies, or that was cancelled, can continue.
+DEFAULTS = {**{f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE}, "checkpoint_every": 50}
+BACKENDS = {"auto": "Automatic (Unsloth on a GPU when installed)", "unsloth": "Unsloth", "trl": "TRL + PEFT"}
 
 
 def finetune_options(raw: dict) -> dict:
@@ -39,14 +42,17 @@ def finetune_options(raw: dict) -> dict:
 
 
 def finetune_create(*, owner, version: DatasetVersion, base_model: str = TINY_MODEL_ID,
-                    method: str = FineTune.Method.LORA, options: dict | None = None, name: str = "",
-                    parent: Job | None = None) -> FineTune:
+                    method: str = FineTune.Method.LORA, backend: str = "auto", options: dict | None = None,
+                    name: str = "", parent: Job | None = None) -> FineTune:
     """Create a fine-tune of a frozen dataset version and queue its training job on the `gpu` queue."""
     if method not in FineTune.Method.values:
         raise ValidationError(f"Unknown method '{method}'.")
+    backend = (options or {}).get("backend") or backend  # forms carry the backend among the options
+    if backend not in BACKENDS:
+        raise ValidationError(f"Unknown backend '{backend}'. Choose one of: {', '.join(BACKENDS)}.")
     if version.example_count == 0:
         raise ValidationError("This dataset version has no examples.")
-    options = finetune_options(options or {})
+    options = {**finetune_options(options or {}), "backend": backend}
     dataset = version.dataset
     with transaction.atomic():
         finetune = FineTune.objects.create(owner=owner, dataset=dataset, version=version,
@@ -65,6 +71,23 @@ def finetune_create_from_dataset(*, owner, dataset: Dataset, note: str = "Frozen
         return finetune_create(owner=owner, version=version, **kwargs)
 
 
+def code_version() -> str:
+    """The platform's version and, in a git checkout, its commit: part of every trained model's lineage."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("gemma-garage")
+    except PackageNotFoundError:
+        release = "unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=settings.BASE_DIR, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{release}+{commit}" if commit else release
+
+
 def finetune_output_dir(finetune: FineTune) -> Path:
     return Path(settings.GARAGE_ARTIFACTS_DIR) / str(finetune.code)
 
@@ -73,23 +96,37 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
     """Run the training engine for a fine-tune and record its metrics and artifact.
 
     Side effects: writes model files under the artifacts folder and updates the FineTune row."""
-    pairs = [{"question": q, "answer": a} for q, a in finetune.version.examples.values_list("question", "answer")]
+    pairs = [{"question": q, "answer": a, "system": s}
+             for q, a, s in finetune.version.examples.values_list("question", "answer", "system")]
+    # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.
     config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)), pairs=pairs,
-                         method=finetune.method, **finetune.config)
+                         method=finetune.method, resume=True, **finetune.config)
     result = train(config, reporter)
-    finetune.metrics = {k: result[k] for k in ("train_steps", "loss_first", "loss_last", "em_before", "em_after",
-                                               "tokens_per_s", "train_seconds", "examples")}
+    finetune.metrics = {k: result[k] for k in ("backend", "train_steps", "loss_first", "loss_last", "em_before",
+                                               "em_after", "tokens_per_s", "train_seconds", "examples",
+                                               "resumed_from_step")}
+    finetune.metrics["code_version"] = code_version()
     finetune.artifact = str(Path(result["artifact"]).relative_to(settings.GARAGE_ARTIFACTS_DIR))
     finetune.save(update_fields=["metrics", "artifact"])
+    # The model card goes beside the adapter (or model) and into its zip. Imported here: exports builds on this module.
+    from apps.training.exports import finetune_card_write
+
+    finetune_card_write(finetune=finetune)
     return {**finetune.metrics, "finetune": str(finetune.code)}
 
 
-def finetune_artifact_path(finetune: FineTune) -> Path | None:
-    """The artifact's absolute path if it exists; the stored path is confined to the artifacts folder."""
-    if not finetune.artifact:
+def artifact_resolve(*, relative: str) -> Path | None:
+    """The absolute path of a stored file (a path relative to the artifacts folder) if it exists and stays inside
+    that folder; None otherwise, so that no stored or crafted path can reach a file elsewhere."""
+    if not relative:
         return None
     root = Path(settings.GARAGE_ARTIFACTS_DIR).resolve()
-    path = (root / finetune.artifact).resolve()
+    path = (root / relative).resolve()
     if root not in path.parents or not path.is_file():
         return None
     return path
+
+
+def finetune_artifact_path(finetune: FineTune) -> Path | None:
+    """The training zip's absolute path if it exists (see artifact_resolve)."""
+    return artifact_resolve(relative=finetune.artifact)

@@ -8,4 +8,6 @@ urlpatterns = [
     path("pipeline/", views.pipeline_create, name="pipeline"),
     path("<uuid:code>/", views.finetune_detail, name="detail"),
     path("<uuid:code>/download/", views.finetune_download, name="download"),
+    path("<uuid:code>/exports/", views.finetune_export, name="export"),
+    path("<uuid:code>/outputs/<slug:name>/download/", views.finetune_output_download, name="output-download"),
 ]

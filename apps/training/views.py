@@ -8,6 +8,8 @@ from django.views.decorators.http import require_POST
 
 from apps.core.selectors import job_list_for_user
 from apps.datasets.selectors import dataset_list_for_user
+from apps.training.exports import (finetune_card_text, finetune_export_job_latest, finetune_export_start,
+                                   finetune_file_stem, finetune_output_list, finetune_output_path)
 from apps.training.forms import PipelineForm
 from apps.training.pipeline import pipeline_start
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
@@ -25,7 +27,32 @@ def finetune_detail(request, code):
     finetune = finetune_get_for_user(user=request.user, code=code)
     return render(request, "training/finetune_detail.html", {
         "finetune": finetune, "has_artifact": finetune_artifact_path(finetune) is not None,
+        "outputs": finetune_output_list(finetune=finetune), "card": finetune_card_text(finetune=finetune),
+        "export_job": finetune_export_job_latest(finetune=finetune),
     })
+
+
+@require_POST
+@login_required
+def finetune_export(request, code):
+    """Start an export job for the kinds ticked or named by the button pressed."""
+    finetune = finetune_get_for_user(user=request.user, code=code)
+    try:
+        finetune_export_start(finetune=finetune, kinds=request.POST.getlist("kinds"))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Export started; its progress shows below.")
+    return redirect("training:detail", code=finetune.code)
+
+
+@login_required
+def finetune_output_download(request, code, name):
+    finetune = finetune_get_for_user(user=request.user, code=code)
+    path = finetune_output_path(finetune=finetune, name=name)
+    if path is None:
+        raise Http404("This output has not been made yet.")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{finetune_file_stem(finetune)}-{path.name}")
 
 
 @login_required

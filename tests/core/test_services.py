@@ -71,3 +71,27 @@ def test_it_reaps_running_jobs_without_heartbeat(alice, settings):
     fresh.refresh_from_db()
     assert stale.status == Job.Status.FAILED and "stopped unexpectedly" in stale.error_message
     assert fresh.status == Job.Status.RUNNING
+
+
+def _stale_running(owner, kind, attempts=1, checkpoint=False):
+    job = job_create(owner=owner, kind=kind, start=False)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, attempts=attempts,
+                                         heartbeat_at=timezone.now() - timedelta(minutes=5))
+    if checkpoint:
+        JobEvent.objects.create(job=job, type=JobEvent.Type.LOG, data={"line": "saved", "checkpoint_step": 50})
+    return job
+
+
+def test_it_requeues_a_dead_training_that_has_a_checkpoint(alice, settings, django_capture_on_commit_callbacks):
+    settings.GARAGE_STALE_AFTER, settings.GARAGE_MAX_ATTEMPTS = 60, 3
+    resumable = _stale_running(alice, Job.Kind.TRAIN, checkpoint=True)
+    no_checkpoint = _stale_running(alice, Job.Kind.TRAIN)
+    too_many = _stale_running(alice, Job.Kind.TRAIN, attempts=3, checkpoint=True)
+    not_resumable = _stale_running(alice, Job.Kind.SLEEP, checkpoint=True)
+    old_task = resumable.celery_task_id
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert jobs_reap() == 4
+    statuses = {j.pk: Job.objects.get(pk=j.pk).status for j in (resumable, no_checkpoint, too_many, not_resumable)}
+    assert statuses == {resumable.pk: "queued", no_checkpoint.pk: "failed", too_many.pk: "failed", not_resumable.pk: "failed"}
+    resumable.refresh_from_db()
+    assert resumable.celery_task_id != old_task and len(callbacks) == 1

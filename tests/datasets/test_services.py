@@ -33,8 +33,9 @@ def test_it_stores_uploads_under_a_uuid_path_whatever_the_name(dataset):
 
 @pytest.mark.parametrize("upload,message", [
     (SimpleUploadedFile("empty.txt", b""), "is empty"),
-    (SimpleUploadedFile("deck.pptx", b"PK\x03\x04"), "not supported"),
-    (SimpleUploadedFile("noext", b"hello"), "not supported"),
+    (SimpleUploadedFile("deck.pptx", b"PK\x03\x04"), "damaged or incomplete"),
+    (SimpleUploadedFile("noext", b"\x89PNG\r\n\x1a\n\x00\x00"), "PNG image, which is not supported"),
+    (SimpleUploadedFile("tool.exe", b"hello"), "not supported"),
 ])
 def test_it_rejects_bad_uploads_with_a_readable_message(dataset, upload, message):
     with pytest.raises(ValidationError, match=message):
@@ -61,8 +62,9 @@ def test_it_extracts_chunks_and_generates_pairs_with_provenance(dataset):
 
 
 def test_it_marks_an_unreadable_document_failed(dataset):
-    document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("fake.txt", b"\x00\x01\x02binary"), start=False)
-    with pytest.raises(ReadableError, match="binary"):
+    # Binary files are refused at upload already; a broken JSON file passes that look and fails on reading.
+    document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("rows.json", b'{"a": 1,,}'), start=False)
+    with pytest.raises(ReadableError, match="not valid JSON"):
         document_extract(document=document, reporter=RecordingReporter())
     document.refresh_from_db()
-    assert document.status == Document.Status.FAILED and "binary" in document.error_message
+    assert document.status == Document.Status.FAILED and "not valid JSON" in document.error_message

@@ -2,6 +2,7 @@
 import re
 import shutil
 import tempfile
+import time
 import unicodedata
 from contextlib import contextmanager
 from pathlib import PurePath
@@ -12,11 +13,19 @@ from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.models import Chunk, Dataset, Document
-from workers.ingest import TEXT_SUFFIXES, chunk_text, extract_text
+from apps.datasets.models import Chunk, Dataset, Document, QAPair
+from workers.chunking import chunk_text, load_tokenizer_counter
+from workers.errors import ReadableError
+from workers.extract import Limits, detect_format, extract_file, extract_isolated
 
-CHUNK_SIZE = 1200
-CHUNK_OVERLAP = 150
+MB = 1024 * 1024
+
+
+def extract_limits() -> Limits:
+    """The extraction limits from settings (GARAGE_MAX_UPLOAD_BYTES, GARAGE_EXTRACT_*, GARAGE_ZIP_*)."""
+    return Limits(max_bytes=settings.GARAGE_MAX_UPLOAD_BYTES, zip_max_members=settings.GARAGE_ZIP_MAX_MEMBERS,
+                  zip_max_uncompressed=settings.GARAGE_ZIP_MAX_UNCOMPRESSED_MB * MB,
+                  time_limit=settings.GARAGE_EXTRACT_TIME_LIMIT, memory_mb=settings.GARAGE_EXTRACT_MEMORY_MB)
 
 
 def dataset_create(*, owner, name: str, description: str = "") -> Dataset:
@@ -38,21 +47,22 @@ def document_upload(*, dataset: Dataset, uploaded_file, parent: Job | None = Non
     """Store an uploaded file and queue its extraction job.
 
     Side effects: writes the file to media storage, creates a Document and an extraction Job.
-    Raises ValidationError with a readable message for empty, oversized or unsupported files."""
+    Raises ValidationError with a readable message for empty, oversized, unsupported, mislabeled or damaged files
+    (the format is told by content; a DOCX or PPTX zip directory is checked against the zip limits)."""
     filename = clean_filename(getattr(uploaded_file, "name", ""))
     size = uploaded_file.size
     if size == 0:
         raise ValidationError(f"'{filename}' is empty.")
     if size > settings.GARAGE_MAX_UPLOAD_BYTES:
-        limit = settings.GARAGE_MAX_UPLOAD_BYTES // (1024 * 1024)
+        limit = settings.GARAGE_MAX_UPLOAD_BYTES // MB
         raise ValidationError(f"'{filename}' is larger than the upload limit of {limit} MB.")
-    suffix = PurePath(filename).suffix.lower()
-    if suffix not in TEXT_SUFFIXES:
-        allowed = ", ".join(sorted(TEXT_SUFFIXES))
-        raise ValidationError(f"'{filename}': files of type '{suffix or 'none'}' are not supported yet ({allowed}).")
+    try:
+        file_format = detect_format(uploaded_file, filename=filename, limits=extract_limits())
+    except ReadableError as exc:
+        raise ValidationError(str(exc))
     with transaction.atomic():
         document = Document.objects.create(owner=dataset.owner, dataset=dataset, file=uploaded_file,
-                                           filename=filename, size=size)
+                                           filename=filename, size=size, format=file_format)
         job = job_create(owner=dataset.owner, kind=Job.Kind.EXTRACT, config={"document": document.pk},
                          title=f"Extract {filename}", parent=parent, start=start)
         document.job = job
@@ -75,32 +85,76 @@ def local_path(field_file):
         yield copy.name
 
 
+_counters: dict[str, object] = {}
+
+
+def chunk_token_counter(*, document: Document):
+    """The token counter chunking uses for a document: the tokenizer named in settings, else the base model's
+    of the pipeline that uploaded it, when either is on this machine; else None (the 4-characters rule)."""
+    names = [settings.GARAGE_CHUNK_TOKENIZER]
+    job = document.job
+    if job is not None and job.parent is not None:
+        names.append(job.parent.config.get("base_model", ""))
+    for name in filter(None, names):
+        if name not in _counters:
+            _counters[name] = load_tokenizer_counter(name)
+        if _counters[name] is not None:
+            return _counters[name]
+    return None
+
+
 def document_extract(*, document: Document, reporter) -> dict:
-    """Extract a document's text and split it into chunks (replacing earlier chunks).
+    """Extract a document's text (format told by content), split it into token-aware chunks with page
+    provenance, and import the training examples a JSON, JSONL or CSV document already holds.
 
-    Side effects: updates the Document and its Chunks; on a ReadableError marks the document failed and re-raises."""
-    from workers.errors import ReadableError
-
+    Side effects: updates the Document (text, format, pages, page offsets, timing) and replaces its Chunks and
+    the pairs imported from it; with GARAGE_EXTRACT_ISOLATED, runs a child process. On a ReadableError marks
+    the document failed and re-raises."""
     reporter.phase("extracting", document.filename)
+    started = time.monotonic()
+    run = extract_isolated if settings.GARAGE_EXTRACT_ISOLATED else extract_file
     try:
         with local_path(document.file) as path:
-            extracted = extract_text(path, original_name=document.filename)
+            extracted = run(path, filename=document.filename, limits=extract_limits(),
+                            progress=lambda fraction, message="": reporter.progress(0.9 * fraction, message))
+        reporter.phase("chunking", f"{extracted.chars:,} characters, {extracted.pages} pages")
+        # Records that already are training examples become pairs; chunking them for generation would only
+        # make questions about questions.
+        chunks = [] if extracted.examples else chunk_text(
+            extracted.text, size=settings.GARAGE_CHUNK_TOKENS, overlap=settings.GARAGE_CHUNK_OVERLAP_TOKENS,
+            count_tokens=chunk_token_counter(document=document), page_offsets=extracted.page_offsets)
     except ReadableError as exc:
         Document.objects.filter(pk=document.pk).update(status=Document.Status.FAILED, error_message=str(exc)[:500])
         raise
-    reporter.phase("chunking", f"{len(extracted.text):,} characters")
-    chunks = chunk_text(extracted.text, size=CHUNK_SIZE, overlap=CHUNK_OVERLAP)
+    from apps.datasets.services.curation import qa_pairs_add_examples
+
+    imported = 0
     with transaction.atomic():
         document.chunks.all().delete()
+        document.pairs.filter(source=QAPair.Source.IMPORTED).delete()
         Chunk.objects.bulk_create(
-            Chunk(document=document, index=c.index, text=c.text, char_start=c.char_start, char_end=c.char_end)
-            for c in chunks
+            (Chunk(document=document, index=c.index, text=c.text, char_start=c.char_start, char_end=c.char_end,
+                   page=c.page, page_end=c.page_end, token_count=c.token_count) for c in chunks),
+            batch_size=1000,
         )
+        if extracted.examples:
+            imported = qa_pairs_add_examples(dataset=document.dataset, examples=extracted.examples, document=document)
         document.text = extracted.text
         document.format = extracted.format
         document.pages = extracted.pages
+        document.chars = extracted.chars
+        document.page_offsets = extracted.page_offsets
+        document.extract_seconds = round(time.monotonic() - started, 3)
         document.status = Document.Status.READY
         document.error_message = ""
-        document.save(update_fields=["text", "format", "pages", "status", "error_message"])
-    reporter.log(f"{document.filename}: {len(extracted.text):,} characters in {len(chunks)} chunks")
-    return {"document": str(document.code), "chars": len(extracted.text), "chunks": len(chunks), "format": extracted.format}
+        document.save(update_fields=["text", "format", "pages", "chars", "page_offsets", "extract_seconds", "status",
+                                     "error_message"])
+    summary = f"{document.filename}: {extracted.format.upper()}, {extracted.pages} pages, {extracted.chars:,} characters"
+    summary += f", {imported} training examples imported" if extracted.examples else f" in {len(chunks)} chunks"
+    if extracted.tables:
+        summary += f", {extracted.tables} tables"
+    reporter.log(summary)
+    reporter.progress(1.0, summary)
+    return {"document": str(document.code), "format": extracted.format, "pages": extracted.pages,
+            "chars": extracted.chars, "chunks": len(chunks), "imported": imported, "tables": extracted.tables,
+            "seconds": document.extract_seconds}

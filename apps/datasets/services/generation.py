@@ -1,52 +1,203 @@
-"""Writes of the datasets app: making question-answer pairs from extracted documents."""
+"""Writes of the datasets app: making question-answer pairs from extracted documents, with the generator
+chosen per run (workers.generate): offline extractive (the default), an OpenAI-compatible endpoint (the
+user's saved provider or the site default), or a local Hugging Face model on the GPU worker."""
+import re
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
 from apps.datasets.models import Chunk, Dataset, Document, QAPair
-from workers.generate import extractive_pairs
+from workers.generate import (
+    BACKENDS,
+    EndpointGenerator,
+    ExtractiveGenerator,
+    LocalModelGenerator,
+    generate_pairs,
+)
+from workers.tiny_model import TINY_MODEL_ID
+
+EXTRACTIVE, ENDPOINT, LOCAL_MODEL = BACKENDS
+SOURCE_OF_BACKEND = {EXTRACTIVE: QAPair.Source.EXTRACTIVE, ENDPOINT: QAPair.Source.ENDPOINT,
+                     LOCAL_MODEL: QAPair.Source.LOCAL_MODEL}
+MAX_PAIRS = 10_000
+MAX_TASK_CHARS = 2_000
+MAX_SUMMARY_CHARS = 8_000
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 
 
-def qa_generate_start(*, dataset: Dataset, max_pairs: int | None = None, parent: Job | None = None) -> Job:
-    """Queue a job that makes question-answer pairs from the dataset's extracted documents."""
+def _default_backend() -> tuple[str, str]:
+    """Extractive unless the site configured a default endpoint, in which case that endpoint."""
+    from apps.providers.selectors import site_default_endpoint
+    from apps.providers.services import SITE_DEFAULT
+
+    return (ENDPOINT, SITE_DEFAULT) if site_default_endpoint() is not None else (EXTRACTIVE, "")
+
+
+def _clean_model_path(model_path: str) -> str:
+    """A local model the GPU worker may load: the tiny test model, a Hub id, or a folder inside one of
+    GARAGE_LOCAL_MODEL_DIRS (so nobody can point the worker at another user's files)."""
+    model_path = (model_path or "").strip()
+    if not model_path:
+        raise ValidationError("Give the local model: a folder on the GPU worker or a Hugging Face Hub id.")
+    if model_path == TINY_MODEL_ID or _HUB_ID.match(model_path) and not model_path.startswith("."):
+        return model_path
+    path = PurePosixPath(model_path)
+    allowed = [PurePosixPath(d) for d in settings.GARAGE_LOCAL_MODEL_DIRS]
+    if path.is_absolute() and ".." not in path.parts and any(path == d or d in path.parents for d in allowed):
+        return str(path)
+    where = ", ".join(str(d) for d in allowed) or "none configured (GARAGE_LOCAL_MODEL_DIRS)"
+    raise ValidationError(f"The local model must be a Hugging Face Hub id, '{TINY_MODEL_ID}', or a folder inside "
+                          f"the model folders of this server ({where}).")
+
+
+def qa_generate_options(*, owner, dataset: Dataset, backend: str | None = None, provider: str | None = None,
+                        model_path: str = "", task_description: str | None = None, num_pairs: int | None = None,
+                        summary: str = "", scrub_pii: bool = True) -> dict:
+    """The generation options as stored in the job's config (ids only, never keys). Raises ValidationError
+    for impossible choices and Http404 for a provider that is not the owner's."""
+    from apps.providers.services import provider_choice_validate
+
+    if backend in (None, ""):
+        backend, default_provider = _default_backend()
+        provider = provider or default_provider
+    if backend not in BACKENDS:
+        raise ValidationError(f"Unknown generator '{backend}'. Choose one of: {', '.join(BACKENDS)}.")
+    if num_pairs is not None:
+        try:
+            num_pairs = int(num_pairs)
+        except (TypeError, ValueError):
+            raise ValidationError("The number of pairs must be a whole number.")
+        if not 1 <= num_pairs <= MAX_PAIRS:
+            raise ValidationError(f"Ask for between 1 and {MAX_PAIRS:,} pairs.")
+    task_description = dataset.description if task_description is None else task_description
+    task_description, summary = (task_description or "").strip(), (summary or "").strip()
+    if len(task_description) > MAX_TASK_CHARS:
+        raise ValidationError(f"The task description is longer than {MAX_TASK_CHARS:,} characters.")
+    if len(summary) > MAX_SUMMARY_CHARS:
+        raise ValidationError(f"The summary is longer than {MAX_SUMMARY_CHARS:,} characters.")
+    options = {"backend": backend, "provider": "", "model_path": "", "task_description": task_description,
+               "summary": summary, "num_pairs": num_pairs, "scrub_pii": bool(scrub_pii)}
+    if backend == ENDPOINT:
+        options["provider"] = provider_choice_validate(owner=owner, provider=provider or "")
+    elif backend == LOCAL_MODEL:
+        options["model_path"] = _clean_model_path(model_path)
+    return options
+
+
+def qa_generate_start(*, dataset: Dataset, backend: str | None = None, provider: str | None = None,
+                      model_path: str = "", task_description: str | None = None, num_pairs: int | None = None,
+                      summary: str = "", scrub_pii: bool = True, max_pairs: int | None = None,
+                      parent: Job | None = None) -> Job:
+    """Queue a job that makes question-answer pairs from the dataset's extracted documents.
+
+    With no backend, the offline extractive generator runs (or the site's default endpoint, when one is
+    configured). The choice is recorded in the job's config, with ids only: a provider's key is decrypted
+    by the worker when it runs. Side effects: creates the Job (on queue `gpu` for a local model) and enqueues
+    it on commit. Raises ValidationError (readable) or Http404 (a provider that is not the owner's)."""
+    options = qa_generate_options(owner=dataset.owner, dataset=dataset, backend=backend, provider=provider,
+                                  model_path=model_path, task_description=task_description,
+                                  num_pairs=num_pairs if num_pairs is not None else max_pairs, summary=summary,
+                                  scrub_pii=scrub_pii)
     if parent is None and not dataset.documents.filter(status=Document.Status.READY).exists():
         raise ValidationError("Upload a document and wait for its extraction before generating pairs.")
+    queue = "gpu" if options["backend"] == LOCAL_MODEL else "default"
     return job_create(owner=dataset.owner, kind=Job.Kind.GENERATE, title=f"Generate pairs for {dataset.name}",
-                      config={"dataset": dataset.pk, "max_pairs": max_pairs}, parent=parent)
+                      config={"dataset": dataset.pk, "max_pairs": options["num_pairs"], **options},
+                      parent=parent, queue=queue)
 
 
-def qa_generate(*, dataset: Dataset, max_pairs: int | None, reporter) -> dict:
-    """Replace the dataset's generated pairs with new ones from the offline extractive generator.
+def _generator(*, dataset: Dataset, options: dict, job: Job | None, stats: dict):
+    backend = options.get("backend") or EXTRACTIVE
+    if backend == EXTRACTIVE:
+        return ExtractiveGenerator(), None
+    if backend == LOCAL_MODEL:
+        model_path = options["model_path"]
+        if model_path != TINY_MODEL_ID and not model_path.startswith("/") and Path(model_path).exists():
+            # A Hub id that also names a folder beside the worker would load that folder instead.
+            from workers.errors import ReadableError
 
-    Side effects: deletes earlier generated pairs (hand-written ones stay) and creates QAPairs."""
+            raise ReadableError(f"'{model_path}' is ambiguous on this worker; give a folder's absolute path instead.")
+        return LocalModelGenerator(options["model_path"], task_description=options.get("task_description", ""),
+                                   summary=options.get("summary", ""),
+                                   max_new_tokens=int(options.get("max_new_tokens") or 1024),
+                                   work_dir=str(settings.VAR_DIR)), None
+    if backend != ENDPOINT:
+        from workers.errors import ReadableError
+
+        raise ReadableError(f"Unknown generator '{backend}'.")
+    from apps.providers.models import ExternalCallAudit
+    from apps.providers.services import (
+        audit_hook,
+        pii_scrubber_for_user,
+        provider_endpoint_resolve,
+    )
+
+    endpoint = provider_endpoint_resolve(owner=dataset.owner, provider=options.get("provider") or "")
+    record = audit_hook(owner=dataset.owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.GENERATE, job=job)
+
+    def on_call(result, pii_replacements):
+        record(result, pii_replacements)
+        if result.attempts:
+            stats["external_calls"] += 1
+            stats["characters_sent"] += result.characters_sent * result.attempts
+
+    client = endpoint.client()
+    scrubber = pii_scrubber_for_user(user=dataset.owner) if options.get("scrub_pii") else None
+    generator = EndpointGenerator(client, task_description=options.get("task_description", ""),
+                                  summary=options.get("summary", ""), scrubber=scrubber, on_call=on_call)
+    return generator, client
+
+
+def qa_generate(*, dataset: Dataset, reporter, max_pairs: int | None = None, options: dict | None = None,
+                job: Job | None = None) -> dict:
+    """Replace the dataset's generated pairs with new ones from the generator the options name
+    (a job's config; without options, the offline extractive generator with `max_pairs`).
+
+    Side effects: for an endpoint, sends the chunks (PII-scrubbed when asked) to it and writes one audit row
+    per request; then deletes earlier generated pairs (hand-written and imported ones stay) and creates
+    QAPairs. When nothing usable came back, raises ReadableError and keeps the earlier pairs."""
     from workers.errors import ReadableError
 
+    options = dict(options or {"backend": EXTRACTIVE})
+    num_pairs = options.get("num_pairs", options.get("max_pairs", max_pairs))
     chunks = list(Chunk.objects.filter(document__dataset=dataset, document__status=Document.Status.READY)
-                  .order_by("document_id", "index"))
+                  .select_related("document").order_by("document_id", "index"))
     if not chunks:
         raise ReadableError("The dataset has no extracted text to make questions from.")
-    reporter.phase("generating", f"{len(chunks)} chunks")
-    pairs = []
-    for position, chunk in enumerate(chunks):
-        remaining = None if max_pairs is None else max_pairs - len(pairs)
-        if remaining == 0:
-            break
-        pairs.extend((chunk, qa) for qa in extractive_pairs([chunk.text], max_pairs=remaining))
-        reporter.progress((position + 1) / len(chunks), f"Chunk {position + 1} of {len(chunks)}")
-    # Overlapping chunks repeat sentences: keep the first pair of each question.
-    seen, unique = set(), []
-    for chunk, qa in pairs:
-        if qa.question.lower() not in seen:
-            seen.add(qa.question.lower())
-            unique.append(QAPair(dataset=dataset, chunk=chunk, question=qa.question, answer=qa.answer))
-    if not unique:
+    stats = {"external_calls": 0, "characters_sent": 0}
+    generator, client = _generator(dataset=dataset, options=options, job=job, stats=stats)
+    try:
+        output = generate_pairs([chunk.text for chunk in chunks], generator, num_pairs=num_pairs, reporter=reporter)
+    finally:
+        if client is not None:
+            client.close()
+    source = SOURCE_OF_BACKEND[generator.name]
+    pairs = [QAPair(dataset=dataset, chunk=chunks[qa.chunk_index], document=chunks[qa.chunk_index].document,
+                    question=qa.question, answer=qa.answer, source=source) for qa in output.pairs]
+    if not pairs:
+        if output.errors:
+            raise ReadableError(f"No question-answer pairs were made: {output.errors[0]}")
+        if output.malformed:
+            raise ReadableError(f"No question-answer pairs were made: none of the model's answers could be read as "
+                                f"question-answer pairs ({output.malformed} unusable). Try another model.")
         raise ReadableError("No question-answer pairs could be made: the documents have no complete sentences.")
     with transaction.atomic():
-        dataset.pairs.filter(source=QAPair.Source.EXTRACTIVE).delete()
-        QAPair.objects.bulk_create(unique)
-    reporter.log(f"Made {len(unique)} question-answer pairs from {len(chunks)} chunks")
-    return {"pairs": len(unique), "chunks": len(chunks)}
+        dataset.pairs.filter(source__in=QAPair.GENERATED).delete()
+        QAPair.objects.bulk_create(pairs)
+    summary = f"Made {len(pairs)} question-answer pairs from {len(chunks)} chunks with the {generator.name.replace('_', ' ')} generator"
+    if output.malformed or output.failed_chunks:
+        summary += f" ({output.malformed} malformed items skipped, {output.failed_chunks} chunks failed)"
+    reporter.log(summary)
+    pii_replacements = getattr(generator, "pii_replacements", 0)
+    if pii_replacements:
+        reporter.log(f"Replaced {pii_replacements} pieces of personal data with placeholders before sending")
+    return {"pairs": len(pairs), "chunks": len(chunks), "backend": generator.name, "requested": output.requested,
+            "malformed": output.malformed, "failed_chunks": output.failed_chunks, "pii_replacements": pii_replacements,
+            **stats}
 
 
 def qa_pair_delete(*, pair: QAPair) -> None:

@@ -7,10 +7,11 @@ from apps.datasets.models import Dataset, DatasetVersion, VersionExample
 
 
 def dataset_version_freeze(*, dataset: Dataset, note: str = "") -> DatasetVersion:
-    """Copy the dataset's current pairs into a new numbered version that never changes afterwards.
+    """Copy the dataset's current pairs (not those curation set aside) into a new numbered version that never
+    changes afterwards.
 
     Side effects: creates a DatasetVersion and its VersionExamples. Raises ValidationError when there are no pairs."""
-    pairs = list(dataset.pairs.select_related("chunk").order_by("id"))
+    pairs = list(dataset.pairs.included().select_related("chunk").order_by("id"))
     if not pairs:
         raise ValidationError("This dataset has no question-answer pairs yet. Generate or add some first.")
     with transaction.atomic():
@@ -25,4 +26,11 @@ def dataset_version_freeze(*, dataset: Dataset, note: str = "") -> DatasetVersio
                            document=pair.document or (pair.chunk.document if pair.chunk else None))
             for position, pair in enumerate(pairs)
         )
+    return version
+
+
+def dataset_version_update(*, version: DatasetVersion, note: str) -> DatasetVersion:
+    """Change a version's note; its examples never change. Side effects: saves the DatasetVersion."""
+    version.note = (note or "").strip()[:300]
+    version.save(update_fields=["note"])
     return version

@@ -1,0 +1,86 @@
+"""Fair scheduling of GPU jobs.
+
+GPU jobs are not handed to the broker when they are created: they wait in the database, and `gpu_dispatch`
+sends as many as there are free GPU slots, choosing fairly. The user with the fewest GPU jobs running goes
+first (then the oldest job), and nobody runs more than GARAGE_GPU_JOBS_PER_USER at once, so one user's twenty
+jobs do not starve another's one. Dispatch runs when a GPU job is queued or ends, and with every reaper run."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import redis
+from django.conf import settings
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from apps.core.models import Job
+
+logger = logging.getLogger(__name__)
+
+GPU_QUEUE = "gpu"
+
+
+def _active(jobs) -> Q:
+    """Running, or handed to the broker and about to run."""
+    return Q(status=Job.Status.RUNNING) | (Q(status=Job.Status.QUEUED) & ~Q(celery_task_id=""))
+
+
+def gpu_waiting_order() -> list[Job]:
+    """The GPU jobs not yet dispatched, in the order they will be dispatched (ignoring free slots).
+
+    Round robin between users: fewest active jobs first, then the user whose last GPU job started longest
+    ago (or never), then the oldest job. Each pick counts as active and as just started for the next pick."""
+    gpu = Job.objects.filter(queue=GPU_QUEUE)
+    running = Counter(gpu.filter(_active(gpu)).values_list("owner_id", flat=True))
+    last_start = dict(gpu.filter(started_at__isnull=False).values("owner_id").annotate(last=Max("started_at"))
+                      .values_list("owner_id", "last"))
+    never = datetime.min.replace(tzinfo=dt_timezone.utc)
+    waiting = list(gpu.filter(status=Job.Status.QUEUED, celery_task_id="").order_by("created_at", "id"))
+    order, now = [], timezone.now()
+    while waiting:
+        job = min(waiting, key=lambda j: (running[j.owner_id], last_start.get(j.owner_id, never), j.created_at, j.id))
+        waiting.remove(job)
+        order.append(job)
+        running[job.owner_id] += 1
+        now += timedelta(microseconds=1)  # later picks of the same user sort after everyone else's
+        last_start[job.owner_id] = now
+    return order
+
+
+def gpu_queue_position(job: Job) -> int | None:
+    if job.status != Job.Status.QUEUED or job.celery_task_id:
+        return None
+    for position, waiting in enumerate(gpu_waiting_order(), start=1):
+        if waiting.pk == job.pk:
+            return position
+    return None
+
+
+def gpu_dispatch() -> int:
+    """Send waiting GPU jobs to the broker while GPU slots are free. Returns how many were sent."""
+    from garage.celery import app
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    # One dispatcher at a time across web and worker processes, so free slots are not handed out twice.
+    with client.lock("garage:gpu-dispatch", timeout=30, blocking_timeout=10):
+        gpu = Job.objects.filter(queue=GPU_QUEUE)
+        free = settings.GARAGE_GPU_SLOTS - gpu.filter(_active(gpu)).count()
+        per_user = Counter(gpu.filter(_active(gpu)).values_list("owner_id", flat=True))
+        sent = 0
+        for job in gpu_waiting_order():
+            if free <= 0:
+                break
+            if per_user[job.owner_id] >= settings.GARAGE_GPU_JOBS_PER_USER:
+                continue
+            task_id = str(uuid.uuid4())
+            if not Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, celery_task_id="").update(celery_task_id=task_id):
+                continue  # cancelled or dispatched meanwhile
+            app.send_task(f"jobs.{job.kind}", args=[job.pk], task_id=task_id, queue=GPU_QUEUE)
+            free -= 1
+            per_user[job.owner_id] += 1
+            sent += 1
+    return sent

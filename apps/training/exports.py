@@ -1,0 +1,156 @@
+"""Outputs of a fine-tune beyond its training zip: merged model, GGUF files and the model card.
+
+Starting an export queues a job on the `gpu` queue (merging and converting a real model needs the worker's memory
+and can take many minutes); the job runs the engine in workers/export.py. What it makes is stored under
+`finetune_output_dir(finetune)/exports/` and recorded in `FineTune.outputs`, and every download goes through
+`artifact_resolve`, which keeps it inside the artifacts folder."""
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from apps.core.models import Job
+from apps.core.services import job_create
+from apps.training.models import FineTune
+from apps.training.services import artifact_resolve, finetune_artifact_path, finetune_output_dir
+from workers.export import CARD, EXPORTS, KINDS, ExportConfig, export, write_card, zip_folder
+
+LABELS = {
+    "adapter": "LoRA adapter (.zip)",
+    "model": "Full model (.zip)",
+    "merged": "Merged model (.zip)",
+    "gguf_f16": "GGUF f16 (.zip)",
+    "gguf_q8_0": "GGUF q8_0 (.zip)",
+    "card": "Model card (README.md)",
+}
+
+
+def finetune_file_stem(finetune: FineTune) -> str:
+    """The fine-tune's name made safe for file names (GGUF files and downloads)."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in finetune.name).strip("-")[:60] or "model"
+
+
+def finetune_card_facts(finetune: FineTune) -> dict:
+    """What the model card says: base model, data, hyperparameters, metrics, lineage (workers.export.model_card)."""
+    version = finetune.version
+    return {
+        "name": finetune.name,
+        "base_model": finetune.base_model,
+        "method": finetune.method,
+        "method_display": finetune.get_method_display(),
+        "dataset": {"name": finetune.dataset.name, "version": version.number if version else None,
+                    "examples": version.example_count if version else finetune.metrics.get("examples"),
+                    "code": str(version.code) if version else ""},
+        "hyperparameters": finetune.config,
+        "metrics": finetune.metrics,
+        "created": timezone.localdate(finetune.created_at).isoformat() if finetune.created_at else "",
+        "stem": finetune_file_stem(finetune),
+    }
+
+
+def _record(finetune: FineTune, kind: str, path: Path, files: list[str]) -> None:
+    # Re-read from the database: the card written after training may be newer than this instance's copy.
+    outputs = dict(FineTune.objects.values_list("outputs", flat=True).get(pk=finetune.pk) or {})
+    outputs[kind] = {"path": str(path.relative_to(settings.GARAGE_ARTIFACTS_DIR)), "bytes": path.stat().st_size,
+                     "files": files, "created_at": timezone.now().isoformat()}
+    finetune.outputs = outputs
+    finetune.save(update_fields=["outputs"])
+
+
+def finetune_card_write(*, finetune: FineTune) -> Path:
+    """Write the model card beside the trained adapter (or model) and into its zip, and as the `card` output.
+
+    Side effects: writes `model/README.md` and `exports/README.md`, rewrites the training zip, updates
+    FineTune.outputs. Called by finetune_run when training has finished."""
+    output_dir = finetune_output_dir(finetune)
+    facts = finetune_card_facts(finetune)
+    write_card(output_dir / "model", facts)
+    archive = finetune_artifact_path(finetune)
+    if archive is not None:
+        zip_folder(output_dir / "model", archive)
+    (output_dir / EXPORTS).mkdir(parents=True, exist_ok=True)
+    card = write_card(output_dir / EXPORTS, facts)
+    _record(finetune, "card", card, [CARD])
+    return card
+
+
+def finetune_export_kinds_validate(*, finetune: FineTune, kinds) -> list[str]:
+    """The requested kinds, deduplicated in a fixed order; ValidationError for anything that cannot be made."""
+    kinds = list(kinds or [])
+    unknown = [str(kind) for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise ValidationError(f"Choose what to export among: {', '.join(KINDS)}.")
+    if finetune_artifact_path(finetune) is None:
+        raise ValidationError("This model has not finished training yet; export it once it has.")
+    if "merged" in kinds and finetune.method == FineTune.Method.FULL:
+        raise ValidationError("This model was fully fine-tuned: its download is already a complete model, with no "
+                              "adapter to merge. GGUF export works on it directly.")
+    return [kind for kind in KINDS if kind in kinds]
+
+
+def finetune_export_job_latest(*, finetune: FineTune) -> Job | None:
+    """The most recent export job of this fine-tune, if any (read-only)."""
+    return (Job.objects.filter(owner=finetune.owner, kind=Job.Kind.EXPORT, config__finetune=finetune.pk)
+            .order_by("-created_at", "-id").first())
+
+
+def finetune_export_start(*, finetune: FineTune, kinds) -> Job:
+    """Queue an export job (queue `gpu`, through the fair dispatcher) for the given kinds of output.
+
+    Side effects: creates a Job row and sends its task once the transaction commits. Refuses (ValidationError)
+    unknown kinds, an unfinished model, merging a full fine-tune, and a second export while one is running: both
+    would write the same folder."""
+    kinds = finetune_export_kinds_validate(finetune=finetune, kinds=kinds)
+    running = Job.objects.filter(kind=Job.Kind.EXPORT, config__finetune=finetune.pk).exclude(status__in=Job.FINAL)
+    if running.exists():
+        raise ValidationError("An export of this model is already queued or running; wait for it to finish.")
+    names = ", ".join(LABELS[kind].split(" (")[0] for kind in kinds)
+    return job_create(owner=finetune.owner, kind=Job.Kind.EXPORT, queue="gpu", title=f"Export {finetune.name}: {names}",
+                      config={"finetune": finetune.pk, "kinds": kinds})
+
+
+def finetune_export_run(*, finetune: FineTune, kinds: list[str], reporter) -> dict:
+    """Run the export engine for a fine-tune (what the `jobs.export` task calls).
+
+    Side effects: writes files under `finetune_output_dir(finetune)/exports/` and records them in
+    FineTune.outputs. Raises ReadableError or Cancelled from the engine."""
+    output_dir = finetune_output_dir(finetune)
+    config = ExportConfig(output_dir=str(output_dir), kinds=list(kinds), base_model=finetune.base_model,
+                          card=finetune_card_facts(finetune), converter_dir=str(settings.GARAGE_GGUF_CONVERTER_DIR),
+                          stem=finetune_file_stem(finetune))
+    result = export(config, reporter)
+    for kind, info in result["outputs"].items():
+        _record(finetune, kind, output_dir / info["path"], info["files"])
+    return {"finetune": str(finetune.code), "outputs": sorted(result["outputs"]), "seconds": result["seconds"]}
+
+
+def finetune_output_list(*, finetune: FineTune) -> list[dict]:
+    """The files a user can download, the training zip first (read-only): name, label, bytes, absolute path.
+    Only files that exist are listed."""
+    items = []
+    training = finetune_artifact_path(finetune)
+    if training is not None:
+        name = "model" if finetune.method == FineTune.Method.FULL else "adapter"
+        items.append({"name": name, "label": LABELS[name], "bytes": training.stat().st_size, "path": training})
+    for kind in KINDS:
+        path = finetune_output_path(finetune=finetune, name=kind)
+        if path is not None:
+            items.append({"name": kind, "label": LABELS[kind], "bytes": path.stat().st_size, "path": path,
+                          "created_at": finetune.outputs[kind].get("created_at")})
+    return items
+
+
+def finetune_output_path(*, finetune: FineTune, name: str) -> Path | None:
+    """The absolute path of one output (`adapter`/`model` for the training zip, or an export kind) if it exists."""
+    if name in ("adapter", "model"):
+        expected = "model" if finetune.method == FineTune.Method.FULL else "adapter"
+        return finetune_artifact_path(finetune) if name == expected else None
+    info = (finetune.outputs or {}).get(name) if name in KINDS else None
+    return artifact_resolve(relative=info.get("path", "")) if isinstance(info, dict) else None
+
+
+def finetune_card_text(*, finetune: FineTune) -> str | None:
+    """The model card's Markdown, once written (read-only)."""
+    path = finetune_output_path(finetune=finetune, name="card")
+    return path.read_text(encoding="utf-8", errors="replace") if path is not None else None

@@ -1,0 +1,180 @@
+"""Importing existing datasets (files with or without a column mapping, the Hugging Face Hub) and exporting JSONL."""
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from apps.core.models import Job
+from apps.datasets.models import Document, QAPair
+from apps.datasets.services import dataset_create, dataset_import_hub_start
+from tests.datasets.curation_helpers import dataset_with_pairs
+from tests.fakes.hub_server import HubServer
+from tests.live import ROOT, child_env
+from workers.records import STYLES
+
+pytestmark = pytest.mark.django_db
+
+
+def triples(dataset):
+    return list(dataset.pairs.included().order_by("id").values_list("system", "question", "answer"))
+
+
+def new_dataset(api, name="Imported"):
+    return api.post("/api/v1/datasets/", {"name": name}, format="json").json()["code"]
+
+
+def import_file(api, code, name, data, **fields):
+    return api.post(f"/api/v1/datasets/{code}/import/", {"file": SimpleUploadedFile(name, data), **fields}, format="multipart")
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_it_round_trips_every_export_style_through_the_api(alice, alice_api, style):
+    source = dataset_with_pairs(alice)
+    response = alice_api.get(f"/api/v1/datasets/{source.code}/export/", {"style": style})
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/jsonl")
+    assert response["Content-Disposition"] == f'attachment; filename="lumen-valley-{style}.jsonl"'
+    data = b"".join(response.streaming_content)
+    assert len(data.splitlines()) == 4
+    code = new_dataset(alice_api)
+    imported = import_file(alice_api, code, f"export.{'jsonl' if style != 'alpaca' else 'json'}", data)
+    assert imported.status_code == 201, imported.content
+    assert imported.json()["imported"] == 4 and imported.json()["skipped"] == 0
+    assert imported.json()["shape"] == {"messages": "messages", "alpaca": "alpaca", "sharegpt": "conversations"}[style]
+    target = source.__class__.objects.get(code=code)
+    assert triples(target) == triples(source)
+    assert set(target.pairs.values_list("source", flat=True)) == {QAPair.Source.IMPORTED}
+
+
+def test_it_exports_a_frozen_version_by_number_and_refuses_unknown_styles(alice, alice_api):
+    dataset = dataset_with_pairs(alice)
+    alice_api.post(f"/api/v1/datasets/{dataset.code}/versions/", {}, format="json")
+    dataset.pairs.update(answer="Changed.")
+    frozen = b"".join(alice_api.get(f"/api/v1/datasets/{dataset.code}/export/", {"version": 1, "style": "alpaca"}).streaming_content)
+    assert [json.loads(line)["output"] for line in frozen.splitlines()] == ["East of the copper hills.", "Green.", "Three.",
+                                                                           "The Amber river."]
+    response = alice_api.get(f"/api/v1/datasets/{dataset.code}/export/", {"version": 1}, HTTP_ACCEPT="application/jsonl")
+    assert response.status_code == 200 and response["Content-Disposition"].endswith('-v1-messages.jsonl"')
+    assert alice_api.get(f"/api/v1/datasets/{dataset.code}/export/", {"version": 7}).status_code == 404
+    bad = alice_api.get(f"/api/v1/datasets/{dataset.code}/export/", {"style": "csv"})
+    assert bad.status_code == 400 and "Choose one of: messages, alpaca, sharegpt" in bad.json()["message"]
+
+
+def test_it_imports_a_csv_with_a_column_mapping_and_keeps_the_file_as_the_source(alice_api):
+    code = new_dataset(alice_api)
+    csv = "Prompt;Context;Reply;Persona\nTranslate;cat;chat;You translate.\nTranslate;dog;chien;\n;;orphan;\n".encode("cp1252")
+    response = import_file(alice_api, code, "words.csv", csv,
+                           mapping=json.dumps({"question": ["Prompt", "Context"], "answer": "Reply", "system": "Persona"}))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["imported"], body["skipped"], body["shape"], body["filename"]) == (2, 1, "mapping", "words.csv")
+    dataset = Document.objects.get(code=body["document"]).dataset
+    assert triples(dataset) == [("You translate.", "Translate\n\ncat", "chat"), ("", "Translate\n\ndog", "chien")]
+    document = Document.objects.get(code=body["document"])
+    assert (document.format, document.status, document.size) == ("csv", Document.Status.READY, len(csv))
+    assert document.file.read() == csv
+    pairs = alice_api.get(f"/api/v1/datasets/{code}/pairs/").json()["results"]
+    assert {p["document"] for p in pairs} == {body["document"]}
+    documents = alice_api.get(f"/api/v1/datasets/{code}/documents/").json()
+    assert [d["filename"] for d in documents] == ["words.csv"]
+
+
+@pytest.mark.parametrize("name, data, fields, message", [
+    ("notes.csv", b"title,body\nA,B\n", {}, "does not look like chat, question/answer"),
+    ("notes.csv", b"title,body\nA,B\n", {}, "its columns: title, body"),
+    ("notes.csv", b"title,body\nA,B\n", {"mapping": '{"question": "q", "answer": "body"}'}, "No column named 'q'. The columns are: body, title"),
+    ("notes.csv", b"title,body\nA,B\n", {"mapping": '{"question": "title"}'}, "Say which columns hold the question and the answer"),
+    ("notes.csv", b"title,body\nA,B\n", {"mapping": "not json"}, "must be a JSON object"),
+    ("notes.csv", b"title,body\n,\n", {"mapping": '{"question": "title", "answer": "body"}'}, "no rows with both a question and an answer"),
+    ("notes.pdf", b"%PDF-1.4", {}, "import takes .json, .jsonl"),
+    ("empty.jsonl", b"", {}, "is empty"),
+    ("broken.jsonl", b'{"question": "Q?", "answer": "A."}\n{oops}\n', {}, "Line 2 is not valid JSON"),
+])
+def test_it_explains_what_is_wrong_with_an_import(alice_api, name, data, fields, message):
+    code = new_dataset(alice_api)
+    if data:
+        response = import_file(alice_api, code, name, data, **fields)
+    else:
+        response = alice_api.post(f"/api/v1/datasets/{code}/import/", {"file": SimpleUploadedFile(name, b"")}, format="multipart")
+    assert response.status_code == 400, response.content
+    assert message in str(response.json()), response.json()
+    assert not QAPair.objects.exists() and not Document.objects.exists()
+
+
+def test_it_needs_exactly_one_source_and_honours_the_upload_limit(alice_api, settings):
+    code = new_dataset(alice_api)
+    both = import_file(alice_api, code, "a.jsonl", b'{"question": "Q?", "answer": "A."}\n', hub_id="acme/qa")
+    assert both.status_code == 400 and "one of the two" in both.json()["message"]
+    assert alice_api.post(f"/api/v1/datasets/{code}/import/", {}, format="json").status_code == 400
+    settings.GARAGE_MAX_UPLOAD_BYTES = 10
+    big = import_file(alice_api, code, "a.jsonl", b'{"question": "Q?", "answer": "A."}\n')
+    assert big.status_code == 400 and "upload limit" in big.json()["message"]
+
+
+def test_it_refuses_hub_imports_at_once_when_offline_or_malformed(alice_api, monkeypatch):
+    code = new_dataset(alice_api)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    offline = alice_api.post(f"/api/v1/datasets/{code}/import/", {"hub_id": "openai/gsm8k"}, format="json")
+    assert offline.status_code == 400 and "offline" in offline.json()["message"] and time.monotonic() - started < 2
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    malformed = alice_api.post(f"/api/v1/datasets/{code}/import/", {"hub_id": "../../etc/passwd"}, format="json")
+    assert malformed.status_code == 400 and "not a Hugging Face dataset id" in malformed.json()["message"]
+    assert not Job.objects.exists()
+
+
+def test_it_queues_hub_imports_as_jobs(alice_api):
+    code = new_dataset(alice_api)
+    response = alice_api.post(f"/api/v1/datasets/{code}/import/",
+                              {"hub_id": "openai/gsm8k", "config": "main", "limit": 50,
+                               "mapping": {"question": "question", "answer": "answer"}}, format="json")
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(code=response.json()["code"])
+    assert job.kind == Job.Kind.IMPORT and job.queue == "default"
+    assert {k: job.config[k] for k in ("hub_id", "config", "split", "limit", "mapping")} == {
+        "hub_id": "openai/gsm8k", "config": "main", "split": "train", "limit": 50,
+        "mapping": {"question": ["question"], "answer": ["answer"]}}
+
+
+def run_tasks_in_a_process(jobs, **env):
+    """Run the jobs' real Celery tasks (claim, body, final status) in a fresh process, as the headless CLI does:
+    the Hugging Face libraries read HF_ENDPOINT when imported, so only a new process can be pointed at a fake Hub."""
+    lines = ["import django", "django.setup()", "import workers.tasks", "from garage.celery import app"]
+    for job in jobs:
+        task_id = str(uuid.uuid4())
+        Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
+        lines.append(f"app.tasks['jobs.{job.kind}'].apply(args=[{job.pk}], task_id='{task_id}')")
+    done = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=ROOT, env=child_env(**env), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for job in jobs:
+        job.refresh_from_db()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_imports_from_the_hub_and_fails_readably_when_it_cannot(alice, tmp_path):
+    rows = [{"instruction": f"Add {i} and {i}.", "input": "", "output": str(2 * i)} for i in range(30)]
+    files = {"data/train.jsonl": "".join(json.dumps(r) + "\n" for r in rows).encode(),
+             "README.md": b"---\nlicense: mit\n---\n# Sums\n"}
+    dataset = dataset_create(owner=alice, name="Sums")
+    with HubServer({"acme/sums": files}) as hub:
+        jobs = [dataset_import_hub_start(dataset=dataset, dataset_id=hub_id, limit=limit, start=False)
+                for hub_id, limit in (("acme/sums", 25), ("acme/missing", None), ("acme/unreachable", None))]
+        started = time.monotonic()
+        run_tasks_in_a_process(jobs, HF_ENDPOINT=hub.url, HF_HOME=tmp_path / "hf", HF_HUB_DISABLE_TELEMETRY=1)
+        elapsed = time.monotonic() - started
+    imported, missing, unreachable = jobs
+    assert imported.status == Job.Status.SUCCEEDED, imported.error or imported.error_message
+    assert imported.result["imported"] == 25 and imported.result["shape"] == "alpaca"
+    assert triples(dataset)[:2] == [("", "Add 0 and 0.", "0"), ("", "Add 1 and 1.", "2")]
+    source = Document.objects.get(code=imported.result["document"])
+    assert (source.filename, source.format) == ("acme/sums (train)", "hub")
+    assert set(dataset.pairs.values_list("document", flat=True)) == {source.pk}
+    assert missing.status == Job.Status.FAILED and missing.error_message == \
+        "No dataset 'acme/missing' on the Hugging Face Hub (or it is private)."
+    assert unreachable.status == Job.Status.FAILED and unreachable.error_message.startswith("Could not reach the Hugging Face Hub")
+    assert "Traceback" not in missing.error_message + unreachable.error_message
+    assert elapsed < 60

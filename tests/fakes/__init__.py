@@ -1,0 +1,1 @@
+"""Fakes of outside services, as real servers started by the tests."""

@@ -1,0 +1,160 @@
+"""The generators behind one interface: reading malformed model output, spreading pairs over chunks, the
+endpoint generator against a real local chat server, and the local model generator with the tiny model."""
+import json
+
+import pytest
+
+from tests.fakes.chat_server import Reply, default_responder
+from workers.errors import Cancelled, ReadableError
+from workers.generate import (
+    EndpointGenerator,
+    ExtractiveGenerator,
+    LocalModelGenerator,
+    build_messages,
+    generate_pairs,
+    parse_pairs,
+    plan,
+    spread,
+)
+from workers.llm import ChatClient
+from workers.pii import PiiScrubber
+from workers.reporting import RecordingReporter
+from workers.tiny_model import TINY_MODEL_ID
+
+GOOD = [{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]
+
+
+@pytest.mark.parametrize("raw,pairs,malformed", [
+    (json.dumps(GOOD), [("Q1?", "A1."), ("Q2?", "A2.")], 0),
+    ("Sure! Here they are:\n```json\n" + json.dumps(GOOD) + "\n```\nAnything else?", [("Q1?", "A1."), ("Q2?", "A2.")], 0),
+    ('[{"question": "Q1?", "answer": "A1.",}, {"question": "Q2?", "answer": "A2."},]', [("Q1?", "A1."), ("Q2?", "A2.")], 0),
+    ('[{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "ans', [("Q1?", "A1.")], 1),
+    ('{"pairs": [{"Question": "Q1?", "Answer": "A1."}, {"question": "", "answer": "x"}, {"question": "Q3?"}]}', [("Q1?", "A1.")], 2),
+    ('[{"question": "Q1?", "answer": "A1."}, "just text", 7]', [("Q1?", "A1.")], 2),
+    ('<think>They want {json}.</think>{"question": "Q1?", "answer": "A1."}', [("Q1?", "A1.")], 0),
+    ("1. Q: What is X?\nA: X is Y.\n2. Q: Where is Z?\nA: In the north.", [("What is X?", "X is Y."), ("Where is Z?", "In the north.")], 0),
+    ("**Question 1:** Why?\n**Answer 1:** Because.", [("Why?", "Because.")], 0),
+    ("I cannot help with that.", [], 1),
+    ("", [], 1),
+])
+def test_it_salvages_valid_pairs_from_malformed_output_and_counts_the_rest(raw, pairs, malformed):
+    assert parse_pairs(raw) == (pairs, malformed)
+
+
+def test_it_drops_pairs_beyond_the_number_asked_without_calling_them_malformed():
+    assert parse_pairs(json.dumps(GOOD), limit=1) == ([("Q1?", "A1.")], 0)
+
+
+def test_it_spreads_the_pairs_wanted_over_the_chunks():
+    assert spread(10, 3) == [3, 3, 4] and sum(spread(7, 7)) == 7
+    assert spread(2, 4) == [0, 1, 0, 1]  # fewer pairs than chunks: spread along the document
+    assert plan(None, 2) == [3, 3] and plan(None, 2, per_chunk_default=None) == [None, None]
+
+
+def test_it_puts_the_task_summary_and_passage_in_the_prompt_with_the_instruction_last():
+    messages = build_messages("The lake is deep.", 4, task_description="Answer park visitors", summary="A guide to the park")
+    prompt = messages[-1]["content"]
+    assert prompt.index("Answer park visitors") < prompt.index("A guide to the park") < prompt.index("The lake is deep.")
+    assert prompt.rstrip().endswith('[{"question": "...", "answer": "..."}].') and "Write 4 question-answer pairs" in prompt
+
+
+def test_it_takes_the_requested_number_of_extractive_pairs_filling_short_chunks_from_others():
+    chunks = ["The lake is deep. The river is long. The hill is green.", "The moon is bright."]
+    reporter = RecordingReporter()
+    everything = generate_pairs(chunks, ExtractiveGenerator(), reporter=reporter)
+    assert len(everything.pairs) == 4 and reporter.progress_values == [0.5, 1.0]
+    some = generate_pairs(chunks, ExtractiveGenerator(), num_pairs=3, reporter=RecordingReporter())
+    # One pair from the first chunk and two from the second were planned; the second has one sentence,
+    # so the first chunk's spare sentence fills the gap. Pairs stay in document order.
+    assert [(qa.question, qa.chunk_index) for qa in some.pairs] == [
+        ("What is the lake?", 0), ("What is the river?", 0), ("What is the moon?", 1)]
+
+
+def endpoint_client(server, **kwargs):
+    return ChatClient(server.url, api_key="sk-test-key-000000000", model=server.model, timeout=5,
+                      max_retries=kwargs.pop("max_retries", 2), concurrency=kwargs.pop("concurrency", 2),
+                      backoff_base=0.01, backoff_max=0.02)
+
+
+def test_it_generates_with_an_endpoint_counting_malformed_answers_and_reporting_each_chunk(chat_server):
+    def responder(request):
+        if "alpha" in request.text:
+            return Reply.text(json.dumps([{"question": "Alpha one?", "answer": "One."}, {"question": "Alpha two?", "answer": "Two."}]))
+        if "beta" in request.text:
+            return Reply.text('```json\n[{"question": "Beta?", "answer": "B."},\n {"question": "Broken"},]\n```')
+        return Reply.text("Sorry, I only speak prose.")
+
+    chat_server.responder = responder
+    calls = []
+    reporter = RecordingReporter()
+    chunks = ["alpha text here.", "beta text here.", "gamma text here."]
+    with endpoint_client(chat_server) as client:
+        generator = EndpointGenerator(client, task_description="Teach the Greek letters",
+                                      on_call=lambda result, hits: calls.append((result.index, result.ok, hits)))
+        output = generate_pairs(chunks, generator, num_pairs=6, reporter=reporter)
+    assert [(qa.question, qa.chunk_index) for qa in output.pairs] == [("Alpha one?", 0), ("Alpha two?", 0), ("Beta?", 1)]
+    assert output.malformed == 2 and output.failed_chunks == 0 and output.requested == 6
+    assert sorted(calls) == [(0, True, 0), (1, True, 0), (2, True, 0)]
+    assert reporter.progress_values[-1] == 1.0 and len(reporter.progress_values) == 3
+    assert all("Write 2 question-answer pairs" in r.text and "Teach the Greek letters" in r.text for r in chat_server.chat_requests)
+
+
+def test_it_scrubs_personal_data_before_anything_is_sent(chat_server):
+    scrubber = PiiScrubber([("CASE", r"CASE-\d{4}")])
+    chunks = ["Contact jane@example.org or +44 20 7946 0958 about CASE-1234."]
+    with endpoint_client(chat_server) as client:
+        generator = EndpointGenerator(client, task_description="Help jane@example.org", summary="Card 4111 1111 1111 1111",
+                                      scrubber=scrubber)
+        output = generate_pairs(chunks, generator, num_pairs=1, reporter=RecordingReporter())
+    sent = chat_server.chat_requests[0].text
+    for secret in ("jane@example.org", "7946", "CASE-1234", "4111"):
+        assert secret not in sent
+    assert "[EMAIL]" in sent and "[PHONE]" in sent and "[CASE]" in sent and "[CARD]" in sent
+    assert generator.pii_replacements == 5 and len(output.pairs) == 1
+
+
+def test_it_keeps_going_when_some_chunks_fail_and_says_why(chat_server):
+    def responder(request):
+        return Reply.status(500, "GPU on fire") if "bad" in request.text else default_responder(request)
+
+    chat_server.responder = responder
+    reporter = RecordingReporter()
+    with endpoint_client(chat_server, max_retries=1) as client:
+        output = generate_pairs(["good one.", "bad one.", "good two."], EndpointGenerator(client), num_pairs=3, reporter=reporter)
+    assert len(output.pairs) == 2 and output.failed_chunks == 1
+    assert output.errors == [f"The endpoint {chat_server.url} had a server error (500). It said: GPU on fire (gave up after 2 attempts)"]
+    assert any("Chunk 2 failed" in line for line in reporter.lines)
+
+
+def test_it_stops_generating_when_asked_to(chat_server):
+    chat_server.responder = lambda request: Reply.pairs(1, delay=0.05)
+    with endpoint_client(chat_server, concurrency=1) as client, pytest.raises(Cancelled):
+        generate_pairs([f"chunk {i}." for i in range(30)], EndpointGenerator(client), num_pairs=30,
+                       reporter=RecordingReporter(stop_after_metrics=0))
+    assert len(chat_server.chat_requests) < 30
+
+
+def test_it_refuses_to_run_without_text_or_with_zero_pairs():
+    with pytest.raises(ReadableError, match="no extracted text"):
+        generate_pairs([], ExtractiveGenerator(), reporter=RecordingReporter())
+    with pytest.raises(ReadableError, match="at least one"):
+        generate_pairs(["The lake is deep."], ExtractiveGenerator(), num_pairs=0, reporter=RecordingReporter())
+
+
+def test_it_runs_a_local_model_through_its_chat_template_and_counts_its_junk(tmp_path):
+    chunks = ["The capital of the valley is Eldhavn. " * 40, "The longest river is the Sorrel. " * 3, "Unused chunk."]
+    reporter = RecordingReporter()
+    generator = LocalModelGenerator(TINY_MODEL_ID, task_description="Answer questions about the valley",
+                                    max_new_tokens=24, batch_size=2, work_dir=str(tmp_path))
+    output = generate_pairs(chunks, generator, num_pairs=2, reporter=reporter)
+    # The tiny model is random noise: every answer is unusable, and that is counted rather than fatal.
+    assert output.pairs == [] and output.malformed == 2 and output.requested == 2
+    assert "loading model" in reporter.phases and reporter.progress_values[-1] == 1.0
+    assert reporter.progress_values == [0.5, 1.0]  # one step per chunk
+    assert list(tmp_path.iterdir()) == []  # the tiny model's scratch folder is gone
+
+
+def test_it_explains_a_local_model_that_cannot_be_loaded(tmp_path):
+    generator = LocalModelGenerator(str(tmp_path / "missing"), max_new_tokens=8)
+    with pytest.raises(ReadableError, match="Could not load the model"):
+        generate_pairs(["The lake is deep."], generator, num_pairs=1, reporter=RecordingReporter())

@@ -1,0 +1,436 @@
+"""Training examples in and out of the usual dataset shapes. Pure Python: no Django, no torch.
+
+Reading: `detect_training_examples(records)` recognises records that already are training data:
+
+- ``messages``: chat turns ``{"role": ..., "content": ...}`` (system/user/assistant; "human"/"model"/"gpt" too);
+- ``conversations``: ShareGPT turns ``{"from": "human"|"gpt"|"system", "value": ...}`` (role/content accepted too);
+- ``prompt``/``completion`` (also ``prompt``/``response``; a prompt may itself be a list of chat turns);
+- ``question``/``answer``;
+- ``instruction``/``input``/``output`` (Alpaca; the input, when present, follows the instruction after a blank line);
+- ``text`` holding a clear question/answer layout ("Question: ... Answer: ...", "Q: ... A: ...",
+  "### Human: ... ### Assistant: ...", "User: ... Assistant: ...", Gemma's ``<start_of_turn>`` markup).
+
+Multi-turn conversations keep only their *first* user → assistant exchange (with the system prompt before it).
+Our examples are single-turn, and a later turn ("and why?") means nothing without the turns before it, so
+splitting a conversation into several examples would teach the model answers to questions it never saw.
+
+`examples_from_records(records, mapping)` applies an explicit column mapping instead, and
+`to_jsonl(examples, style)` writes the three export styles ``messages``, ``alpaca`` and ``sharegpt``.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from workers.errors import ReadableError
+
+STYLES = ("messages", "alpaca", "sharegpt")
+SHAPES = ("messages", "conversations", "prompt_completion", "question_answer", "alpaca", "text")
+
+# A shape is accepted when at least this share of the records parse under it: a few broken rows in a real
+# dataset should not turn the whole file into flat text, but a file where most rows fail is not training data.
+MIN_SHARE = 0.8
+# Looking at this many records is enough to choose a shape; all records are then parsed under it.
+SAMPLE = 200
+
+_USER_ROLES = {"user", "human", "prompter", "question"}
+_ASSISTANT_ROLES = {"assistant", "model", "gpt", "bot", "chatgpt", "answer"}
+_SYSTEM_ROLES = {"system", "developer"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Example:
+    """One single-turn training example. Fields are keyword-only: Example(question=..., answer=..., system=...)."""
+
+    system: str = ""
+    question: str
+    answer: str
+
+    def as_dict(self) -> dict:
+        return {"system": self.system, "question": self.question, "answer": self.answer}
+
+
+@dataclass
+class Detected:
+    """What `parse_training_records` found: the shape's name, the examples and how many records did not fit."""
+
+    shape: str
+    examples: list[Example]
+    skipped: int
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _text(value) -> str:
+    """Chat content as plain text: a string, or OpenAI-style content parts whose text parts are joined."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        parts = [part.get("text", "") if isinstance(part, dict) else str(part) for part in value]
+        return "\n".join(p for p in parts if isinstance(p, str) and p).strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _turns_example(turns, role_key: str, content_key: str) -> Example | None:
+    """The first user → assistant exchange of a list of turns, with any system turn before it."""
+    if not isinstance(turns, list):
+        return None
+    system, question = [], None
+    for turn in turns:
+        if not isinstance(turn, dict):
+            return None
+        role = str(turn.get(role_key, turn.get("role", turn.get("from", "")))).strip().lower()
+        content = _text(turn.get(content_key, turn.get("content", turn.get("value"))))
+        if role in _SYSTEM_ROLES and question is None:
+            if content:
+                system.append(content)
+        elif role in _USER_ROLES:
+            # Two user turns in a row: the later one is the question the assistant answers.
+            question = content
+        elif role in _ASSISTANT_ROLES:
+            if question:
+                if not content:
+                    return None
+                return Example(system="\n\n".join(system), question=question, answer=content)
+    return None
+
+
+def _messages(record: dict) -> Example | None:
+    return _turns_example(record.get("messages"), "role", "content")
+
+
+def _conversations(record: dict) -> Example | None:
+    return _turns_example(record.get("conversations"), "from", "value")
+
+
+def _prompt_completion(record: dict) -> Example | None:
+    prompt = record.get("prompt")
+    completion = record.get("completion", record.get("response", record.get("chosen")))
+    if isinstance(prompt, list):
+        # TRL's conversational prompt-completion: both sides are lists of turns.
+        answer = _text(completion[-1].get("content")) if isinstance(completion, list) and completion and isinstance(completion[-1], dict) else _text(completion)
+        example = _turns_example(prompt + [{"role": "assistant", "content": answer}], "role", "content")
+        return example
+    question, answer = _text(prompt), _text(completion)
+    if not question or not answer:
+        return None
+    return Example(system=_text(record.get("system")), question=question, answer=answer)
+
+
+def _question_answer(record: dict) -> Example | None:
+    question, answer = _text(record.get("question")), _text(record.get("answer"))
+    if not question or not answer:
+        return None
+    return Example(system=_text(record.get("system")), question=question, answer=answer)
+
+
+def _alpaca(record: dict) -> Example | None:
+    instruction, extra, output = _text(record.get("instruction")), _text(record.get("input")), _text(record.get("output"))
+    if not instruction or not output:
+        return None
+    question = f"{instruction}\n\n{extra}" if extra else instruction
+    return Example(system=_text(record.get("system")), question=question, answer=output)
+
+
+# Layouts of a single `text` field that clearly hold one question and its answer. Each pattern must match the
+# whole text, so prose that merely contains the word "Answer:" somewhere is not mistaken for an example.
+_TEXT_LAYOUTS = [
+    re.compile(r"^\s*(?:<bos>)?\s*<start_of_turn>user\s*\n(?P<q>.+?)<end_of_turn>\s*<start_of_turn>model\s*\n(?P<a>.+?)(?:<end_of_turn>.*)?$", re.S),
+    re.compile(r"^\s*###\s*(?:Human|User|Instruction|Question)\s*:?\s*\n?(?P<q>.+?)\n\s*###\s*(?:Assistant|Response|Answer)\s*:?\s*\n?(?P<a>.+?)\s*$", re.S | re.I),
+    re.compile(r"^\s*(?:Question|Q)\s*:\s*(?P<q>.+?)\n\s*(?:Answer|A)\s*:\s*(?P<a>.+?)\s*$", re.S | re.I),
+    re.compile(r"^\s*(?:User|Human)\s*:\s*(?P<q>.+?)\n\s*(?:Assistant|AI|Bot|Model)\s*:\s*(?P<a>.+?)\s*$", re.S | re.I),
+]
+
+
+def _text_layout(record: dict) -> Example | None:
+    text = record.get("text")
+    if not isinstance(text, str):
+        return None
+    for pattern in _TEXT_LAYOUTS:
+        match = pattern.match(text)
+        if match:
+            question, answer = match["q"].strip(), match["a"].strip()
+            # A second "Question:" inside the answer means several pairs run together; not one clear pair.
+            if question and answer and not re.search(r"\n\s*(?:Question|Q|###\s*Human|User)\s*:", answer, re.I):
+                return Example(question=question, answer=answer)
+    return None
+
+
+_PARSERS = {
+    "messages": (_messages, ("messages",)),
+    "conversations": (_conversations, ("conversations",)),
+    "prompt_completion": (_prompt_completion, ("prompt",)),
+    "question_answer": (_question_answer, ("question", "answer")),
+    "alpaca": (_alpaca, ("instruction", "output")),
+    "text": (_text_layout, ("text",)),
+}
+
+
+def parse_training_records(records: list) -> Detected | None:
+    """Find the shape the records share and parse all of them under it; None when they are not training data."""
+    if not isinstance(records, list) or not records:
+        return None
+    sample = [r for r in records[:SAMPLE]]
+    if not all(isinstance(r, dict) for r in sample):
+        return None
+    for shape in SHAPES:
+        parse, keys = _PARSERS[shape]
+        if not all(any(k in r for r in sample) for k in keys):
+            continue
+        if sum(parse(r) is not None for r in sample) < MIN_SHARE * len(sample):
+            continue
+        examples = []
+        for record in records:
+            example = parse(record) if isinstance(record, dict) else None
+            if example is not None:
+                examples.append(example)
+        if len(examples) >= MIN_SHARE * len(records):
+            return Detected(shape=shape, examples=examples, skipped=len(records) - len(examples))
+    return None
+
+
+def detect_training_examples(records: list[dict]) -> list[Example] | None:
+    """The records as training examples when they already look like training data, else None.
+
+    Records that do not fit the shape most of them share are skipped (see `parse_training_records` for the count)."""
+    detected = parse_training_records(records)
+    return detected.examples if detected else None
+
+
+def examples_from_records(records: list[dict], mapping: dict) -> list[Example]:
+    """Examples from an explicit column mapping: {"question": column, "answer": column, "system": column}.
+
+    A mapped value may also be a list of columns, joined with a blank line (e.g. an instruction and its input).
+    Rows whose question or answer is empty are skipped. Raises ReadableError for a mapping naming no known column."""
+    mapping = {k: v for k, v in (mapping or {}).items() if v not in (None, "", [])}
+    unknown = set(mapping) - {"question", "answer", "system"}
+    if unknown:
+        raise ReadableError(f"The mapping may name only question, answer and system, not {', '.join(sorted(unknown))}.")
+    for role in ("question", "answer"):
+        if role not in mapping:
+            raise ReadableError(f"Say which column holds the {role}.")
+    columns = {role: [value] if isinstance(value, str) else list(value) for role, value in mapping.items()}
+    available = set()
+    for record in records[:SAMPLE]:
+        if isinstance(record, dict):
+            available.update(record)
+    missing = sorted({c for cols in columns.values() for c in cols} - available)
+    if missing:
+        shown = ", ".join(sorted(map(str, available))[:30]) or "none"
+        raise ReadableError(f"No column named {', '.join(repr(m) for m in missing)}. The columns are: {shown}.")
+
+    def value(record, role):
+        return "\n\n".join(t for t in (_text(record.get(c)) for c in columns.get(role, [])) if t)
+
+    examples = []
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        question, answer = value(record, "question"), value(record, "answer")
+        if question and answer:
+            examples.append(Example(system=value(record, "system"), question=question, answer=answer))
+    return examples
+
+
+def record_columns(records: list[dict]) -> list[str]:
+    """Column names seen in the first records, in first-seen order (for mapping forms and error messages)."""
+    seen: dict[str, None] = {}
+    for record in records[:SAMPLE]:
+        if isinstance(record, dict):
+            seen.update(dict.fromkeys(map(str, record)))
+    return list(seen)
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def decode_bytes(data: bytes) -> str:
+    """Text of a data file: a BOM decides, else UTF-8, else cp1252 (what older spreadsheet exports use)."""
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(encoding)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _json_records(value) -> list:
+    """A JSON document's records: a list, the one list of objects inside an object ({"data": [...]}), or one object."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        lists = [v for v in value.values() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v[:50])]
+        if len(lists) == 1:
+            return lists[0]
+        return [value]
+    raise ReadableError("This JSON file holds a single value, not records.")
+
+
+RECORD_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet")
+
+
+def load_records(data: bytes, filename: str) -> tuple[str, list]:
+    """Parse a JSON, JSONL, CSV/TSV or Parquet file into records. Returns (format, records); ReadableError when it cannot."""
+    suffix = PurePath(filename or "").suffix.lower()
+    if not data.strip():
+        raise ReadableError(f"'{filename}' is empty.")
+    if suffix == ".parquet" or data[:4] == b"PAR1":
+        return ("parquet", _parquet_records(data, filename))
+    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ReadableError(f"'{filename}' looks binary, not like JSON, JSONL or CSV.")
+    text = decode_bytes(data)
+    stripped = text.lstrip()
+    if suffix in {".csv", ".tsv"} or (suffix not in {".json", ".jsonl", ".ndjson"} and stripped[:1] not in "[{"):
+        return ("csv", _csv_records(text, tab=suffix == ".tsv"))
+    if suffix in {".jsonl", ".ndjson"} or (suffix != ".json" and "\n{" in stripped and not stripped.startswith("[")):
+        return ("jsonl", _jsonl_records(text))
+    try:
+        return ("json", _json_records(json.loads(text)))
+    except json.JSONDecodeError as exc:
+        # A .json file that is really JSON Lines is common; try that before giving up.
+        try:
+            return ("jsonl", _jsonl_records(text))
+        except ReadableError:
+            raise ReadableError(f"'{filename}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.")
+
+
+def _parquet_records(data: bytes, filename: str) -> list[dict]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pyarrow comes with `datasets`; a slim install may lack it
+        raise ReadableError("Parquet files need the pyarrow package, which this server lacks. Export the data as JSONL or CSV.")
+    try:
+        return pq.read_table(io.BytesIO(data)).to_pylist()
+    except Exception as exc:  # pyarrow raises several unrelated types for damaged files
+        raise ReadableError(f"'{filename}' is not a readable Parquet file ({type(exc).__name__}).")
+
+
+def _jsonl_records(text: str) -> list:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ReadableError(f"Line {number} is not valid JSON: {exc.msg} at column {exc.colno}.")
+    return records
+
+
+def _csv_records(text: str, tab: bool = False) -> list[dict]:
+    sample = text[:8192]
+    if tab:
+        delimiter = "\t"
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    if not reader.fieldnames or not any(name and name.strip() for name in reader.fieldnames):
+        raise ReadableError("This CSV file has no header row naming its columns.")
+    try:
+        return [{(k or "").strip(): v for k, v in row.items() if k is not None} for row in reader]
+    except csv.Error as exc:
+        raise ReadableError(f"This CSV file could not be read: {exc}.")
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def example_record(example: Example, style: str) -> dict:
+    """One example in one export style."""
+    if style == "messages":
+        turns = [{"role": "system", "content": example.system}] if example.system else []
+        return {"messages": turns + [{"role": "user", "content": example.question},
+                                     {"role": "assistant", "content": example.answer}]}
+    if style == "alpaca":
+        record = {"instruction": example.question, "input": "", "output": example.answer}
+        if example.system:
+            record["system"] = example.system
+        return record
+    if style == "sharegpt":
+        turns = [{"from": "system", "value": example.system}] if example.system else []
+        return {"conversations": turns + [{"from": "human", "value": example.question},
+                                          {"from": "gpt", "value": example.answer}]}
+    raise ReadableError(f"Unknown export style '{style}'. Choose one of: {', '.join(STYLES)}.")
+
+
+def jsonl_lines(examples: Iterable[Example], style: str) -> Iterator[str]:
+    """The JSONL lines (each ending in a newline) of examples in a style; for streaming large exports."""
+    if style not in STYLES:
+        raise ReadableError(f"Unknown export style '{style}'. Choose one of: {', '.join(STYLES)}.")
+    for example in examples:
+        yield json.dumps(example_record(example, style), ensure_ascii=False) + "\n"
+
+
+def to_jsonl(examples: Iterable[Example], style: str) -> str:
+    """All examples as one JSONL text in `style` (messages, alpaca or sharegpt)."""
+    return "".join(jsonl_lines(examples, style))
+
+
+# ---------------------------------------------------------------------------------------------- the Hub
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def hub_offline(environ=None) -> bool:
+    """Whether the Hugging Face libraries were told to stay offline (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    return any(str(environ.get(name, "")).strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def load_hub_records(dataset_id: str, *, split: str = "train", config: str | None = None, limit: int = 10_000,
+                     token: str | None = None, timeout: float = 10.0) -> list[dict]:
+    """Up to `limit` records of a Hugging Face dataset, streamed so that only what is needed is downloaded.
+
+    The Hub is asked about the dataset first with a short timeout, so an offline machine, a wrong id or a private
+    dataset ends at once in a ReadableError instead of a long wait inside `datasets.load_dataset`."""
+    import itertools
+
+    if not HUB_ID.match(dataset_id or ""):
+        raise ReadableError(f"'{dataset_id}' is not a Hugging Face dataset id such as 'openai/gsm8k'.")
+    if hub_offline():
+        raise ReadableError("This server is set to work offline (HF_HUB_OFFLINE), so datasets cannot be fetched "
+                            "from the Hugging Face Hub. Download the data elsewhere and import the file instead.")
+    from huggingface_hub import HfApi
+    from huggingface_hub import errors as hub_errors
+
+    try:
+        HfApi(token=token or None).dataset_info(dataset_id, timeout=timeout)
+    except hub_errors.GatedRepoError:
+        raise ReadableError(f"The dataset '{dataset_id}' is gated: accept its terms on the Hub and connect an account that has.")
+    except hub_errors.RepositoryNotFoundError:
+        raise ReadableError(f"No dataset '{dataset_id}' on the Hugging Face Hub (or it is private).")
+    except hub_errors.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        raise ReadableError(f"The Hugging Face Hub refused to describe '{dataset_id}' (HTTP {status or 'error'}).")
+    except Exception as exc:  # the HTTP client's connection and timeout errors, whichever client the Hub uses
+        raise ReadableError(f"Could not reach the Hugging Face Hub ({type(exc).__name__}); this server may be offline. "
+                            "Download the data elsewhere and import the file instead.")
+    try:
+        from datasets import load_dataset
+
+        stream = load_dataset(dataset_id, config, split=split, streaming=True, token=token or None)
+        return [dict(row) for row in itertools.islice(stream, limit)]
+    except ValueError as exc:
+        # load_dataset answers an unknown split or config with a ValueError naming the available ones.
+        raise ReadableError(f"'{dataset_id}' could not be opened: {str(exc)[:300]}")
+    except Exception as exc:
+        raise ReadableError(f"'{dataset_id}' could not be loaded from the Hub ({type(exc).__name__}).")
