@@ -267,16 +267,16 @@ def decode_bytes(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _json_records(value) -> list:
-    """A JSON document's records: a list, the one list of objects inside an object ({"data": [...]}), or one object."""
+def json_records(value) -> list:
+    """A JSON document's records: a list, the one list of objects inside an object ({"data": [...]}), or the
+    value itself as the only record."""
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v[:50])]
         if len(lists) == 1:
             return lists[0]
-        return [value]
-    raise ReadableError("This JSON file holds a single value, not records.")
+    return [value]
 
 
 RECORD_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet")
@@ -298,7 +298,10 @@ def load_records(data: bytes, filename: str) -> tuple[str, list]:
     if suffix in {".jsonl", ".ndjson"} or (suffix != ".json" and "\n{" in stripped and not stripped.startswith("[")):
         return ("jsonl", _jsonl_records(text))
     try:
-        return ("json", _json_records(json.loads(text)))
+        value = json.loads(text)
+        if not isinstance(value, (list, dict)):
+            raise ReadableError("This JSON file holds a single value, not records.")
+        return ("json", json_records(value))
     except json.JSONDecodeError as exc:
         # A .json file that is really JSON Lines is common; try that before giving up.
         try:

@@ -70,7 +70,8 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 
 class UploadSerializer(serializers.Serializer):
-    file = serializers.FileField()
+    # Empty files reach the upload service, which names the file in its message.
+    file = serializers.FileField(allow_empty_file=True)
 
 
 class _SourceMixin:

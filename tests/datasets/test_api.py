@@ -49,3 +49,10 @@ def test_it_serves_the_openapi_schema_and_docs(alice_api, alice_client):
     assert {"/api/v1/pipelines/", "/api/v1/jobs/{code}/cancel/", "/api/v1/datasets/{code}/documents/"} <= set(paths)
     docs = alice_client.get("/api/v1/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower() and b"cdn" not in docs.content.lower()
+
+
+def test_it_names_an_empty_upload_in_its_message(alice_api):
+    code = alice_api.post("/api/v1/datasets/", {"name": "Notes"}, format="json").json()["code"]
+    response = alice_api.post(f"/api/v1/datasets/{code}/documents/", {"file": SimpleUploadedFile("notes.txt", b"")},
+                              format="multipart")
+    assert response.status_code == 400 and response.json()["message"] == "'notes.txt' is empty."

@@ -9,6 +9,7 @@ import json
 from workers.errors import ReadableError
 from workers.extract.base import Deadline, Extracted, clean_text
 from workers.extract.text import decode_text
+from workers.records import json_records
 
 MAX_DEPTH = 6  # deeper nesting is shown as compact JSON
 
@@ -62,19 +63,6 @@ def records_text(records: list, deadline: Deadline | None = None) -> str:
         if block.strip():
             blocks.append(block)
     return clean_text("\n\n".join(blocks))
-
-
-def json_records(value) -> list:
-    """A JSON document's records: a list, the one list of objects inside an object ({"data": [...]}), or the
-    object itself."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        lists = [v for v in value.values() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v[:50])]
-        if len(lists) == 1:
-            return lists[0]
-        return [value]
-    return [value]
 
 
 def extract_json(data: bytes, *, filename: str, deadline: Deadline | None = None) -> Extracted:

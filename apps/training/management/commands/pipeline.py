@@ -21,7 +21,7 @@ class Command(BaseCommand):
     help = "Extract, generate question-answer pairs, fine-tune and evaluate, then print the results."
 
     def add_arguments(self, parser):
-        parser.add_argument("files", nargs="+", help="Documents (.txt, .md)")
+        parser.add_argument("files", nargs="+", help="Documents: PDF, DOCX, PPTX, TXT, MD, HTML, CSV, JSON or JSONL")
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a summary.")
         parser.add_argument("--name", default="", help="Dataset name (default: the first file's name).")
         parser.add_argument("--base-model", default=TINY_MODEL_ID)
