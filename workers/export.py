@@ -209,7 +209,6 @@ def merge_adapter(model_dir: str | Path, base_path: str, out_dir: str | Path, *,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         # The weights' own dtype: 16-bit bases stay 16-bit, the tiny model stays float32. On the CPU, so that
         # merging never competes with training for GPU memory.

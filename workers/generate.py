@@ -387,14 +387,12 @@ class LocalModelGenerator:
         self.work_dir = work_dir
 
     def _load(self, chunks: list[str], scratch: str):
-        import os
 
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from workers.tiny_model import TINY_MODEL_ID, build_tiny_gemma3
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = self.model_path
         if path == TINY_MODEL_ID:
             path = str(build_tiny_gemma3(scratch, chunks, seed=self.seed))

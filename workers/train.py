@@ -250,7 +250,6 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
 
     Side effects: writes `output_dir/model/`, `output_dir/<name>.zip` and, with checkpoint_every, checkpoints
     under `output_dir/checkpoints/`. Raises Cancelled or ReadableError."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.monotonic()
     validate(config)
     backend = resolve_backend(config)

@@ -67,7 +67,8 @@ def test_it_resumes_from_the_last_checkpoint_at_the_right_step_with_the_same_dat
     ({"max_length": 4096}, "exceeds this model's limit of 512"),
     ({"base_model": "some-org/unknown-model"}, "not a local folder, and this worker is offline"),
 ])
-def test_it_refuses_bad_settings_before_training(tmp_path, changes, message):
+def test_it_refuses_bad_settings_before_training(tmp_path, monkeypatch, changes, message):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a worker without network
     reporter = RecordingReporter()
     settings = {"base_model": "tiny-gemma3", "output_dir": str(tmp_path), "pairs": PAIRS, **changes}
     with pytest.raises(ReadableError, match=message):
