@@ -142,21 +142,29 @@ def generate_view(request, code):
     return redirect("jobs:detail", code=job.code)
 
 
+def _train_from_form(request, *, start, back: str):
+    """Read the training form and start a fine-tune with `start(base_model=, method=, options=)`; on bad settings
+    go `back` with a readable message. Shared by training on the current pairs and on a frozen version."""
+    form = TrainingOptionsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Check the training settings: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect(back)
+    try:
+        finetune = start(base_model=form.cleaned_data["base_model"], method=form.cleaned_data["method"],
+                         options=form.options())
+    except ValidationError as exc:
+        messages.error(request, _readable(exc))
+        return redirect(back)
+    return redirect("training:detail", code=finetune.code)
+
+
 @require_POST
 @login_required
 def train_view(request, code):
     dataset = dataset_get_for_user(user=request.user, code=code)
-    form = TrainingOptionsForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Check the training settings: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("datasets:detail", code=dataset.code)
-    try:
-        finetune = finetune_create_from_dataset(owner=request.user, dataset=dataset, base_model=form.cleaned_data["base_model"],
-                                   method=form.cleaned_data["method"], options=form.options())
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("datasets:detail", code=dataset.code)
-    return redirect("training:detail", code=finetune.code)
+    return _train_from_form(request, back=reverse("datasets:detail", args=[dataset.code]),
+                            start=lambda **settings: finetune_create_from_dataset(owner=request.user, dataset=dataset,
+                                                                                  **settings))
 
 
 # ---------------------------------------------------------------------------------------------- pairs
@@ -334,17 +342,8 @@ def version_export(request, code):
 @login_required
 def version_train(request, code):
     version = dataset_version_get_for_user(user=request.user, code=code)
-    form = TrainingOptionsForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Check the training settings: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("datasets:version", code=version.code)
-    try:
-        finetune = finetune_create(owner=request.user, version=version, base_model=form.cleaned_data["base_model"],
-                                   method=form.cleaned_data["method"], options=form.options())
-    except ValidationError as exc:
-        messages.error(request, _readable(exc))
-        return redirect("datasets:version", code=version.code)
-    return redirect("training:detail", code=finetune.code)
+    return _train_from_form(request, back=reverse("datasets:version", args=[version.code]),
+                            start=lambda **settings: finetune_create(owner=request.user, version=version, **settings))
 
 
 # ---------------------------------------------------------------------------------------------- documents
