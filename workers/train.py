@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 import time
@@ -29,6 +30,7 @@ class TrainConfig:
     method: str = "lora"  # "lora", "qlora" (4-bit base, CUDA only) or "full"
     backend: str = "auto"  # "auto" takes Unsloth on CUDA when it imports, else TRL + PEFT
     max_steps: int = 120
+    epochs: float = 0.0  # when above 0, train this many passes over the data instead of max_steps
     learning_rate: float = 1e-2
     batch_size: int = 16
     gradient_accumulation: int = 1
@@ -85,8 +87,19 @@ def validate(config: TrainConfig) -> None:
         raise ReadableError("The learning rate must be greater than zero.")
     if config.max_steps < 1 or config.batch_size < 1 or config.gradient_accumulation < 1:
         raise ReadableError("Steps, batch size and gradient accumulation must each be at least 1.")
+    if config.epochs < 0:
+        raise ReadableError("The number of epochs cannot be negative.")
     if config.method == "qlora" and not cuda_available():
         raise ReadableError("QLoRA needs an NVIDIA GPU (4-bit weights run on CUDA only). Use LoRA on this worker.")
+
+
+def planned_steps(config: TrainConfig) -> int:
+    """Optimizer steps the run will take: max_steps, or enough whole batches for `epochs` passes over the data.
+    Converting epochs to steps up front keeps progress, ETA, checkpoints and resume on one step count."""
+    if config.epochs <= 0:
+        return config.max_steps
+    steps_per_epoch = math.ceil(len(config.pairs) / (config.batch_size * config.gradient_accumulation))
+    return max(1, math.ceil(config.epochs * steps_per_epoch))
 
 
 def _model_limit(base_path: str) -> int | None:
@@ -297,8 +310,9 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
                                  for p in config.pairs])
     mean_tokens = sum(len(tokenizer(p["question"] + " " + p["answer"])["input_ids"]) + 8 for p in config.pairs) / len(config.pairs)
     use_cpu = not cuda_available()
+    steps_planned = planned_steps(config)
     args = SFTConfig(
-        output_dir=str(output_dir / CHECKPOINTS), max_steps=config.max_steps,
+        output_dir=str(output_dir / CHECKPOINTS), max_steps=steps_planned,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
         learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
         logging_steps=1, report_to=[], max_length=config.max_length,
@@ -307,7 +321,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         save_total_limit=2, use_cpu=use_cpu, bf16=not use_cpu and torch.cuda.is_bf16_supported(),
         seed=config.seed, data_seed=config.seed, disable_tqdm=True, log_level="error", dataloader_num_workers=0,
     )
-    callback = _progress_callback(reporter, config.max_steps, mean_tokens * config.batch_size * config.gradient_accumulation,
+    callback = _progress_callback(reporter, steps_planned, mean_tokens * config.batch_size * config.gradient_accumulation,
                                   compiles_first_step=backend == "unsloth" and resume_from is None)
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, peft_config=peft_config,
                          args=args, callbacks=[callback])
@@ -315,7 +329,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     if resume_from is not None:
         reporter.log(f"Resuming from {resume_from.name}")
     if not callback.compiling:  # otherwise the callback shows "compiling", then "training" after the first step
-        reporter.phase("training", f"{config.max_steps} steps, {config.method}, {backend}")
+        reporter.phase("training", f"{steps_planned} steps, {config.method}, {backend}")
     train_started = time.monotonic()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.monotonic() - train_started

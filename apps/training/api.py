@@ -32,6 +32,8 @@ class OptionsSerializer(serializers.Serializer):
     gradient_accumulation = serializers.IntegerField(required=False, default=DEFAULTS["gradient_accumulation"])
     warmup_ratio = serializers.FloatField(required=False, default=DEFAULTS["warmup_ratio"])
     checkpoint_every = serializers.IntegerField(required=False, default=DEFAULTS["checkpoint_every"])
+    epochs = serializers.FloatField(required=False, default=DEFAULTS["epochs"],
+                                    help_text="Passes over the data; when above 0 it replaces max_steps.")
     seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
 
 

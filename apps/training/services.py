@@ -17,7 +17,7 @@ from workers.train import TrainConfig, train
 # Settings a user may choose, with their bounds; everything else is fixed by the engine.
 TUNABLE = {"max_steps": (1, 100_000), "learning_rate": (1e-7, 1.0), "batch_size": (1, 1024), "max_length": (16, 32_768),
            "gradient_accumulation": (1, 1024), "lora_r": (1, 512), "lora_alpha": (1, 1024), "lora_dropout": (0.0, 0.9),
-           "warmup_ratio": (0.0, 0.5), "checkpoint_every": (0, 100_000), "seed": (0, 2**31 - 1)}
+           "warmup_ratio": (0.0, 0.5), "checkpoint_every": (0, 100_000), "seed": (0, 2**31 - 1), "epochs": (0.0, 1000.0)}
 # Jobs save a checkpoint every 50 steps, so a run whose worker dies, or that was cancelled, can continue.
 DEFAULTS = {**{f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE}, "checkpoint_every": 50}
 BACKENDS = {"auto": "Automatic (Unsloth on a GPU when installed)", "unsloth": "Unsloth", "trl": "TRL + PEFT"}

@@ -58,6 +58,15 @@ def test_it_resumes_from_the_last_checkpoint_at_the_right_step_with_the_same_dat
     assert all(m["loss"] == pytest.approx(expected[m["step"]], rel=1e-4) for m in resumed.metrics)
 
 
+def test_it_turns_epochs_into_whole_passes_over_the_data(tmp_path):
+    reporter = RecordingReporter()
+    # 16 pairs in batches of 4: 4 steps an epoch, so 2.5 epochs take 10 steps whatever max_steps says.
+    result = train(TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=PAIRS, batch_size=4, epochs=2.5,
+                               max_steps=999, evaluate=False), reporter)
+    assert result["train_steps"] == 10 and reporter.metrics[-1]["step"] == 10
+    assert reporter.metrics[-1]["epoch"] == pytest.approx(2.5)
+
+
 @pytest.mark.parametrize("changes,message", [
     ({"pairs": []}, "no question-answer pairs"),
     ({"lora_r": 0}, "rank must be at least 1"),
