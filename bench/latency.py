@@ -85,20 +85,8 @@ def django_setup(retries: int = 10, wait: float = 30.0) -> None:
     django.setup()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
+# The tests' helpers for real processes: a free port and a bounded wait.
+from tests.live import free_port, wait_for  # noqa: E402  (after the sys.path fix above)
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
