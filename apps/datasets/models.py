@@ -135,6 +135,7 @@ class DatasetVersion(OwnedModel):
     number = models.PositiveIntegerField()
     note = models.CharField(max_length=300, blank=True)
     example_count = models.PositiveIntegerField(default=0)
+    heldout_count = models.PositiveIntegerField(default=0, help_text="Examples set aside for evaluation, never trained on.")
 
     class Meta:
         ordering = ["-number"]
@@ -145,8 +146,13 @@ class DatasetVersion(OwnedModel):
 
 
 class VersionExample(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", "Training"
+        HELDOUT = "heldout", "Held out (evaluation only, never trained on)"
+
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="examples")
     position = models.PositiveIntegerField()
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
     system = models.TextField(blank=True)
     question = models.TextField()
     answer = models.TextField()

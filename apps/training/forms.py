@@ -1,7 +1,10 @@
 from django import forms
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from apps.training.models import FineTune
 from apps.training.services import BACKENDS, DEFAULTS
+from workers.catalogue import catalogue_entries
 from workers.tiny_model import TINY_MODEL_ID
 
 
@@ -20,16 +23,34 @@ class MultipleFileField(forms.FileField):
         return [super().clean(data, initial)]
 
 
+class CatalogueInput(forms.TextInput):
+    """A text box that suggests the catalogue's models (an HTML datalist) and still takes any Hub id or folder."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{name}-catalogue"
+        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        options = "".join(format_html('<option value="{}">{}</option>', entry.id, entry.label)
+                          for entry in catalogue_entries())
+        return mark_safe(f'{html}<datalist id="{list_id}">{options}</datalist>')
+
+
 class TrainingOptionsForm(forms.Form):
-    base_model = forms.CharField(initial=TINY_MODEL_ID, help_text="'tiny-gemma3' (a tiny test model built on your data), or a local model folder.")
+    base_model = forms.CharField(initial=TINY_MODEL_ID, widget=CatalogueInput, max_length=300,
+                                 help_text="Pick one from the list (the tiny model learns on a laptop CPU in a minute), "
+                                           "or type any Hugging Face Hub id or a model folder of this server.")
     method = forms.ChoiceField(choices=FineTune.Method.choices, initial=FineTune.Method.LORA)
     backend = forms.ChoiceField(choices=BACKENDS.items(), initial="auto")
     max_steps = forms.IntegerField(min_value=1, max_value=100_000, initial=DEFAULTS["max_steps"], label="Training steps")
     learning_rate = forms.FloatField(min_value=1e-7, max_value=1.0, initial=DEFAULTS["learning_rate"])
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=DEFAULTS["batch_size"])
+    max_length = forms.IntegerField(min_value=16, max_value=32_768, initial=DEFAULTS["max_length"],
+                                    label="Maximum sequence length", help_text="Tokens per example; longer ones are cut.")
+    packing = forms.BooleanField(required=False, initial=DEFAULTS["packing"], label="Pack short examples together",
+                                 help_text="Faster on many short examples: less padding.")
 
     def options(self) -> dict:
-        return {k: self.cleaned_data[k] for k in ("max_steps", "learning_rate", "batch_size", "backend")}
+        return {k: self.cleaned_data[k] for k in ("max_steps", "learning_rate", "batch_size", "max_length", "packing",
+                                                  "backend")}
 
 
 class PipelineForm(TrainingOptionsForm):

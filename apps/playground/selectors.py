@@ -1,0 +1,108 @@
+"""Reads of the playground: which models a user may chat with, and under which ids.
+
+A chat model is either a tuned model (a fine-tune that finished training) or the base model it started from.
+Ids are stable, readable strings that OpenAI clients send as `model`:
+- a tuned model: its fine-tune's code (a UUID);
+- a base model: its catalogue name or Hub id, shared by all fine-tunes of that base; the tiny test model is
+  built per fine-tune, so its id names the fine-tune: `tiny-gemma3@<code>`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.http import Http404
+
+from apps.training.models import FineTune
+from apps.training.selectors import finetune_base_ref, finetune_list_for_user, finetune_model_ref
+from workers.tiny_model import TINY_MODEL_ID
+
+TUNED, BASE = "tuned", "base"
+# The model picker offers the newest fine-tunes only; older ones are still reachable by id.
+PICKER_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class ChatModel:
+    id: str
+    label: str
+    kind: str  # TUNED or BASE
+    finetune: FineTune  # the fine-tune it is, or (for a base model) one that started from it
+
+    def ref(self):
+        """workers.inference.ModelRef of this model (paths as seen by the machine that calls this)."""
+        return finetune_model_ref(self.finetune) if self.kind == TUNED else finetune_base_ref(self.finetune)
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "label": self.label, "kind": self.kind}
+
+
+def _ready(*, user):
+    """The user's fine-tunes whose model files were written (the training zip is recorded at the very end)."""
+    return finetune_list_for_user(user=user).exclude(artifact="")
+
+
+def _base_id(finetune: FineTune) -> str:
+    return f"{TINY_MODEL_ID}@{finetune.code}" if finetune.base_model == TINY_MODEL_ID else finetune.base_model
+
+
+def _tuned(finetune: FineTune) -> ChatModel:
+    return ChatModel(id=str(finetune.code), label=finetune.name, kind=TUNED, finetune=finetune)
+
+
+def _base(finetune: FineTune) -> ChatModel:
+    label = (f"Base of {finetune.name} ({TINY_MODEL_ID})" if finetune.base_model == TINY_MODEL_ID
+             else f"{finetune.base_model} (base)")
+    return ChatModel(id=_base_id(finetune), label=label, kind=BASE, finetune=finetune)
+
+
+def chat_model_list_for_user(*, user, limit: int | None = PICKER_LIMIT) -> list[ChatModel]:
+    """The user's tuned models, newest first, each followed by its base model (listed once per base)."""
+    finetunes = _ready(user=user)
+    if limit is not None:
+        finetunes = finetunes[:limit]
+    models, seen = [], set()
+    for finetune in finetunes:
+        models.append(_tuned(finetune))
+        base = _base(finetune)
+        if base.id not in seen:
+            seen.add(base.id)
+            models.append(base)
+    return models
+
+
+def chat_model_get_for_user(*, user, model_id) -> ChatModel:
+    """The user's chat model with this id; 404 for anyone else, for unknown ids and for unfinished trainings."""
+    if not isinstance(model_id, str) or not model_id or len(model_id) > 400:
+        raise Http404("No such model.")
+    from apps.training.selectors import finetune_get_for_user
+
+    ready = _ready(user=user)
+    name, _, code = model_id.rpartition("@")
+    if name == TINY_MODEL_ID:
+        finetune = ready.filter(code=_uuid(code), base_model=TINY_MODEL_ID).first() if _uuid(code) else None
+        if finetune is None:
+            raise Http404("No such model.")
+        return _base(finetune)
+    if _uuid(model_id):
+        finetune = finetune_get_for_user(user=user, code=model_id)
+        if not finetune.artifact:
+            raise Http404("This model has not finished training.")
+        return _tuned(finetune)
+    finetune = ready.filter(base_model=model_id).exclude(base_model=TINY_MODEL_ID).first()
+    if finetune is None:
+        raise Http404("No such model.")
+    return _base(finetune)
+
+
+def chat_model_default_ids(*, user) -> list[str]:
+    """The columns of a first visit: the newest tuned model beside its base."""
+    finetune = _ready(user=user).first()
+    return [str(finetune.code), _base_id(finetune)] if finetune else []
+
+
+def _uuid(value: str):
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None

