@@ -34,10 +34,10 @@ def pairs(n=400, seed=0) -> list[dict]:
     return [{"question": words(8), "answer": words(SEQ)} for _ in range(n)]
 
 
-def make(out: str) -> None:
-    import torch
+def word_tokenizer():
+    """One token per word w0..w29999, with Gemma's chat template: sequence lengths are exact."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from workers.tiny_model import GEMMA_CHAT_TEMPLATE, SPECIAL_TOKENS
 
@@ -45,8 +45,15 @@ def make(out: str) -> None:
     vocab.update({f"w{i}": len(vocab) + i for i in range(30000)})
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<end_of_turn>",
-                                 pad_token="<pad>", unk_token="<unk>", chat_template=GEMMA_CHAT_TEMPLATE)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<end_of_turn>",
+                                   pad_token="<pad>", unk_token="<unk>", chat_template=GEMMA_CHAT_TEMPLATE)
+
+
+def make(out: str) -> None:
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    hf = word_tokenizer()
     config = Gemma3TextConfig(vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
                               num_attention_heads=4, num_key_value_heads=1, head_dim=256, max_position_embeddings=32768,
                               sliding_window=512, rope_theta=1000000.0, query_pre_attn_scalar=256, pad_token_id=0,

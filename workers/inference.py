@@ -137,7 +137,8 @@ def _load_uncached(ref: ModelRef):
     tokenizer_source = ref.adapter if _has_tokenizer(ref.adapter) else ref.path
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
+        # Straight onto the GPU: loading on the CPU first would need the model's size in RAM as well.
+        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype, device_map=device if device == "cuda" else None)
         if ref.adapter:
             from peft import PeftModel
 
@@ -159,6 +160,12 @@ CACHE = ModelCache()
 def configure_cache(*, max_bytes: int) -> None:
     """Set the byte budget of the process-wide cache (the worker passes GARAGE_INFERENCE_CACHE_GIB)."""
     CACHE.configure(max_bytes=max_bytes)
+
+
+def clear_cache() -> None:
+    """Unload every cached model. A process that also trains (the `gpu` worker running an evaluation job) calls
+    this when done, so that the next training finds the GPU memory free."""
+    CACHE.clear()
 
 
 def load(ref: ModelRef):
@@ -303,7 +310,7 @@ def stream(ref: ModelRef, messages: list[dict], *, max_new_tokens: int = 256, te
             with torch.no_grad():
                 out = model.generate(**enc, **kwargs, streamer=streamer, stopping_criteria=StoppingCriteriaList([Stop()]))
             generated.append(out[0, prompt_tokens:])
-        except BaseException as exc:  # handed to the caller's thread below
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller's thread below)
             errors.append(exc)
             streamer.end()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from workers.catalogue import lora_targets, model_facts, model_source
 from workers.errors import Cancelled, ReadableError
+from workers.planner import GIB, Plan, estimate, measure_device
 from workers.reporting import Reporter
 
 BACKENDS = ("auto", "unsloth", "trl")
@@ -51,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     evaluate: bool = True
     model_cache_dir: str = ""  # where PyPI-shipped models are unpacked; empty: workers.catalogue's default
+    memory_limit_gib: float = 0.0  # refuse runs estimated above this; 0: the device's own memory
 
 
 def _messages(question: str, answer: str | None = None, system: str = "") -> list[dict]:
@@ -102,8 +104,8 @@ def validate(config: TrainConfig) -> None:
         raise ReadableError("The learning rate must be greater than zero.")
     if config.max_steps < 1 or config.batch_size < 1 or config.gradient_accumulation < 1:
         raise ReadableError("Steps, batch size and gradient accumulation must each be at least 1.")
-    if config.epochs < 0:
-        raise ReadableError("The number of epochs cannot be negative.")
+    if config.epochs < 0 or config.memory_limit_gib < 0:
+        raise ReadableError("The number of epochs and the memory limit cannot be negative.")
     if config.method == "qlora" and not cuda_available():
         raise ReadableError("QLoRA needs an NVIDIA GPU (4-bit weights run on CUDA only). Use LoRA on this worker.")
 
@@ -127,6 +129,26 @@ def _check_base_model(config: TrainConfig, base_path: str) -> dict:
     if limit is not None and config.max_length > limit:
         raise ReadableError(f"The maximum sequence length {config.max_length} exceeds this model's limit of {limit} tokens.")
     return facts
+
+
+def preflight(config: TrainConfig, backend: str, facts: dict) -> Plan | None:
+    """Estimate peak memory and step time on this worker's device before any weights load; refuse a run that
+    will not fit, naming changes that would. None when the model's architecture is unknown."""
+    architecture = facts["architecture"]
+    if architecture is None:
+        return None
+    entry = facts["entry"]
+    parameters = entry.parameters if entry and entry.architecture else \
+        architecture.vocab_size * architecture.hidden_size * (1 if architecture.tie_word_embeddings else 2) \
+        + architecture.linear_parameters()
+    device = measure_device()
+    if config.memory_limit_gib:
+        device.memory_bytes = int(config.memory_limit_gib * GIB)
+    plan = estimate(architecture=architecture, parameters=parameters, method=config.method, backend=backend,
+                    batch_size=config.batch_size, max_length=config.max_length, lora_r=config.lora_r, device=device)
+    if not plan.fits:
+        raise ReadableError(f"This run will not fit: {plan.summary()} Try " + "; or ".join(plan.suggestions) + ".")
+    return plan
 
 
 def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) -> float:
@@ -231,6 +253,27 @@ def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: floa
     return ReportProgress()
 
 
+def sft_arguments(config: TrainConfig, *, steps: int, evaluates: bool):
+    """TRL's SFTConfig for a run: one place, so that the GPU benchmark's raw baseline trains with the very same
+    settings as the engine."""
+    import torch
+    from trl import SFTConfig
+
+    use_cpu = not cuda_available()
+    return SFTConfig(
+        output_dir=str(Path(config.output_dir) / CHECKPOINTS), max_steps=steps,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
+        logging_steps=1, report_to=[], max_length=config.max_length,
+        completion_only_loss=config.train_on_responses_only, packing=config.packing,
+        eval_strategy="steps" if evaluates and config.eval_every else "no",
+        eval_steps=config.eval_every or None, per_device_eval_batch_size=config.batch_size,
+        save_strategy="steps" if config.checkpoint_every else "no", save_steps=config.checkpoint_every or 500,
+        save_total_limit=2, use_cpu=use_cpu, bf16=not use_cpu and torch.cuda.is_bf16_supported(),
+        seed=config.seed, data_seed=config.seed, disable_tqdm=True, log_level="error", dataloader_num_workers=0,
+    )
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     folder = Path(output_dir) / CHECKPOINTS
     checkpoints = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
@@ -287,7 +330,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     import datasets
     import torch
     from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from workers.tiny_model import TINY_MODEL_ID, build_tiny_gemma3
 
@@ -302,6 +345,9 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     else:
         base_path = model_source(config.base_model, cache_dir=config.model_cache_dir or None)
     facts = _check_base_model(config, base_path)
+    plan = preflight(config, backend, facts)
+    if plan is not None:
+        reporter.log(plan.summary())
     targets = config.lora_target_modules or lora_targets(config.base_model, facts["model_type"])
     try:
         model, tokenizer, peft_config = _load(config, backend, base_path, targets)
@@ -325,20 +371,8 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     dataset = prompt_completion_dataset(config.pairs)
     eval_dataset = prompt_completion_dataset(config.eval_pairs) if config.eval_pairs else None
     mean_tokens = sum(len(tokenizer(p["question"] + " " + p["answer"])["input_ids"]) + 8 for p in config.pairs) / len(config.pairs)
-    use_cpu = not cuda_available()
     steps_planned = planned_steps(config)
-    args = SFTConfig(
-        output_dir=str(output_dir / CHECKPOINTS), max_steps=steps_planned,
-        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
-        logging_steps=1, report_to=[], max_length=config.max_length,
-        completion_only_loss=config.train_on_responses_only, packing=config.packing,
-        eval_strategy="steps" if eval_dataset is not None and config.eval_every else "no",
-        eval_steps=config.eval_every or None, per_device_eval_batch_size=config.batch_size,
-        save_strategy="steps" if config.checkpoint_every else "no", save_steps=config.checkpoint_every or 500,
-        save_total_limit=2, use_cpu=use_cpu, bf16=not use_cpu and torch.cuda.is_bf16_supported(),
-        seed=config.seed, data_seed=config.seed, disable_tqdm=True, log_level="error", dataloader_num_workers=0,
-    )
+    args = sft_arguments(config, steps=steps_planned, evaluates=eval_dataset is not None)
     callback = _progress_callback(reporter, steps_planned, mean_tokens * config.batch_size * config.gradient_accumulation,
                                   compiles_first_step=backend == "unsloth" and resume_from is None)
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, eval_dataset=eval_dataset,
@@ -396,5 +430,6 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         "artifact": str(archive),
         "examples": len(config.pairs),
         "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else None,
+        "plan": plan.as_dict() if plan else None,
         "config": {k: v for k, v in asdict(config).items() if k not in ("pairs", "eval_pairs")},
     }

@@ -133,7 +133,7 @@ async def chat_completions(request):
     # Wait until the model is loaded, so that a missing worker or a refused conversation gets a proper status.
     try:
         first = await receive()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await sync_to_async(inference_stop)(request_id=request_id)
         return _timeout_error()
     if first["type"] == "inference.error":
@@ -155,7 +155,7 @@ async def chat_completions(request):
                 return _worker_error(message, model_id)
             elif message["type"] == "inference.done":
                 break
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await sync_to_async(inference_stop)(request_id=request_id)
         return _timeout_error()
     usage = message.get("usage", {})
@@ -191,7 +191,7 @@ async def _sse(receive, request_id, meta, include_usage):
         while True:
             try:
                 message = await receive()
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield _event({"error": {"message": "The inference worker stopped answering.", "type": "timeout",
                                         "param": None, "code": "timeout"}})
                 return

@@ -16,7 +16,7 @@ def trained(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("trained")
     train(TrainConfig(base_model="tiny-gemma3", output_dir=str(out), pairs=[{"question": q, "answer": a} for q, a in PAIRS],
-                      max_steps=60, batch_size=8, evaluate=False), RecordingReporter())
+                      max_steps=30, batch_size=8, evaluate=False), RecordingReporter())
     return out
 
 

@@ -22,7 +22,7 @@ def base(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory, base):
     out = tmp_path_factory.mktemp("tuned")
-    train(TrainConfig(base_model=base.path, output_dir=str(out), pairs=PAIRS, max_steps=60, batch_size=8, evaluate=False),
+    train(TrainConfig(base_model=base.path, output_dir=str(out), pairs=PAIRS, max_steps=30, batch_size=8, evaluate=False),
           RecordingReporter())
     return ModelRef(path=base.path, adapter=str(out / "model"))
 

@@ -1,0 +1,161 @@
+"""The pre-flight planner: peak memory and time per step of a training run, estimated before any weights load.
+
+Memory is counted from the architecture (workers.catalogue.Architecture): the weights at their storage size,
+the trainable parameters with their gradients and optimizer state, the activations that gradient checkpointing
+keeps (one hidden state per layer and token) plus one layer being recomputed, and the logits over the vocabulary
+(which Unsloth never materialises in full: it computes the loss in chunks). The activation and logit factors
+were fitted to measured peaks (bench/planner_accuracy.py, figures and the error in bench/RESULTS.md).
+
+Time per step comes from the work (about 6 multiply-adds per adapted weight and token with gradient
+checkpointing, 8 for full fine-tuning) divided by the device's measured matrix-multiply speed times an
+efficiency factor of training as a whole, also fitted by the benchmark. Pure engine code: no Django."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+from workers.catalogue import Architecture
+
+GIB = 2**30
+# Fitted on an H100 (bench/planner_accuracy.py): bytes of activation per (token × hidden unit × layer), and of
+# logits per (token × vocabulary entry), for each backend; and the share of the matmul speed training reaches.
+ACTIVATION_FACTOR = {"unsloth": 4.0, "trl": 6.0}
+LOGITS_FACTOR = {"unsloth": 0.0, "trl": 4.0}
+TRAINING_EFFICIENCY = {"cuda": 0.35, "cpu": 0.25}
+# What a run needs beyond its tensors: the CUDA context and kernels, or the Python process with torch loaded.
+OVERHEAD_BYTES = {"cuda": 0.6 * GIB, "cpu": 0.8 * GIB}
+HEADROOM = 0.92  # plan to use at most this share of the device's memory: fragmentation and other processes
+
+
+@dataclass
+class Device:
+    kind: str  # "cuda" or "cpu"
+    name: str
+    memory_bytes: int  # what training may use: the GPU's total memory, or the machine's available RAM
+    matmul_flops: float  # measured multiply-add speed (FLOP/s) in the training dtype
+
+    @property
+    def dtype_bytes(self) -> int:
+        return 2 if self.kind == "cuda" else 4  # bf16 on GPUs, float32 on CPUs (most have no fast bf16)
+
+
+@dataclass
+class Plan:
+    fits: bool
+    peak_bytes: int
+    seconds_per_step: float | None
+    breakdown: dict  # bytes by part: weights, trainable, activations, logits, overhead
+    device: dict
+    suggestions: list[str] = field(default_factory=list)
+
+    @property
+    def peak_gib(self) -> float:
+        return round(self.peak_bytes / GIB, 2)
+
+    def summary(self) -> str:
+        speed = f", about {self.seconds_per_step:.2f} s per step" if self.seconds_per_step else ""
+        return (f"Estimated peak memory {self.peak_gib} GiB of {self.device['memory_bytes'] / GIB:.1f} GiB "
+                f"on {self.device['name']}{speed}.")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "peak_gib": self.peak_gib}
+
+
+def measure_device() -> Device:
+    """The device training would run on, with its memory and a short matrix-multiply timing (about 0.1 s)."""
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return Device("cuda", props.name, props.total_memory, _matmul_flops(torch, "cuda", torch.bfloat16, 4096))
+    memory = _available_ram()
+    return Device("cpu", f"CPU ({os.cpu_count()} cores)", memory, _matmul_flops(torch, "cpu", torch.float32, 512))
+
+
+def _available_ram() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _matmul_flops(torch, device: str, dtype, n: int) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b  # warm-up: kernel selection, allocation
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    repeats, started = 0, time.perf_counter()
+    while repeats < 3 or time.perf_counter() - started < 0.05:
+        a @ b
+        repeats += 1
+    sync()
+    return 2 * n**3 * repeats / (time.perf_counter() - started)
+
+
+def estimate(*, architecture: Architecture, parameters: int, method: str, backend: str, batch_size: int,
+             max_length: int, lora_r: int, device: Device) -> Plan:
+    """Peak memory and time per step of one optimizer step of `batch_size` sequences of `max_length` tokens."""
+    a, db = architecture, device.dtype_bytes
+    linear = a.linear_parameters()
+    if method == "qlora":  # NF4: half a byte per weight plus its scales; embeddings and norms stay in bf16
+        weights = linear * 0.5 * 1.07 + (parameters - linear) * 2
+    else:
+        weights = parameters * db
+    if method == "full":
+        trainable_params = parameters
+        trainable = parameters * db * 3  # gradient and two Adam moments, in the weights' dtype
+    else:
+        trainable_params = a.lora_parameters(lora_r)
+        trainable = trainable_params * 4 * 4  # PEFT keeps adapters in float32: weight, gradient, two moments
+    tokens = batch_size * max_length
+    activations = ACTIVATION_FACTOR[backend] * tokens * a.hidden_size * a.num_hidden_layers * db / 2 \
+        + tokens * (8 * a.hidden_size + 3 * a.intermediate_size) * db  # the layer being recomputed
+    logits = LOGITS_FACTOR[backend] * tokens * a.vocab_size
+    breakdown = {"weights": int(weights), "trainable": int(trainable), "activations": int(activations),
+                 "logits": int(logits), "overhead": int(OVERHEAD_BYTES[device.kind])}
+    peak = sum(breakdown.values())
+    multiply_adds = 8 if method == "full" else 6
+    flops = tokens * (multiply_adds * linear + 6 * a.vocab_size * a.hidden_size)
+    seconds = flops / (device.matmul_flops * TRAINING_EFFICIENCY[device.kind]) if device.matmul_flops else None
+    budget = device.memory_bytes * HEADROOM
+    plan = Plan(fits=peak <= budget, peak_bytes=int(peak), seconds_per_step=round(seconds, 4) if seconds else None,
+                breakdown=breakdown, device=asdict(device))
+    if not plan.fits:
+        plan.suggestions = _suggestions(architecture=a, parameters=parameters, method=method, backend=backend,
+                                        batch_size=batch_size, max_length=max_length, lora_r=lora_r, device=device)
+    return plan
+
+
+def _suggestions(*, device: Device, method: str, batch_size: int, max_length: int, **settings) -> list[str]:
+    """Changes that would fit, cheapest for the result first: a smaller batch (with gradient accumulation the
+    effective batch stays), then a shorter sequence, then LoRA instead of full, then QLoRA on a GPU."""
+    budget = device.memory_bytes * HEADROOM
+
+    def fits(**changes) -> bool:
+        values = {"method": method, "batch_size": batch_size, "max_length": max_length, **settings, **changes}
+        return estimate(device=device, **values).peak_bytes <= budget
+
+    found = []
+    smaller = batch_size // 2
+    while smaller >= 1 and not fits(batch_size=smaller):  # the largest batch that fits, halving
+        smaller //= 2
+    if smaller >= 1:
+        found.append(f"a batch size of {smaller} with gradient accumulation {math.ceil(batch_size / smaller)} "
+                     f"(the same effective batch)")
+    shorter = max_length // 2
+    while shorter >= 64 and not fits(max_length=shorter):
+        shorter //= 2
+    if shorter >= 64:
+        found.append(f"a maximum sequence length of {shorter}")
+    if method == "full" and fits(method="lora"):
+        found.append("LoRA instead of full fine-tuning")
+    if method != "qlora" and device.kind == "cuda" and fits(method="qlora"):
+        found.append("QLoRA (4-bit weights)")
+    if not found:
+        found.append("a smaller model, or a worker with more memory")
+    return found
