@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SEQ, BATCH, STEPS, WARM = int(os.environ.get("SEQ", 1024)), int(os.environ.get("BS", 8)), int(os.environ.get("STEPS", 40)), 10
 LORA = dict(r=16, lora_alpha=32, lora_dropout=0.0)
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-MODES = ["raw_unsloth", "ours_unsloth", "plain_trl", "ours_qlora", "ours_qlora_trl"]
+MODES = ["raw_unsloth", "raw_unsloth_same_args", "ours_unsloth", "plain_trl", "ours_qlora", "ours_qlora_trl"]
 
 
 def pairs(n=400, seed=0) -> list[dict]:
@@ -65,17 +65,26 @@ def make(out: str) -> None:
     print(json.dumps({"made": out, "params": sum(p.numel() for p in model.parameters())}), flush=True)
 
 
+def our_config(out: str, mode: str, **changes):
+    from workers.train import TrainConfig
+
+    settings = dict(base_model=out, output_dir=f"/tmp/bench-{mode}", pairs=pairs(), max_steps=STEPS, learning_rate=2e-4,
+                    batch_size=BATCH, max_length=SEQ, lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"],
+                    train_on_responses_only=False, evaluate=False)
+    return TrainConfig(**{**settings, **changes})
+
+
 def run_baseline(mode: str, out: str) -> dict:
-    """Raw Unsloth or plain TRL + PEFT, configured as their documentation shows."""
-    if mode == "raw_unsloth":
+    """Raw Unsloth or plain TRL + PEFT, configured as their documentation shows; raw_unsloth_same_args takes the
+    engine's own SFTConfig (workers.train.sft_arguments), so that only the engine's callbacks differ."""
+    if mode.startswith("raw_unsloth"):
         import unsloth  # noqa: F401  (before transformers and TRL)
         from unsloth import FastLanguageModel
     import torch
-    from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from workers.train import _messages
+    from workers.train import prompt_completion_dataset, sft_arguments
 
     class Timer(TrainerCallback):
         def __init__(self):
@@ -85,7 +94,7 @@ def run_baseline(mode: str, out: str) -> dict:
             torch.cuda.synchronize()
             self.at[state.global_step] = time.perf_counter()
 
-    if mode == "raw_unsloth":
+    if mode.startswith("raw_unsloth"):
         model, tokenizer = FastLanguageModel.from_pretrained(model_name=out, max_seq_length=SEQ, dtype=torch.bfloat16,
                                                              load_in_4bit=False)
         model = FastLanguageModel.get_peft_model(model, target_modules=TARGETS, use_gradient_checkpointing="unsloth",
@@ -99,11 +108,14 @@ def run_baseline(mode: str, out: str) -> dict:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", bias="none", target_modules=TARGETS, **LORA))
-    dataset = Dataset.from_list([{"messages": _messages(p["question"], p["answer"])} for p in pairs()])
+    dataset = prompt_completion_dataset(pairs())  # the engine's data format, for every mode
     timer = Timer()
-    args = SFTConfig(output_dir=f"/tmp/bench-{mode}", per_device_train_batch_size=BATCH, max_steps=STEPS,
-                     learning_rate=2e-4, logging_steps=10, save_strategy="no", report_to=[], bf16=True, max_length=SEQ,
-                     packing=False, seed=0, gradient_checkpointing=mode != "raw_unsloth")
+    if mode == "raw_unsloth_same_args":
+        args = sft_arguments(our_config(out, mode), steps=STEPS, evaluates=False)
+    else:
+        args = SFTConfig(output_dir=f"/tmp/bench-{mode}", per_device_train_batch_size=BATCH, max_steps=STEPS,
+                         learning_rate=2e-4, logging_steps=10, save_strategy="no", report_to=[], bf16=True,
+                         max_length=SEQ, packing=False, seed=0, gradient_checkpointing=mode != "raw_unsloth")
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, args=args, callbacks=[timer])
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
@@ -116,7 +128,7 @@ def run_ours(mode: str, out: str) -> dict:
     import torch
 
     from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, train
+    from workers.train import train
 
     class TimedReporter(RecordingReporter):
         """Keeps the time of each step's metrics (logged every step, which synchronises with the GPU)."""
@@ -134,10 +146,7 @@ def run_ours(mode: str, out: str) -> dict:
     steps = STEPS if method == "lora" else 20
     reporter = TimedReporter()
     torch.cuda.reset_peak_memory_stats()
-    result = train(TrainConfig(base_model=out, output_dir=f"/tmp/bench-{mode}", pairs=pairs(), method=method,
-                               backend=backend, max_steps=steps, learning_rate=2e-4, batch_size=BATCH, max_length=SEQ,
-                               lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"], train_on_responses_only=False,
-                               evaluate=False), reporter)
+    result = train(our_config(out, mode, method=method, backend=backend, max_steps=steps), reporter)
     seconds = reporter.at[steps] - reporter.at[WARM]
     return {"tokens_per_s": round(SEQ * BATCH * (steps - WARM) / seconds),
             "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "phases": reporter.phases,

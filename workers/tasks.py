@@ -89,6 +89,18 @@ def benchmark(job, reporter):
     return benchmark_run_execute(run=BenchmarkRun.objects.get(pk=job.config["benchmark_run"]), reporter=reporter)
 
 
+@job_task(Job.Kind.EVALUATE)
+def evaluate(job, reporter):
+    """Answer a fine-tune's held-out questions with its base and tuned models and score them (queue `gpu`). Side
+    effects: see apps.evaluation.heldout.heldout_evaluation_run (report rows replaced, finetune.metrics["evaluation"]
+    written, judge requests audited)."""
+    from apps.evaluation.heldout import heldout_evaluation_run
+    from apps.evaluation.models import HeldoutEvaluation
+
+    return heldout_evaluation_run(evaluation=HeldoutEvaluation.objects.get(pk=job.config["heldout_evaluation"]),
+                                  reporter=reporter)
+
+
 @job_task(Job.Kind.SLEEP)
 def sleep(job, reporter):
     """A diagnostic job: `steps` steps of `seconds` each, reporting progress and a metric per step.

@@ -181,7 +181,10 @@ def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) ->
     return correct / len(pairs)
 
 
-def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: float, compiles_first_step: bool):
+def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: float, compiles_first_step: bool,
+                       extra_metrics=None):
+    """A TrainerCallback reporting progress and step metrics; `extra_metrics(logs, state) -> dict`, when given, adds
+    a trainer's own values (GRPO's rewards and KL) to each step's metric event."""
     import torch
     from transformers import TrainerCallback
 
@@ -247,6 +250,8 @@ def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: floa
                       "tokens_per_s": tokens_per_s, "eta_s": eta_s}
             if torch.cuda.is_available():
                 values["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            if extra_metrics is not None:
+                values.update(extra_metrics(logs, state))
             reporter.metric(**values)
             reporter.progress(step / max_steps, f"Step {step} of {max_steps}")
 
