@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The shapes the factors were fitted on; PLAN_SHAPES="trl:1x4096,unsloth:16x1024" checks others (out of sample).
 GPU_SHAPES = {"trl": [(4, 512), (8, 1024), (2, 2048), (16, 512)], "unsloth": [(8, 1024), (4, 2048)]}
 CPU_SHAPES = [(2, 128), (4, 256), (8, 256)]
 STEPS = 6
@@ -109,6 +110,9 @@ def main() -> None:
         if not Path(model_dir, "config.json").exists():
             subprocess.run([sys.executable, str(ROOT / "bench" / "train_throughput_gpu.py"), "make", model_dir], check=True)
         shapes = [(backend, b, s) for backend, sizes in GPU_SHAPES.items() for b, s in sizes]
+        if os.environ.get("PLAN_SHAPES"):
+            shapes = [(item.split(":")[0], *map(int, item.split(":")[1].split("x")))
+                      for item in os.environ["PLAN_SHAPES"].split(",")]
     else:
         model_dir = "/tmp/smollm2-135m-random"
         if not Path(model_dir, "config.json").exists():

@@ -115,7 +115,8 @@ def run_baseline(mode: str, out: str) -> dict:
     else:
         args = SFTConfig(output_dir=f"/tmp/bench-{mode}", per_device_train_batch_size=BATCH, max_steps=STEPS,
                          learning_rate=2e-4, logging_steps=10, save_strategy="no", report_to=[], bf16=True,
-                         max_length=SEQ, packing=False, seed=0, gradient_checkpointing=mode != "raw_unsloth")
+                         max_length=SEQ, packing=False, seed=0,
+                         gradient_checkpointing=mode != "raw_unsloth" or os.environ.get("RAW_GC") == "1")
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, args=args, callbacks=[timer])
     torch.cuda.reset_peak_memory_stats()
     trainer.train()

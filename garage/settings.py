@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.evaluation",
     "apps.hub",
     "apps.playground",
+    "apps.rl",
 ]
 
 MIDDLEWARE = [

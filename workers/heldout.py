@@ -26,6 +26,7 @@ from workers.errors import Cancelled, ReadableError
 from workers.llm import chat_text
 from workers.reporting import Reporter
 from workers.scoring import score
+
 # The conversation training builds from an example; evaluating with anything else would measure another task.
 from workers.train import _messages as training_messages
 
@@ -148,7 +149,7 @@ def judge_conversation(*, question: str, reference: str, answer: str) -> list[di
                                                               answer=answer or "(no answer)")}]
 
 
-_SCORE_RE = re.compile(r'"?score"?\s*[:=]\s*"?(-?\d+(?:\.\d+)?)')
+_SCORE_RE = re.compile(r'"?score"?\s*[:=]\s*"?(-?\d+(?:\.\d+)?)', re.IGNORECASE)
 _BARE_NUMBER_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*\.?\s*$")
 
 

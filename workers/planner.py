@@ -3,8 +3,8 @@
 Memory is counted from the architecture (workers.catalogue.Architecture): the weights at their storage size,
 the trainable parameters with their gradients and optimizer state, the activations that gradient checkpointing
 keeps (one hidden state per layer and token) plus one layer being recomputed, and the logits over the vocabulary
-(which Unsloth never materialises in full: it computes the loss in chunks). The activation and logit factors
-were fitted to measured peaks (bench/planner_accuracy.py, figures and the error in bench/RESULTS.md).
+(neither backend was seen to hold them over the whole vocabulary at once). The activation factors were fitted
+to measured peaks (bench/planner_accuracy.py, figures and the error in bench/RESULTS.md).
 
 Time per step comes from the work (about 6 multiply-adds per adapted weight and token with gradient
 checkpointing, 8 for full fine-tuning) divided by the device's measured matrix-multiply speed times an
@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass, field
 from workers.catalogue import Architecture
 
 GIB = 2**30
-# Fitted on an H100 (bench/planner_accuracy.py): bytes of activation per (token × hidden unit × layer), and of
-# logits per (token × vocabulary entry), for each backend; and the share of the matmul speed training reaches.
-ACTIVATION_FACTOR = {"unsloth": 4.0, "trl": 6.0}
-LOGITS_FACTOR = {"unsloth": 0.0, "trl": 4.0}
-TRAINING_EFFICIENCY = {"cuda": 0.35, "cpu": 0.25}
+# Fitted to measured peaks and steps (bench/planner_accuracy.py; figures in bench/RESULTS.md): bytes of activation
+# per (token × hidden unit × layer) in bf16, for each backend; the share of the device's matmul speed training
+# reaches; and a fixed cost per step (kernel launches of the unfused model). Neither backend was seen to hold
+# the logits over the whole vocabulary at once (both compute the loss in pieces), so they are not counted.
+ACTIVATION_FACTOR = {"unsloth": 3.75, "trl": 7.8}
+TRAINING_EFFICIENCY = {("cuda", "unsloth"): 0.35, ("cuda", "trl"): 0.29, ("cpu", "unsloth"): 0.25, ("cpu", "trl"): 0.25}
+STEP_OVERHEAD_S = {("cuda", "unsloth"): 0.0, ("cuda", "trl"): 0.23, ("cpu", "unsloth"): 0.0, ("cpu", "trl"): 0.0}
 # What a run needs beyond its tensors: the CUDA context and kernels, or the Python process with torch loaded.
 OVERHEAD_BYTES = {"cuda": 0.6 * GIB, "cpu": 0.8 * GIB}
 HEADROOM = 0.92  # plan to use at most this share of the device's memory: fragmentation and other processes
@@ -113,15 +115,14 @@ def estimate(*, architecture: Architecture, parameters: int, method: str, backen
         trainable_params = a.lora_parameters(lora_r)
         trainable = trainable_params * 4 * 4  # PEFT keeps adapters in float32: weight, gradient, two moments
     tokens = batch_size * max_length
-    activations = ACTIVATION_FACTOR[backend] * tokens * a.hidden_size * a.num_hidden_layers * db / 2 \
-        + tokens * (8 * a.hidden_size + 3 * a.intermediate_size) * db  # the layer being recomputed
-    logits = LOGITS_FACTOR[backend] * tokens * a.vocab_size
+    activations = ACTIVATION_FACTOR[backend] * tokens * a.hidden_size * a.num_hidden_layers * db / 2
     breakdown = {"weights": int(weights), "trainable": int(trainable), "activations": int(activations),
-                 "logits": int(logits), "overhead": int(OVERHEAD_BYTES[device.kind])}
+                 "overhead": int(OVERHEAD_BYTES[device.kind])}
     peak = sum(breakdown.values())
     multiply_adds = 8 if method == "full" else 6
     flops = tokens * (multiply_adds * linear + 6 * a.vocab_size * a.hidden_size)
-    seconds = flops / (device.matmul_flops * TRAINING_EFFICIENCY[device.kind]) if device.matmul_flops else None
+    key = (device.kind, backend)
+    seconds = flops / (device.matmul_flops * TRAINING_EFFICIENCY[key]) + STEP_OVERHEAD_S[key] if device.matmul_flops else None
     budget = device.memory_bytes * HEADROOM
     plan = Plan(fits=peak <= budget, peak_bytes=int(peak), seconds_per_step=round(seconds, 4) if seconds else None,
                 breakdown=breakdown, device=asdict(device))

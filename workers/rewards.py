@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -146,7 +147,7 @@ def _number(value, label: str, kind: str):
         number = float(value)
     except (TypeError, ValueError):
         raise ReadableError(f"{label} must be a number.") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise ReadableError(f"{label} must be a number.")
     if kind == "integer":
         if not number.is_integer():
@@ -241,9 +242,8 @@ def _check_type(entry: dict, where: str) -> None:
     elif kind == "length":
         if entry["max"] < entry["min"]:
             raise ReadableError(f"{where}: the maximum length must not be below the minimum.")
-    elif kind == "judge":
-        if not entry["rubric"].strip():
-            raise ReadableError(f"{where}: write the rubric the judge grades by.")
+    elif kind == "judge" and not entry["rubric"].strip():
+        raise ReadableError(f"{where}: write the rubric the judge grades by.")
 
 
 def judge_providers(specs: list[dict]) -> list[str]:
@@ -412,7 +412,7 @@ class RepetitionScorer(Scorer):
 JUDGE_SYSTEM = ("You are a strict, fair grader. You grade one response to a prompt against a rubric. Reply with only "
                 "a JSON object of the form {\"score\": <a number from 0 to 10>, \"reason\": \"<one short sentence>\"}.")
 _JSON_RE = re.compile(r"\{[^{}]*\}", re.DOTALL)
-_SCORE_RE = re.compile(r"score\W{0,5}(-?\d+(?:\.\d+)?)(?:\s*(?:/|out of)\s*(\d+(?:\.\d+)?))?", re.IGNORECASE)
+_SCORE_RE = re.compile(r"score[^\w-]{0,5}(-?\d+(?:\.\d+)?)(?:\s*(?:/|out of)\s*(\d+(?:\.\d+)?))?", re.IGNORECASE)
 _BARE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?))?\s*\.?\s*$")
 
 
@@ -532,7 +532,7 @@ class JudgeScorer(Scorer):
             self.stats.cost += (prompt_tokens * self.spec["cost_per_million_input"]
                                 + completion_tokens * self.spec["cost_per_million_output"]) / 1e6
         if self.on_call is not None:
-            self.on_call(result)
+            self.on_call(result, self.spec)
 
 
 SCORERS = {"format": FormatScorer, "answer_match": AnswerMatchScorer, "exact": MatchScorer, "contains": MatchScorer,
@@ -542,7 +542,7 @@ SCORERS = {"format": FormatScorer, "answer_match": AnswerMatchScorer, "exact": M
 def build_scorers(specs: list[dict], *, judge_client: Callable | None = None, on_call: Callable | None = None,
                   stats: JudgeStats | None = None) -> list[Scorer]:
     """Scorers for validated-or-raw specs. `judge_client(provider)` returns the workers.llm.ChatClient a judge
-    with that provider choice uses; `on_call(result)` is called once per judge request (an audit log).
+    with that provider choice uses; `on_call(result, spec)` is called once per judge request (an audit log).
     Raises ReadableError for bad specs, or a judge without an endpoint."""
     specs = validate_specs(specs)
     stats = stats if stats is not None else JudgeStats()

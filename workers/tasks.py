@@ -86,7 +86,12 @@ def benchmark(job, reporter):
     from apps.evaluation.models import BenchmarkRun
     from apps.evaluation.services import benchmark_run_execute
 
-    return benchmark_run_execute(run=BenchmarkRun.objects.get(pk=job.config["benchmark_run"]), reporter=reporter)
+    try:
+        return benchmark_run_execute(run=BenchmarkRun.objects.get(pk=job.config["benchmark_run"]), reporter=reporter)
+    finally:
+        from workers.inference import clear_cache
+
+        clear_cache()  # this gpu worker may train next: leave its memory free
 
 
 @job_task(Job.Kind.EVALUATE)
@@ -99,6 +104,19 @@ def evaluate(job, reporter):
 
     return heldout_evaluation_run(evaluation=HeldoutEvaluation.objects.get(pk=job.config["heldout_evaluation"]),
                                   reporter=reporter)
+
+
+@job_task(Job.Kind.GRPO)
+def grpo(job, reporter):
+    """Run a GRPO training run, or a reward preview whose completions the base model writes (queue `gpu`).
+    Side effects: see apps.rl.services.grpo_run_execute and reward_preview_execute."""
+    from apps.rl.models import GrpoRun, RewardPreview
+    from apps.rl.services import grpo_run_execute, reward_preview_execute
+
+    if "reward_preview" in job.config:
+        return reward_preview_execute(preview=RewardPreview.objects.get(pk=job.config["reward_preview"]),
+                                      reporter=reporter, job=job)
+    return grpo_run_execute(run=GrpoRun.objects.get(pk=job.config["grpo_run"]), reporter=reporter)
 
 
 @job_task(Job.Kind.SLEEP)

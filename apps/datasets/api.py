@@ -180,6 +180,9 @@ class CurateSerializer(serializers.Serializer):
 
 class FreezeSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+    heldout_ratio = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0.0, max_value=0.5,
+                                           help_text="Share of examples held out for evaluation (never trained on); "
+                                                     "the server's default when absent.")
 
 
 class DatasetVersionSerializer(serializers.ModelSerializer):
@@ -188,8 +191,8 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetVersion
-        fields = ["code", "dataset", "dataset_name", "number", "note", "example_count", "created_at"]
-        read_only_fields = ["code", "dataset", "dataset_name", "number", "example_count", "created_at"]
+        fields = ["code", "dataset", "dataset_name", "number", "note", "example_count", "heldout_count", "created_at"]
+        read_only_fields = ["code", "dataset", "dataset_name", "number", "example_count", "heldout_count", "created_at"]
 
 
 class VersionExampleSerializer(_SourceMixin, serializers.ModelSerializer):
@@ -199,7 +202,7 @@ class VersionExampleSerializer(_SourceMixin, serializers.ModelSerializer):
 
     class Meta:
         model = VersionExample
-        fields = ["position", "system", "question", "answer", "source", "document", "chunk_index", "page"]
+        fields = ["position", "split", "system", "question", "answer", "source", "document", "chunk_index", "page"]
         read_only_fields = fields
 
 
@@ -317,7 +320,8 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         data = FreezeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            version = dataset_version_freeze(dataset=dataset, note=data.validated_data["note"])
+            version = dataset_version_freeze(dataset=dataset, note=data.validated_data["note"],
+                                             heldout_ratio=data.validated_data["heldout_ratio"])
         except DjangoValidationError as exc:
             raise as_api_error(exc)
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)

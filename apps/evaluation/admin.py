@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.evaluation.models import BenchmarkItem, BenchmarkRun
+from apps.evaluation.models import BenchmarkItem, BenchmarkRun, HeldoutEvaluation
 
 
 class BenchmarkItemInline(admin.TabularInline):
@@ -40,3 +40,19 @@ class BenchmarkItemAdmin(admin.ModelAdmin):
     raw_id_fields = ["run"]
     readonly_fields = ["run", "index", "problem_id", "question", "reference", "completion", "extracted", "formatted",
                        "correct"]
+
+
+@admin.register(HeldoutEvaluation)
+class HeldoutEvaluationAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "owner", "automatic", "judge_label", "token_f1", "created_at"]
+    list_filter = ["automatic", "created_at"]
+    search_fields = ["code", "owner__email", "finetune__name"]
+    readonly_fields = ["code", "finetune", "job", "automatic", "judge_provider", "judge_label", "settings", "results"]
+    list_select_related = ["owner", "finetune"]
+
+    @admin.display(description="Token F1 (base → tuned)")
+    def token_f1(self, evaluation):
+        results = evaluation.results or {}
+        if not results:
+            return "–"
+        return f"{results['base']['token_f1']:.3f} → {results['tuned']['token_f1']:.3f}"

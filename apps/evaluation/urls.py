@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.evaluation import views
+from apps.evaluation import heldout_views, views
 
 app_name = "evaluation"
 urlpatterns = [
@@ -9,4 +9,6 @@ urlpatterns = [
     path("compare/", views.compare, name="compare"),
     path("<uuid:code>/", views.run_detail, name="detail"),
     path("<uuid:code>/items.jsonl", views.run_items_download, name="items-download"),
+    path("heldout/<uuid:code>/", heldout_views.heldout_detail, name="heldout"),
+    path("heldout/models/<uuid:code>/run/", heldout_views.heldout_start, name="heldout-start"),
 ]

@@ -119,3 +119,28 @@ def test_it_shows_versions_and_their_examples_read_only_in_the_admin(client, ali
     assert client.get("/admin/datasets/datasetversion/add/").status_code == 403
     aside = client.get("/admin/datasets/qapair/?excluded__exact=low_rating").content.decode()
     assert "Which river is the widest?" in aside and "Where does the Lumen valley lie?" not in aside
+
+
+def test_it_holds_out_the_same_questions_in_every_version_and_repeats_together(alice_api, alice):
+    from apps.datasets.models import Dataset
+
+    dataset = Dataset.objects.create(owner=alice, name="Facts")
+    questions = [f"What is fact number {i}?" for i in range(40)] + ["What is fact number 3?"] * 3  # repeats
+    QAPair.objects.bulk_create(QAPair(dataset=dataset, question=q, answer=f"Answer {i}.", source="manual")
+                               for i, q in enumerate(questions))
+    first = freeze(alice_api, dataset)
+    assert first["heldout_count"] >= 4  # a tenth of 43, or more when a repeated question falls in
+    second = freeze(alice_api, dataset)
+
+    def split(version):
+        examples = alice_api.get(f"/api/v1/versions/{version['code']}/examples/", {"page_size": 100}).json()["results"]
+        return {e["question"] for e in examples if e["split"] == "heldout"}, \
+            {e["question"] for e in examples if e["split"] == "train"}
+
+    heldout, train = split(first)
+    assert heldout and not heldout & train  # a question is never on both sides, even repeated
+    assert split(second) == (heldout, train)  # and on the same side in every version
+    none = alice_api.post(f"/api/v1/datasets/{dataset.code}/versions/", {"heldout_ratio": 0}, format="json").json()
+    assert none["heldout_count"] == 0
+    refused = alice_api.post(f"/api/v1/datasets/{dataset.code}/versions/", {"heldout_ratio": 0.9}, format="json")
+    assert refused.status_code == 400

@@ -11,16 +11,24 @@ from apps.datasets.models import Dataset, DatasetVersion, VersionExample
 
 
 def heldout_positions(questions: list[str], ratio: float) -> set[int]:
-    """Which examples to hold out for evaluation: the `ratio` share (at least one from five examples up) whose
-    question hashes lowest. Hashing the question, not drawing at random, keeps a question on the same side in
-    every version of a dataset, so a model trained on one version is not evaluated on its own training data
-    from another."""
+    """Which examples to hold out for evaluation: about the `ratio` share (at least one from five examples up)
+    whose question hashes lowest. Hashing the question, not drawing at random, keeps a question on the same side
+    in every version of a dataset, and repeated questions together on one side, so that a model is never
+    evaluated on what it was trained on."""
     if ratio <= 0 or len(questions) < 5:
         return set()
+    digests = [hashlib.sha256(" ".join(q.lower().split()).encode()).hexdigest() for q in questions]
     count = max(1, min(len(questions) - 1, math.floor(len(questions) * ratio)))
-    rank = sorted(range(len(questions)),
-                  key=lambda i: hashlib.sha256(" ".join(questions[i].lower().split()).encode()).hexdigest())
-    return set(rank[:count])
+    chosen, held = set(), set()
+    for digest in sorted(set(digests)):
+        if len(held) >= count:
+            break
+        positions = {i for i, d in enumerate(digests) if d == digest}
+        if len(held) + len(positions) >= len(questions):
+            break  # keep something to train on
+        chosen.add(digest)
+        held |= positions
+    return held
 
 
 def dataset_version_freeze(*, dataset: Dataset, note: str = "", heldout_ratio: float | None = None) -> DatasetVersion:

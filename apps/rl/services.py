@@ -1,0 +1,473 @@
+"""Writes of the reinforcement-learning app: GRPO runs, reward previews, the reference recipe, and what the
+worker records when they run."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from apps.core.models import Job
+from apps.core.services import job_create
+from apps.datasets.models import DatasetVersion, VersionExample
+from apps.providers.models import ExternalCallAudit
+from apps.providers.services import (
+    SITE_DEFAULT,
+    audit_hook,
+    provider_choice_validate,
+    provider_endpoint_resolve,
+)
+from apps.rl.models import GrpoRun, RewardPreview
+from apps.training.services import BACKENDS, base_model_clean
+from workers.errors import ReadableError
+from workers.grpo import LIMITS, TAGS_SYSTEM_PROMPT, TAGS_TEMPLATE, GRPOTrainConfig
+from workers.rewards import (
+    build_scorers,
+    judge_providers,
+    judge_stats,
+    score_samples,
+    validate_specs,
+)
+from workers.tiny_model import TINY_MODEL_ID
+
+logger = logging.getLogger(__name__)
+
+GPU_QUEUE = "gpu"
+TEXT_SETTINGS = ("system_prompt", "warmup_template")
+# Settings of the service, not the engine: how many prompts to use (0: all) and, for the reference recipe, how many
+# GSM8K test problems the benchmarks ask and how long their answers may be.
+SERVICE_LIMITS = {"prompt_limit": (0, 1_000_000), "benchmark_limit": (1, 1319), "benchmark_max_new_tokens": (16, 4096)}
+NUMBER_LIMITS = {**LIMITS, **SERVICE_LIMITS}
+_CONFIG_FIELDS = {f.name: f.default for f in fields(GRPOTrainConfig)}
+# Runs save a checkpoint every 50 steps, so a run that failed or was cancelled continues when retried.
+DEFAULTS = {**{name: _CONFIG_FIELDS[name] for name in LIMITS}, "system_prompt": "", "warmup_template": TAGS_TEMPLATE,
+            "checkpoint_every": 50, "prompt_limit": 0, "backend": "auto"}
+MAX_PROMPTS = 100_000
+MAX_PREVIEW_SAMPLES = 8
+PREVIEW_JUDGE_TIMEOUT = 30.0  # the preview of pasted samples answers the person waiting on the page
+
+RECIPE_MODEL = "google/gemma-3-1b-it"
+RECIPE_RUBRIC = ("Give 10 when the reasoning is correct, clear and leads step by step to the final answer; 5 when it "
+                 "has a small slip or skips steps; 0 when it is missing, wrong or unrelated to the problem.")
+RECIPE_REWARDS = [
+    {"type": "format", "name": "format", "weight": 0.5, "mode": "tags", "tags": ["reasoning", "answer"]},
+    {"type": "answer_match", "name": "correctness", "weight": 2.0},
+]
+# One H100 trains Gemma 3 1B with these in about an hour (LoRA, 8 completions for each of 8 prompts per step).
+RECIPE_SETTINGS = {"system_prompt": TAGS_SYSTEM_PROMPT, "warmup_template": TAGS_TEMPLATE, "num_generations": 8,
+                   "prompts_per_step": 8, "max_prompt_length": 256, "max_completion_length": 256,
+                   "learning_rate": 2e-5, "beta": 0.04, "temperature": 1.0, "max_steps": 250, "lora_r": 16,
+                   "lora_alpha": 32, "warmup_steps": 20, "warmup_learning_rate": 1e-4, "warmup_examples": 256,
+                   "benchmark_limit": 200, "benchmark_max_new_tokens": 512}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checking what users give
+# ---------------------------------------------------------------------------------------------------------------
+
+def grpo_settings(raw: dict | None) -> dict:
+    """User-chosen settings, typed and checked against the engine's limits; readable ValidationError otherwise.
+    Blank values take the defaults."""
+    values = dict(DEFAULTS)
+    for name, value in (raw or {}).items():
+        if value in (None, ""):
+            continue
+        label = name.replace("_", " ").capitalize()
+        if name in NUMBER_LIMITS:
+            low, high = NUMBER_LIMITS[name]
+            caster = float if isinstance(_CONFIG_FIELDS.get(name, 0), float) else int
+            try:
+                number = float(value)
+                if caster is int and not number.is_integer():
+                    raise ValueError(value)
+                value = caster(number)
+            except (TypeError, ValueError, OverflowError):
+                raise ValidationError(f"{label} must be {'a whole number' if caster is int else 'a number'}.")
+            if not low <= value <= high:
+                raise ValidationError(f"{label} must be between {low} and {high}.")
+            values[name] = value
+        elif name in TEXT_SETTINGS:
+            if not isinstance(value, str) or len(value) > 4000:
+                raise ValidationError(f"{label} must be text of at most 4,000 characters.")
+            values[name] = value
+        elif name == "backend":
+            if value not in BACKENDS:
+                raise ValidationError(f"Unknown backend '{value}'. Choose one of: {', '.join(BACKENDS)}.")
+            values[name] = value
+    if values["warmup_steps"] and "{answer}" not in values["warmup_template"]:
+        raise ValidationError("The warm-up template must contain {answer}, where each reference answer goes.")
+    return values
+
+
+def grpo_rewards_clean(*, owner, rewards) -> list[dict]:
+    """Reward specs checked by the engine's rules, with each judge's endpoint checked to be the site's default or
+    one of the owner's providers. Raises ValidationError (Http404 for someone else's provider)."""
+    if isinstance(rewards, str):
+        try:
+            rewards = json.loads(rewards or "[]")
+        except ValueError:
+            raise ValidationError("The reward functions are not valid JSON.")
+    try:
+        specs = validate_specs(rewards)
+    except ReadableError as exc:
+        raise ValidationError(str(exc))
+    for spec in specs:
+        if spec["type"] == "judge":
+            spec["provider"] = provider_choice_validate(owner=owner, provider=spec["provider"])
+    return specs
+
+
+def _prompt_row(row: dict, where: str) -> dict:
+    prompt = row.get("prompt", row.get("question"))
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValidationError(f"{where} needs a 'prompt' (or 'question') with text.")
+    clean = {"prompt": prompt}
+    for name in ("answer", "solution", "system"):
+        value = row.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValidationError(f"{where}: '{name}' must be text or a number.")
+        clean[name] = str(value)
+    return clean
+
+
+def grpo_prompts_read(*, file) -> list[dict]:
+    """Prompts from an uploaded JSONL file: one object per line with `prompt` (or `question`), and optional
+    `answer`, `solution` and `system`. Raises ValidationError naming the first bad line."""
+    if file.size > django_settings.GARAGE_MAX_UPLOAD_BYTES:
+        raise ValidationError(f"The file is larger than {django_settings.GARAGE_MAX_UPLOAD_BYTES // 2**20} MB.")
+    file.seek(0)
+    rows = []
+    for number, raw in enumerate(file.read().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise ValidationError(f"Line {number} is not UTF-8 text.")
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise ValidationError(f"Line {number} is not valid JSON; each line must be one JSON object.")
+        if not isinstance(row, dict):
+            raise ValidationError(f"Line {number} is not a JSON object.")
+        rows.append(_prompt_row(row, f"Line {number}"))
+        if len(rows) > MAX_PROMPTS:
+            raise ValidationError(f"The file has more than {MAX_PROMPTS:,} prompts.")
+    if not rows:
+        raise ValidationError("The file has no prompts.")
+    file.seek(0)
+    return rows
+
+
+def gsm8k_prompts() -> list[dict]:
+    from workers.benchmarks import load_gsm8k
+
+    return [{"prompt": p["question"], "answer": p["answer"], "solution": p["solution"]} for p in load_gsm8k("train")]
+
+
+def version_prompts(version: DatasetVersion) -> list[dict]:
+    """A frozen version's training questions as prompts, their answers as references (held-out ones stay out)."""
+    rows = version.examples.filter(split=VersionExample.Split.TRAIN).values_list("question", "answer", "system")
+    return [{"prompt": q, "answer": a, **({"system": s} if s else {})} for q, a, s in rows]
+
+
+def grpo_source_prompts(*, source: str, version: DatasetVersion | None = None, rows: list[dict] | None = None) -> list[dict]:
+    """The prompts a source gives; ValidationError when the source lacks what it needs."""
+    if source == GrpoRun.Source.GSM8K:
+        return gsm8k_prompts()
+    if source == GrpoRun.Source.VERSION:
+        if version is None:
+            raise ValidationError("Choose one of your dataset versions.")
+        prompts = version_prompts(version)
+        if not prompts:
+            raise ValidationError("This dataset version has no training examples.")
+        return prompts
+    if source == GrpoRun.Source.UPLOAD:
+        if not rows:
+            raise ValidationError("Upload a JSONL file of prompts.")
+        return rows
+    raise ValidationError(f"Unknown prompt source '{source}'.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------------------------
+
+def grpo_run_create(*, owner, rewards, source: str = GrpoRun.Source.GSM8K, version: DatasetVersion | None = None,
+                    prompts_file=None, base_model: str = TINY_MODEL_ID, method: str = GrpoRun.Method.LORA,
+                    settings: dict | None = None, name: str = "", recipe: str = "") -> GrpoRun:
+    """Create a GRPO run and queue its job on the `gpu` queue. Side effects: one GrpoRun and one Job row; an
+    uploaded prompts file is stored. Raises ValidationError for bad rewards, settings, model or prompts."""
+    if method not in GrpoRun.Method.values:
+        raise ValidationError(f"Unknown method '{method}'. Choose one of: {', '.join(GrpoRun.Method.values)}.")
+    if version is not None and version.owner_id != owner.pk:
+        raise ValidationError("Choose one of your own dataset versions.")
+    base_model = base_model_clean(name=base_model or TINY_MODEL_ID)
+    specs = grpo_rewards_clean(owner=owner, rewards=rewards)
+    values = grpo_settings(settings)
+    rows = grpo_prompts_read(file=prompts_file) if source == GrpoRun.Source.UPLOAD and prompts_file else None
+    prompts = grpo_source_prompts(source=source, version=version if source == GrpoRun.Source.VERSION else None, rows=rows)
+    if values["prompt_limit"]:
+        prompts = prompts[:values["prompt_limit"]]
+    if values["warmup_steps"] and not any(str(p.get("answer") or "").strip() for p in prompts):
+        raise ValidationError("The warm-up needs prompts with reference answers, and none has one. Set the warm-up "
+                              "steps to 0, or use prompts with answers.")
+    label = {GrpoRun.Source.GSM8K: "GSM8K", GrpoRun.Source.VERSION: str(version),
+             GrpoRun.Source.UPLOAD: getattr(prompts_file, "name", "upload")}[source]
+    name = (name or "").strip()[:200] or f"GRPO of {base_model.split('/')[-1]} on {label}"[:200]
+    with transaction.atomic():
+        run = GrpoRun(owner=owner, name=name, base_model=base_model, method=method, source=source,
+                      version=version if source == GrpoRun.Source.VERSION else None, rewards=specs, settings=values,
+                      prompt_count=len(prompts), recipe=recipe,
+                      answer_count=sum(1 for p in prompts if str(p.get("answer") or "").strip()))
+        if source == GrpoRun.Source.UPLOAD:
+            run.prompts_filename = str(getattr(prompts_file, "name", ""))[:255]
+            run.prompts_file.save(run.prompts_filename or "prompts.jsonl", prompts_file, save=False)
+        run.save()
+        run.job = job_create(owner=owner, kind=Job.Kind.GRPO, queue=GPU_QUEUE, title=f"GRPO: {name}"[:200],
+                             config={"grpo_run": run.pk})
+        run.save(update_fields=["job"])
+    return run
+
+
+def grpo_recipe_create(*, owner, judge: bool = False, provider: str = SITE_DEFAULT, rubric: str = "",
+                       base_model: str = RECIPE_MODEL, settings: dict | None = None, name: str = "") -> GrpoRun:
+    """The reference recipe in one call: Gemma 3 1B Instruct on GSM8K with a format and a correctness reward (and
+    optionally an LLM judge of the reasoning); when it finishes, GSM8K benchmarks of the base and the tuned model
+    are queued. `settings` override the recipe's (tests use a tiny model and a few steps)."""
+    rewards = [dict(spec) for spec in RECIPE_REWARDS]
+    if judge:
+        rewards.append({"type": "judge", "name": "judge", "weight": 0.5, "rubric": rubric or RECIPE_RUBRIC,
+                        "provider": provider or SITE_DEFAULT, "include_reference": True})
+    return grpo_run_create(owner=owner, rewards=rewards, source=GrpoRun.Source.GSM8K, base_model=base_model,
+                           settings={**RECIPE_SETTINGS, **(settings or {})}, recipe=GrpoRun.RECIPE_GSM8K,
+                           name=name or f"Reference recipe: {base_model.split('/')[-1]} on GSM8K")
+
+
+def grpo_output_dir(run: GrpoRun) -> Path:
+    return Path(django_settings.GARAGE_ARTIFACTS_DIR) / "grpo" / str(run.code)
+
+
+def grpo_prompts(*, run: GrpoRun) -> list[dict]:
+    """The run's prompts, read again in the worker from where they are kept."""
+    if run.source == GrpoRun.Source.UPLOAD:
+        if not run.prompts_file:
+            raise ReadableError("The uploaded prompts file is missing.")
+        try:
+            with run.prompts_file.open("rb") as handle:  # the storage's file: it knows its size
+                prompts = grpo_prompts_read(file=handle)
+        except (OSError, ValidationError) as exc:
+            raise ReadableError(" ".join(getattr(exc, "messages", [])) or "The uploaded prompts file cannot be read.")
+    elif run.source == GrpoRun.Source.VERSION:
+        if run.version is None:
+            raise ReadableError("The dataset version of this run was deleted.")
+        prompts = version_prompts(run.version)
+    else:
+        prompts = gsm8k_prompts()
+    limit = run.settings.get("prompt_limit") or 0
+    return prompts[:limit] if limit else prompts
+
+
+class JudgeEndpoints:
+    """The judges' endpoints, resolved (keys decrypted) in the worker right before use, one client each, and an
+    audit row for every request that leaves the machine."""
+
+    def __init__(self, *, owner, specs: list[dict], job=None):
+        self.owner, self.job = owner, job
+        self.endpoints = {p: provider_endpoint_resolve(owner=owner, provider=p) for p in judge_providers(specs)}
+        self.clients: dict = {}
+        self.hooks = {p: audit_hook(owner=owner, endpoint=e, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
+                      for p, e in self.endpoints.items()}
+
+    def client(self, provider: str, **kwargs):
+        if provider not in self.clients:
+            self.clients[provider] = self.endpoints[provider].client(**kwargs)
+        return self.clients[provider]
+
+    def on_call(self, result, spec) -> None:
+        self.hooks[spec["provider"]](result)
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
+    """Run the GRPO engine for a run and record what it made. Resumes from the newest checkpoint when the job runs
+    again. Side effects: model files under the artifacts folder; the run's metrics and artifact updated; judge
+    requests (with audit rows); for the reference recipe, two GSM8K benchmark runs queued."""
+    from workers.grpo import grpo_train
+
+    values = {k: v for k, v in run.settings.items() if k in _CONFIG_FIELDS and k not in ("prompts", "rewards")}
+    config = GRPOTrainConfig(base_model=run.base_model, output_dir=str(grpo_output_dir(run)),
+                             prompts=grpo_prompts(run=run), rewards=run.rewards, method=run.method, resume=True,
+                             save_merged=bool(run.recipe) or bool(run.settings.get("save_merged")),
+                             model_cache_dir=str(django_settings.GARAGE_MODELS_DIR), **values)
+    judges = JudgeEndpoints(owner=run.owner, specs=run.rewards, job=run.job)
+    try:
+        result = grpo_train(config, reporter, judge_client=judges.client, on_judge_call=judges.on_call)
+    finally:
+        judges.close()
+    keep = ("backend", "train_steps", "reward_first", "reward_last", "rewards", "kl_last", "completion_length_first",
+            "completion_length_last", "judge", "samples", "warmup", "prompts", "prompts_left_out", "train_seconds",
+            "seconds", "resumed_from_step", "lora_target_modules")
+    run.metrics = {k: result[k] for k in keep}
+    root = Path(django_settings.GARAGE_ARTIFACTS_DIR)
+    run.artifact = str(Path(result["artifact"]).relative_to(root))
+    run.metrics["policy_base"] = str(Path(result["policy_base"]).relative_to(root)) \
+        if Path(result["policy_base"]).is_relative_to(root) else result["policy_base"]
+    run.metrics["merged"] = str(Path(result["merged"]).relative_to(root)) if result["merged"] else None
+    run.save(update_fields=["metrics", "artifact"])
+    if run.recipe:
+        grpo_recipe_benchmarks(run=run, reporter=reporter)
+    return {**{k: run.metrics[k] for k in ("backend", "train_steps", "reward_first", "reward_last", "judge")},
+            "grpo_run": str(run.code)}
+
+
+def grpo_recipe_benchmarks(*, run: GrpoRun, reporter=None) -> None:
+    """Queue GSM8K benchmarks of the run's base model and of the tuned model (merged), with the prompt it was
+    trained with. Side effects: two BenchmarkRun rows and their jobs; the run links to them. A benchmark that
+    cannot be created is logged, never fatal: the trained model stays."""
+    from apps.evaluation.services import benchmark_run_create
+
+    root = Path(django_settings.GARAGE_ARTIFACTS_DIR)
+    # The tiny test model is built per run; the benchmark must ask that same model, so it is named by its folder.
+    base = str(grpo_output_dir(run) / "base") if run.base_model == TINY_MODEL_ID else run.base_model
+    merged = run.metrics.get("merged")
+    benchmark_settings = {"limit": run.settings.get("benchmark_limit", RECIPE_SETTINGS["benchmark_limit"]),
+                          "max_new_tokens": run.settings.get("benchmark_max_new_tokens", 512),
+                          "system_prompt": run.settings.get("system_prompt", ""), "prompt_template": "{question}",
+                          "temperature": 0.0}
+    made = {}
+    for field_name, model, label in (("base_benchmark", base, "base"), ("tuned_benchmark", merged and str(root / merged), "tuned")):
+        if not model:
+            continue
+        try:
+            made[field_name] = benchmark_run_create(owner=run.owner, benchmark="gsm8k", base_model=model,
+                                                    settings=benchmark_settings, name=f"{run.name} ({label})"[:200])
+        except ValidationError as exc:
+            logger.warning("Could not queue the %s benchmark of GRPO run %s: %s", label, run.code, exc.messages)
+            if reporter is not None:
+                reporter.log(f"Could not queue the {label} benchmark: {' '.join(exc.messages)}")
+    for field_name, benchmark in made.items():
+        setattr(run, field_name, benchmark)
+    run.save(update_fields=list(made))
+    if reporter is not None and made:
+        reporter.log("Queued GSM8K benchmarks of the base and the tuned model")
+
+
+def grpo_artifact_path(run: GrpoRun) -> Path | None:
+    from apps.training.services import artifact_resolve
+
+    return artifact_resolve(relative=run.artifact)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Previews
+# ---------------------------------------------------------------------------------------------------------------
+
+def _preview_samples(samples) -> list[dict]:
+    if not isinstance(samples, list) or not samples:
+        raise ValidationError("Give at least one sample completion to score.")
+    if len(samples) > MAX_PREVIEW_SAMPLES:
+        raise ValidationError(f"Preview at most {MAX_PREVIEW_SAMPLES} samples at a time.")
+    clean = []
+    for index, sample in enumerate(samples, 1):
+        if not isinstance(sample, dict):
+            raise ValidationError(f"Sample {index} must be an object with a prompt and a completion.")
+        row = {}
+        for name in ("prompt", "completion", "answer"):
+            value = sample.get(name)
+            if value is None:
+                value = ""
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool) or len(str(value)) > 20_000:
+                raise ValidationError(f"Sample {index}: '{name}' must be text of at most 20,000 characters.")
+            row[name] = str(value)
+        clean.append(row)
+    return clean
+
+
+def _score(*, owner, specs: list[dict], samples: list[dict], job=None, timeout: float | None = None) -> tuple[list, dict]:
+    judges = JudgeEndpoints(owner=owner, specs=specs, job=job)
+    kwargs = {"timeout": timeout, "max_retries": 1} if timeout else {}
+    try:
+        scorers = build_scorers(specs, judge_client=lambda provider: judges.client(provider, **kwargs),
+                                on_call=judges.on_call)
+        rows = score_samples(scorers, samples)
+    finally:
+        judges.close()
+    stats = judge_stats(scorers)
+    return rows, (stats.as_dict() if stats is not None else {})
+
+
+def reward_preview_create(*, owner, rewards, samples: list[dict] | None = None, base_model: str = "",
+                          prompts: list[dict] | None = None, count: int = 4, temperature: float = 1.0,
+                          max_new_tokens: int = 128, system_prompt: str = "") -> RewardPreview:
+    """Score the reward functions on sample completions. Pasted samples (`samples`: prompt, completion, answer) are
+    scored at once (a judge is asked right here, with one short try). With `base_model`, the model first writes one
+    completion for each of the first `count` `prompts` in a short job on the `gpu` queue, which then scores them.
+    Side effects: one RewardPreview row (and a Job when generating); judge requests with audit rows."""
+    specs = grpo_rewards_clean(owner=owner, rewards=rewards)
+    if base_model:
+        base_model = base_model_clean(name=base_model)
+        if not prompts:
+            raise ValidationError("There are no prompts for the model to answer.")
+        if not 1 <= int(count) <= MAX_PREVIEW_SAMPLES:
+            raise ValidationError(f"Generate between 1 and {MAX_PREVIEW_SAMPLES} samples.")
+        checked = grpo_settings({"temperature": temperature, "max_completion_length": max_new_tokens,
+                                 "system_prompt": system_prompt})
+        rows = _preview_samples([{"prompt": p["prompt"], "completion": "", "answer": p.get("answer") or ""}
+                                 for p in prompts[:int(count)]])
+        generation = {"temperature": checked["temperature"], "max_new_tokens": checked["max_completion_length"],
+                      "system_prompt": checked["system_prompt"]}
+        with transaction.atomic():
+            preview = RewardPreview.objects.create(owner=owner, rewards=specs, samples=rows, base_model=base_model,
+                                                   settings=generation)
+            preview.job = job_create(owner=owner, kind=Job.Kind.GRPO, queue=GPU_QUEUE,
+                                     title=f"Reward preview: {len(rows)} samples from {base_model}"[:200],
+                                     config={"reward_preview": preview.pk})
+            preview.save(update_fields=["job"])
+        return preview
+    rows = _preview_samples(samples)
+    try:
+        results, judge = _score(owner=owner, specs=specs, samples=rows, timeout=PREVIEW_JUDGE_TIMEOUT)
+    except ReadableError as exc:
+        raise ValidationError(str(exc))
+    return RewardPreview.objects.create(owner=owner, rewards=specs, samples=rows, results=results, judge=judge)
+
+
+def reward_preview_execute(*, preview: RewardPreview, reporter, job=None) -> dict:
+    """The job of a generated preview: the base model answers the prompts, then the rewards score the answers.
+    Side effects: the preview's samples and results updated; judge requests with audit rows."""
+    from apps.evaluation.services import tiny_benchmark_model
+    from workers.catalogue import model_source
+    from workers.inference import ModelRef, clear_cache, generate
+
+    reporter.phase("generating", f"{preview.base_model} answers {len(preview.samples)} prompts")
+    path = str(tiny_benchmark_model()) if preview.base_model == TINY_MODEL_ID else model_source(preview.base_model)
+    system = preview.settings.get("system_prompt") or ""
+    conversations = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": s["prompt"]}]
+                     for s in preview.samples]
+    try:
+        completions = generate(ModelRef(path=path), conversations, max_new_tokens=preview.settings.get("max_new_tokens", 128),
+                               temperature=preview.settings.get("temperature", 1.0), seed=0, batch_size=8)
+    finally:
+        clear_cache()  # this gpu worker may train next: leave its memory free
+    if reporter.should_stop():
+        from workers.errors import Cancelled
+
+        raise Cancelled()
+    samples = [{**s, "completion": c} for s, c in zip(preview.samples, completions)]
+    reporter.phase("scoring", f"{len(preview.rewards)} reward functions")
+    results, judge = _score(owner=preview.owner, specs=preview.rewards, samples=samples, job=job)
+    preview.samples, preview.results, preview.judge = samples, results, judge
+    preview.save(update_fields=["samples", "results", "judge"])
+    reporter.progress(1.0, "Scored")
+    return {"reward_preview": str(preview.code), "samples": len(samples),
+            "mean_total": round(sum(r["total"] for r in results) / len(results), 4), **judge}

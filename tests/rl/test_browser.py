@@ -1,0 +1,105 @@
+"""The no-code reward builder and the live GRPO page in headless Chromium: compose rewards by clicking, preview
+them, start a tiny run and watch its charts and samples arrive over the websocket."""
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.rl.models import GrpoRun, RewardPreview
+from tests.conftest import PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"])
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        yield page
+        browser.close()
+    connections.close_all()
+
+
+def sign_in(page, server, user):
+    page.goto(f"{server}/accounts/login/")
+    page.fill("input[name=username], input[name=email]", user.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit], form input[type=submit]")
+    page.wait_for_url(f"{server}/")
+
+
+def rewards_json(page):
+    return json.loads(page.locator("[data-role=rewards-json]").input_value())
+
+
+@pytest.mark.timeout(300)
+def test_it_composes_previews_and_trains_rewards_without_code(alice, server, worker, browser_page):
+    page = browser_page
+    sign_in(page, server, alice)
+    page.goto(f"{server}/rl/new/")
+    cards = page.locator("[data-role=function]")
+    assert cards.count() == 2  # the default format and answer-match functions
+
+    # Add a "contains" function by clicking, give it a target and a weight; drop the format function.
+    page.select_option("[data-role=add-type]", "contains")
+    page.click("[data-role=add-function]")
+    new = cards.nth(2)
+    assert new.get_attribute("data-type") == "contains"
+    new.locator("[data-param=target]").fill("seven")
+    new.locator("[data-param=weight]").fill("2")
+    new.locator("[data-param=case_sensitive]").check()
+    cards.nth(0).locator("[data-role=remove-function]").click()
+    specs = rewards_json(page)
+    assert [s["type"] for s in specs] == ["answer_match", "contains"]
+    assert specs[1]["target"] == "seven" and specs[1]["weight"] == 2 and specs[1]["case_sensitive"] is True
+
+    # Preview on pasted completions: each function's score per completion.
+    page.fill("textarea[name=sample_prompt_0]", "3 + 4?")
+    page.fill("textarea[name=sample_completion_0]", "It makes seven.\n#### 7")
+    page.fill("input[name=sample_answer_0]", "7")
+    page.fill("textarea[name=sample_completion_1]", "Seven, I think: 8")
+    page.click("[data-role=preview-button]")
+    page.wait_for_url("**/rl/previews/*/")
+    rows = page.locator("[data-role=score-row]")
+    assert rows.count() == 2
+    assert rows.nth(0).locator("[data-role=total]").inner_text() == "3.00"
+    assert rows.nth(1).locator("[data-role=total]").inner_text() == "0.00"  # "Seven" is not "seven": case-sensitive
+    assert RewardPreview.objects.get().rewards[1]["target"] == "seven"
+
+    # Back to the form with those functions, and start a tiny run on GSM8K.
+    page.click("[data-role=use-rewards]")
+    assert [s["type"] for s in rewards_json(page)] == ["answer_match", "contains"] and cards.count() == 2
+    settings = {"max_steps": "6", "num_generations": "4", "prompts_per_step": "2", "max_completion_length": "16",
+                "prompt_limit": "16", "warmup_steps": "3", "warmup_learning_rate": "0.01", "learning_rate": "0.001"}
+    for name, value in settings.items():
+        page.fill(f"input[name={name}]", value)
+    page.click("[data-role=start]")
+    page.wait_for_url("**/rl/*/")
+    run = GrpoRun.objects.get()
+    assert run.settings["max_steps"] == 6 and [s["name"] for s in run.rewards] == ["answer_match", "contains"]
+
+    # The charts and the rolling samples fill in live, then the page re-renders with the results.
+    deadline = time.monotonic() + 200
+    while time.monotonic() < deadline and page.locator("[data-role=sample]").count() == 0:
+        page.wait_for_timeout(200)
+    assert page.locator("[data-role=sample]").count() > 0
+    page.wait_for_selector("[data-role=reward-last]", timeout=120_000)
+    assert page.locator("[data-role=charts-empty]").is_hidden()
+    points = page.evaluate("Chart.getChart(document.querySelector('[data-role=reward-chart]')).data.datasets[0].data.length")
+    assert points == 6
+    run.refresh_from_db()
+    assert run.job.status == "succeeded" and run.metrics["train_steps"] == 6
