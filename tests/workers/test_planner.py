@@ -31,13 +31,13 @@ def test_it_grows_with_batch_and_length_and_orders_the_methods():
 
 
 def test_it_suggests_changes_that_fit_when_a_run_does_not():
-    plan = plan_for(device=SMALL_GPU, batch_size=8, max_length=2048)
+    plan = plan_for(device=SMALL_GPU, batch_size=16, max_length=2048)
     assert not plan.fits
     # Each suggestion alone fits: the batch and length ones are checked here.
     batch = next(s for s in plan.suggestions if "batch size of" in s)
     assert plan_for(device=SMALL_GPU, batch_size=int(batch.split("batch size of ")[1].split()[0]), max_length=2048).fits
     length = next(s for s in plan.suggestions if "sequence length of" in s)
-    assert plan_for(device=SMALL_GPU, batch_size=8, max_length=int(length.split("length of ")[1])).fits
+    assert plan_for(device=SMALL_GPU, batch_size=16, max_length=int(length.split("length of ")[1])).fits
     # A 4B model's bf16 weights alone fill an 8 GB card: only 4-bit weights make it fit.
     plan = plan_for("google/gemma-3-4b-it", device=SMALL_GPU, batch_size=1, max_length=512)
     assert not plan.fits and plan.suggestions == ["QLoRA (4-bit weights)"]
