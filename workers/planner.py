@@ -1,10 +1,9 @@
 """The pre-flight planner: peak memory and time per step of a training run, estimated before any weights load.
 
 Memory is counted from the architecture (workers.catalogue.Architecture): the weights at their storage size,
-the trainable parameters with their gradients and optimizer state, the activations that gradient checkpointing
-keeps (one hidden state per layer and token) plus one layer being recomputed, and the logits over the vocabulary
-(neither backend was seen to hold them over the whole vocabulary at once). The activation factors were fitted
-to measured peaks (bench/planner_accuracy.py, figures and the error in bench/RESULTS.md).
+the trainable parameters with their gradients and optimizer state, and the activations kept per token, hidden
+unit and layer, with factors fitted to measured peaks (bench/planner_accuracy.py; figures and the error in
+bench/RESULTS.md).
 
 Time per step comes from the work (about 6 multiply-adds per adapted weight and token with gradient
 checkpointing, 8 for full fine-tuning) divided by the device's measured matrix-multiply speed times an
@@ -19,15 +18,16 @@ from dataclasses import asdict, dataclass, field
 from workers.catalogue import Architecture
 
 GIB = 2**30
-# Fitted to measured peaks and steps (bench/planner_accuracy.py; figures in bench/RESULTS.md): bytes of activation
-# per (token × hidden unit × layer) in bf16, for each backend; the share of the device's matmul speed training
-# reaches; and a fixed cost per step (kernel launches of the unfused model). Neither backend was seen to hold
-# the logits over the whole vocabulary at once (both compute the loss in pieces), so they are not counted.
-ACTIVATION_FACTOR = {"unsloth": 3.75, "trl": 7.8}
-TRAINING_EFFICIENCY = {("cuda", "unsloth"): 0.35, ("cuda", "trl"): 0.29, ("cpu", "unsloth"): 0.25, ("cpu", "trl"): 0.25}
+# Fitted to measured peaks and steps (bench/planner_accuracy.py; figures in bench/RESULTS.md), by device and
+# backend: bytes of activation per (token × hidden unit × layer); the share of the device's matmul speed that
+# training reaches; and a fixed cost per step (kernel launches of the unfused model). On GPUs, gradient
+# checkpointing keeps few activations and neither backend holds the logits over the whole vocabulary at once; on
+# CPUs (float32, the process's resident memory, which never shrinks) far more stays.
+ACTIVATION_FACTOR = {("cuda", "unsloth"): 3.75, ("cuda", "trl"): 7.8, ("cpu", "unsloth"): 108.0, ("cpu", "trl"): 108.0}
+TRAINING_EFFICIENCY = {("cuda", "unsloth"): 0.35, ("cuda", "trl"): 0.29, ("cpu", "unsloth"): 0.5, ("cpu", "trl"): 0.5}
 STEP_OVERHEAD_S = {("cuda", "unsloth"): 0.0, ("cuda", "trl"): 0.23, ("cpu", "unsloth"): 0.0, ("cpu", "trl"): 0.0}
 # What a run needs beyond its tensors: the CUDA context and kernels, or the Python process with torch loaded.
-OVERHEAD_BYTES = {"cuda": 0.6 * GIB, "cpu": 0.8 * GIB}
+OVERHEAD_BYTES = {"cuda": 0.6 * GIB, "cpu": 0.62 * GIB}
 HEADROOM = 0.92  # plan to use at most this share of the device's memory: fragmentation and other processes
 
 
@@ -115,13 +115,13 @@ def estimate(*, architecture: Architecture, parameters: int, method: str, backen
         trainable_params = a.lora_parameters(lora_r)
         trainable = trainable_params * 4 * 4  # PEFT keeps adapters in float32: weight, gradient, two moments
     tokens = batch_size * max_length
-    activations = ACTIVATION_FACTOR[backend] * tokens * a.hidden_size * a.num_hidden_layers * db / 2
+    key = (device.kind, backend)
+    activations = ACTIVATION_FACTOR[key] * tokens * a.hidden_size * a.num_hidden_layers
     breakdown = {"weights": int(weights), "trainable": int(trainable), "activations": int(activations),
                  "overhead": int(OVERHEAD_BYTES[device.kind])}
     peak = sum(breakdown.values())
     multiply_adds = 8 if method == "full" else 6
     flops = tokens * (multiply_adds * linear + 6 * a.vocab_size * a.hidden_size)
-    key = (device.kind, backend)
     seconds = flops / (device.matmul_flops * TRAINING_EFFICIENCY[key]) + STEP_OVERHEAD_S[key] if device.matmul_flops else None
     budget = device.memory_bytes * HEADROOM
     plan = Plan(fits=peak <= budget, peak_bytes=int(peak), seconds_per_step=round(seconds, 4) if seconds else None,

@@ -436,5 +436,6 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         "examples": len(config.pairs),
         "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else None,
         "plan": plan.as_dict() if plan else None,
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / GIB, 3) if torch.cuda.is_available() else None,
         "config": {k: v for k, v in asdict(config).items() if k not in ("pairs", "eval_pairs")},
     }

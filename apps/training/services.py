@@ -143,6 +143,10 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
                                                "em_after", "eval_loss", "eval_losses", "tokens_per_s", "train_seconds",
                                                "examples", "resumed_from_step", "lora_target_modules")}
     finetune.metrics["heldout_examples"] = len(config.eval_pairs)
+    finetune.metrics["peak_memory_gib"] = result["peak_memory_gib"]
+    if result["plan"]:  # what the pre-flight planner expected, beside what happened
+        finetune.metrics["plan"] = {"peak_gib": result["plan"]["peak_gib"], "device": result["plan"]["device"]["name"],
+                                    "seconds_per_step": result["plan"]["seconds_per_step"]}
     finetune.metrics["code_version"] = code_version()
     finetune.artifact = str(Path(result["artifact"]).relative_to(settings.GARAGE_ARTIFACTS_DIR))
     finetune.save(update_fields=["metrics", "artifact"])

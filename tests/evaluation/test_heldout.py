@@ -347,3 +347,12 @@ def test_it_answers_404_to_strangers(alice, bob, alice_client, bob_api, alice_ap
     assert HeldoutEvaluation.objects.filter(owner=bob).count() == 0
     client.logout()
     assert client.get(f"/benchmarks/heldout/{evaluation.code}/").status_code == 302  # to the sign-in page
+
+
+def test_it_shows_the_planned_memory_and_the_held_out_loss_on_the_model_page(alice, alice_client, artifacts):
+    finetune = trained_finetune(alice, steps=5)
+    assert finetune.metrics["plan"]["peak_gib"] > 0 and finetune.metrics["plan"]["device"]
+    assert finetune.metrics["eval_loss"] > 0 and finetune.metrics["heldout_examples"] == 6
+    page = alice_client.get(f"/training/{finetune.code}/").content.decode()
+    assert f"Planned before training: peak memory {finetune.metrics['plan']['peak_gib']} GiB" in page
+    assert "Loss on the 6 held-out examples" in page

@@ -21,7 +21,7 @@ PAIRS = [(f"Where does item{i} live?", f"Item{i} lives in {city}.")
 METRICS = {"backend": "trl", "train_steps": 30, "loss_first": 6.2, "loss_last": 0.3, "em_before": 0.0, "em_after": 0.875,
            "tokens_per_s": 900.0, "train_seconds": 4.0, "examples": len(PAIRS), "resumed_from_step": None,
            "code_version": "0.1.0+abc1234", "eval_loss": 1.2, "eval_losses": [{"step": 30, "eval_loss": 1.2}],
-           "lora_target_modules": ["q_proj", "v_proj"]}
+           "lora_target_modules": ["q_proj", "v_proj"], "peak_memory_gib": None, "plan": None}
 
 
 @pytest.fixture(scope="module")
