@@ -1,0 +1,39 @@
+"""A short run of the engine on Unsloth with every data option on: answers-only loss on the model's chat template,
+packing, a held-out split measured during training, and the pre-flight plan beside the measured peak.
+
+    python bench/unsloth_features_gpu.py [MODEL_DIR]   # default: the random Gemma 3 1B of train_throughput_gpu.py
+
+Prints one JSON line. A check that the GPU path takes these options (CI covers them on the CPU), not a speed figure."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    from bench.train_throughput_gpu import pairs
+    from workers.reporting import RecordingReporter
+    from workers.train import TrainConfig, train
+
+    model = sys.argv[1] if len(sys.argv) > 1 else "/tmp/gemma3-1b-random"
+    if not Path(model, "config.json").exists():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "train_throughput_gpu.py"), "make", model], check=True)
+    data = [{"question": p["question"], "answer": " ".join(p["answer"].split()[:40])} for p in pairs(n=240)]
+    reporter = RecordingReporter()
+    result = train(TrainConfig(base_model=model, output_dir="/tmp/unsloth-features", pairs=data[:200], eval_pairs=data[200:],
+                               eval_every=10, max_steps=20, batch_size=8, max_length=512, learning_rate=2e-4,
+                               backend="unsloth", packing=True, train_on_responses_only=True, evaluate=False), reporter)
+    print(json.dumps({k: result[k] for k in ("backend", "train_steps", "loss_first", "loss_last", "eval_losses",
+                                             "peak_memory_gib", "steady_tokens_per_s", "lora_target_modules")}
+                     | {"plan_peak_gib": result["plan"]["peak_gib"], "phases": reporter.phases}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
