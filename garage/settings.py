@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.hub",
     "apps.playground",
     "apps.rl",
+    "apps.prompts",
 ]
 
 MIDDLEWARE = [

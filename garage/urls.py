@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.providers.api_urls")),
     path("", include("apps.hub.api_urls")),
     path("", include("apps.rl.api_urls")),
+    path("", include("apps.prompts.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
@@ -28,6 +29,7 @@ urlpatterns = [
     path("providers/", include("apps.providers.urls")),
     path("hub/", include("apps.hub.urls")),
     path("rl/", include("apps.rl.urls")),
+    path("prompts/", include("apps.prompts.urls")),
     path("api/v1/", include(api_v1)),
     path("playground/", include("apps.playground.urls")),
     path("v1/", include("apps.playground.api_urls")),  # OpenAI-compatible: clients append /chat/completions to a base URL

@@ -119,6 +119,16 @@ def grpo(job, reporter):
     return grpo_run_execute(run=GrpoRun.objects.get(pk=job.config["grpo_run"]), reporter=reporter)
 
 
+@job_task(Job.Kind.OPTIMIZE_PROMPT, soft_time_limit=6 * 3600)
+def optimize_prompt(job, reporter):
+    """Evolve a system prompt with reflective prompt evolution (queue `default` for endpoints, `gpu` when a model is
+    local). Side effects: see apps.prompts.services.optimized_prompt_execute (candidate rows, the best prompt)."""
+    from apps.prompts.models import OptimizedPrompt
+    from apps.prompts.services import optimized_prompt_execute
+
+    return optimized_prompt_execute(run=OptimizedPrompt.objects.get(pk=job.config["optimized_prompt"]), reporter=reporter)
+
+
 @job_task(Job.Kind.SLEEP)
 def sleep(job, reporter):
     """A diagnostic job: `steps` steps of `seconds` each, reporting progress and a metric per step.

@@ -228,3 +228,36 @@ def chat_server():
     """A fresh fake OpenAI-compatible server per test (see ChatServer); yields it, running."""
     with ChatServer() as server:
         yield server
+
+
+class PromptTaskResponder:
+    """A responder for prompt-optimization tests: it plays both the task model and the reflection model.
+
+    As the task model it knows every answer in `answers` ({question: answer}) but gives it bare only when the system
+    prompt contains `instruction`; otherwise it wraps it in chatter ("Well, I believe the answer is Paris, I think."),
+    which exact match scores 0 and token F1 below 1. As the reflection model (a request asking for a new system
+    prompt) it answers the next of `proposals` (the last one again once they run out), by default a prompt that
+    carries the instruction. `reflections` counts the reflection requests it saw."""
+
+    REFLECTION_MARK = "write a new system prompt"
+
+    def __init__(self, answers: dict[str, str], *, instruction: str = "Answer in one word.",
+                 proposals: list[str] | None = None):
+        self.answers, self.instruction = answers, instruction
+        self.proposals = list(proposals) if proposals is not None else [f"```\nYou answer questions. {instruction}\n```"]
+        self.reflections = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: RecordedRequest) -> Reply:
+        messages = request.messages
+        if any(self.REFLECTION_MARK in str(m.get("content", "")) for m in messages):
+            with self._lock:
+                proposal = self.proposals[min(self.reflections, len(self.proposals) - 1)]
+                self.reflections += 1
+            return proposal if isinstance(proposal, Reply) else Reply(content=proposal)
+        system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+        question = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
+        answer = self.answers.get(question, "I do not know")
+        if self.instruction.lower() in system.lower():
+            return Reply(content=answer)
+        return Reply(content=f"Well, I believe the answer is {answer}, I think.")

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PromptsConfig(AppConfig):
+    name = "apps.prompts"
+    label = "prompts"
+    verbose_name = "Prompt optimization"

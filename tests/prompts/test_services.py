@@ -1,0 +1,57 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from apps.core.models import Job
+from apps.core.services import job_finish
+from apps.prompts.models import PromptCandidate
+from apps.prompts.services import optimized_prompt_execute, saved_prompt_from_run
+from apps.providers.models import ExternalCallAudit
+from tests.prompts.conftest import make_run
+from workers.reporting import RecordingReporter
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_queues_endpoint_runs_on_default_and_local_ones_on_gpu(alice, alice_version, alice_provider):
+    run = make_run(alice, alice_version, alice_provider)
+    assert run.job.queue == "default" and run.job.kind == "optimize_prompt"
+    assert run.train_count == 8 and run.val_count == 2 and run.task_label.startswith("Lab box")
+    local = make_run(alice, alice_version, alice_provider, task_model="local", task_local_model="tiny-gemma3")
+    assert local.job.queue == "gpu" and local.task_local_model == "tiny-gemma3"
+
+
+def test_it_runs_stores_candidates_and_audits_every_request(alice, alice_version, alice_provider, chat_server):
+    run = make_run(alice, alice_version, alice_provider)
+    result = optimized_prompt_execute(run=run, reporter=RecordingReporter())
+    run.refresh_from_db()
+    assert result["best_val_score"] == 1.0 and "Answer in one word." in run.best_prompt
+    assert run.result["calls_used"] == len(chat_server.chat_requests) <= run.budget
+    candidates = list(run.candidates.all())
+    assert candidates[0].status == PromptCandidate.Status.SEED and candidates[0].val_score == 0.0
+    assert any(c.status == "accepted" and c.parent_index == 0 for c in candidates)
+    assert ExternalCallAudit.objects.filter(owner=alice, job=run.job).count() == len(chat_server.chat_requests)
+    with pytest.raises(ValidationError, match="not finished"):
+        saved_prompt_from_run(run=run)
+    job_finish(job=run.job, status=Job.Status.SUCCEEDED, result=result)
+    prompt = saved_prompt_from_run(run=run)
+    assert prompt.text == run.best_prompt and prompt.score == 1.0 and prompt.owner == alice
+    with pytest.raises(ValidationError, match="no candidate #99"):
+        saved_prompt_from_run(run=run, index=99)
+
+
+def test_it_refuses_what_cannot_work(alice, bob, alice_version, alice_provider):
+    with pytest.raises(ValidationError, match="at least 7"):
+        make_run(alice, alice_version, alice_provider, budget=6)
+    with pytest.raises(Http404):
+        make_run(bob, None, alice_provider, source="gsm8k")
+    with pytest.raises(ValidationError, match="own dataset"):
+        make_run(bob, alice_version, alice_provider)
+    with pytest.raises(ValidationError, match="minibatch size"):
+        make_run(alice, alice_version, alice_provider, settings={"minibatch_size": 0})
+
+
+def test_it_takes_gsm8k_train_to_learn_and_test_to_validate(alice, alice_provider):
+    run = make_run(alice, None, alice_provider, source="gsm8k", metric="numeric", budget=20,
+                   settings={"train_limit": 5, "val_limit": 3})
+    assert run.train_count == 5 and run.val_count == 3 and run.version is None
