@@ -356,3 +356,6 @@ def test_it_shows_the_planned_memory_and_the_held_out_loss_on_the_model_page(ali
     page = alice_client.get(f"/training/{finetune.code}/").content.decode()
     assert f"Planned before training: peak memory {finetune.metrics['plan']['peak_gib']} GiB" in page
     assert "Loss on the 6 held-out examples" in page
+    assert f"/playground/?model={finetune.code}" in page and f"/benchmarks/new/?finetune={finetune.code}" in page
+    playground = alice_client.get(f"/playground/?model={finetune.code}")
+    assert playground.status_code == 200 and str(finetune.code) in playground.content.decode()
