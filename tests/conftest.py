@@ -80,3 +80,25 @@ def session_cookie():
         return client.cookies["sessionid"].value
 
     return make
+
+
+@pytest.fixture
+def browser_context(monkeypatch):
+    """A fresh headless Chromium context (downloads accepted), closed after the test."""
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        browser.close()
+    connections.close_all()  # connections opened beside Playwright's loop would outlive the test database
+
+
+@pytest.fixture
+def browser_page(browser_context):
+    return browser_context.new_page()

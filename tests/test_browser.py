@@ -1,39 +1,14 @@
 """The whole slice in headless Chromium: sign in, upload, start the pipeline, watch progress, download."""
-import shutil
 import time
 import zipfile
 from pathlib import Path
 
-import pytest
-
+from tests.browser import BROWSER_TEST
 from tests.conftest import PASSWORD
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "lumen-valley-field-guide.md"
-pytestmark = [
-    pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = BROWSER_TEST
 
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        yield page
-        browser.close()
-    connections.close_all()  # connections opened beside Playwright's loop would outlive the test database
 
 
 def test_it_goes_from_sign_in_to_downloaded_model(alice, server, worker, browser_page, tmp_path):

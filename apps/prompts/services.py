@@ -63,7 +63,10 @@ def prompt_settings_clean(raw: dict | None) -> dict:
 
 def prompt_model_clean(*, owner, choice: str, local_model: str = "") -> tuple[str, str, str]:
     """(provider choice, local model, label) for a task or reflection model. Http404 for a stranger's provider."""
-    from apps.providers.selectors import provider_credential_get_for_user, site_default_endpoint
+    from apps.providers.selectors import (
+        provider_credential_get_for_user,
+        site_default_endpoint,
+    )
     from apps.providers.services import SITE_DEFAULT, provider_choice_validate
     from apps.training.services import base_model_clean
 

@@ -5,7 +5,10 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.datasets.selectors import dataset_version_get_for_user, dataset_version_list_for_user
+from apps.datasets.selectors import (
+    dataset_version_get_for_user,
+    dataset_version_list_for_user,
+)
 from apps.prompts.forms import OptimizedPromptForm, SavedPromptForm
 from apps.prompts.models import OptimizedPrompt
 from apps.prompts.selectors import (

@@ -1,7 +1,6 @@
 """The held-out report in headless Chromium: from the fine-tune page, run the evaluation again and watch the report
 fill in when the worker finishes."""
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,29 +9,13 @@ from django.conf import settings
 from apps.core.models import Job
 from apps.evaluation.models import HeldoutEvaluation
 from apps.training.services import finetune_create_from_dataset
+from tests.browser import BROWSER_TEST
 from tests.conftest import PASSWORD
 from tests.evaluation.test_heldout import facts_dataset
 from tests.live import wait_for
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = BROWSER_TEST
 
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        yield page
-        browser.close()
-    connections.close_all()
 
 
 @pytest.mark.timeout(300)

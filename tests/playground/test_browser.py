@@ -1,40 +1,16 @@
 """The playground in headless Chromium: type a prompt, watch both columns write their answers."""
 import os
-import shutil
-from pathlib import Path
 
-import pytest
+from tests.browser import BROWSER_TEST
 
 SCREENSHOT = os.environ.get("PLAYGROUND_SCREENSHOT")  # a path: keep a picture of the page for review
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = BROWSER_TEST
 
 
-@pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        yield context
-        browser.close()
-    connections.close_all()
-
-
-def test_it_streams_answers_into_the_columns_as_a_prompt_is_sent(alice, alice_model, server, worker, browser_page,
+def test_it_streams_answers_into_the_columns_as_a_prompt_is_sent(alice, alice_model, server, worker, browser_context,
                                                                   session_cookie):
-    context = browser_page
+    context = browser_context
     context.add_cookies([{"name": "sessionid", "value": session_cookie(alice), "url": server}])
     page = context.new_page()
     page.goto(f"{server}/playground/")

@@ -1,6 +1,10 @@
 import pytest
 
-from apps.datasets.services import dataset_create, dataset_version_freeze, qa_pair_create
+from apps.datasets.services import (
+    dataset_create,
+    dataset_version_freeze,
+    qa_pair_create,
+)
 from apps.providers.services import provider_credential_create
 from tests.fakes.chat_server import PromptTaskResponder
 
@@ -30,7 +34,11 @@ def alice_provider(alice, chat_server):
 
 
 @pytest.fixture
-def bob_client(client, bob):
+def bob_client(bob):
+    """Bob's own browser (alice_client uses the `client` fixture, so both can be used in one test)."""
+    from django.test import Client
+
+    client = Client()
     client.force_login(bob)
     return client
 

@@ -1,37 +1,16 @@
 """The no-code reward builder and the live GRPO page in headless Chromium: compose rewards by clicking, preview
 them, start a tiny run and watch its charts and samples arrive over the websocket."""
 import json
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from apps.rl.models import GrpoRun, RewardPreview
+from tests.browser import BROWSER_TEST
 from tests.conftest import PASSWORD
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = BROWSER_TEST
 
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        yield page
-        browser.close()
-    connections.close_all()
 
 
 def sign_in(page, server, user):

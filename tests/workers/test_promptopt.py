@@ -11,8 +11,8 @@ from workers.promptopt import (
     LocalBackend,
     PromptOptConfig,
     optimize_prompt,
-    parse_proposal,
     pareto_front,
+    parse_proposal,
 )
 from workers.reporting import RecordingReporter
 

@@ -1,0 +1,107 @@
+"""The REST API and the pages of prompt optimization, for the owner (alice) and a stranger (bob → 404)."""
+import pytest
+
+from apps.core.models import Job
+from apps.core.services import job_finish
+from apps.prompts.models import SavedPrompt
+from apps.prompts.services import optimized_prompt_execute, saved_prompt_create
+from tests.prompts.conftest import make_run
+from workers.reporting import RecordingReporter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finished(alice, alice_version, alice_provider):
+    run = make_run(alice, alice_version, alice_provider, name="Alice's prompt")
+    result = optimized_prompt_execute(run=run, reporter=RecordingReporter())
+    job_finish(job=run.job, status=Job.Status.SUCCEEDED, result=result)
+    run.refresh_from_db()
+    return run
+
+
+def test_it_creates_a_run_through_the_api(alice_api, alice_version, alice_provider):
+    response = alice_api.post("/api/v1/prompt-optimizations/", {
+        "version": str(alice_version.code), "task_model": str(alice_provider.code),
+        "reflection_model": str(alice_provider.code), "metric": "exact_match", "budget": 25,
+        "seed_prompt": "Be helpful.", "settings": {"minibatch_size": 2}}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["job"]["kind"] == "optimize_prompt" and body["budget"] == 25 and body["val_count"] == 2
+    bad = alice_api.post("/api/v1/prompt-optimizations/", {
+        "version": str(alice_version.code), "task_model": str(alice_provider.code),
+        "reflection_model": str(alice_provider.code), "budget": 3}, format="json")
+    assert bad.status_code == 400 and "too small" in bad.json()["message"]
+
+
+def test_it_answers_strangers_404_in_the_api(finished, alice_api, bob_api, alice_version, alice_provider):
+    url = f"/api/v1/prompt-optimizations/{finished.code}/"
+    assert alice_api.get(url).json()["candidates"][0]["status"] == "seed"
+    assert bob_api.get(url).status_code == 404
+    assert bob_api.post(url + "save/", {}, format="json").status_code == 404
+    assert bob_api.get("/api/v1/prompt-optimizations/").json()["count"] == 0
+    # Bob cannot use Alice's version or provider either.
+    response = bob_api.post("/api/v1/prompt-optimizations/", {"version": str(alice_version.code), "task_model": "local",
+                                                              "reflection_model": "local", "budget": 30}, format="json")
+    assert response.status_code == 404
+    response = bob_api.post("/api/v1/prompt-optimizations/", {"source": "gsm8k", "task_model": str(alice_provider.code),
+                                                              "reflection_model": "local", "budget": 30}, format="json")
+    assert response.status_code == 404
+
+
+def test_it_saves_the_best_prompt_and_manages_saved_prompts_in_the_api(finished, alice_api, bob_api):
+    response = alice_api.post(f"/api/v1/prompt-optimizations/{finished.code}/save/", {"name": "One word"}, format="json")
+    assert response.status_code == 201 and response.json()["text"] == finished.best_prompt
+    code = response.json()["code"]
+    assert bob_api.get(f"/api/v1/saved-prompts/{code}/").status_code == 404
+    assert bob_api.patch(f"/api/v1/saved-prompts/{code}/", {"name": "x"}, format="json").status_code == 404
+    assert bob_api.delete(f"/api/v1/saved-prompts/{code}/").status_code == 404
+    assert alice_api.patch(f"/api/v1/saved-prompts/{code}/", {"name": "Renamed"}, format="json").json()["name"] == "Renamed"
+    created = alice_api.post("/api/v1/saved-prompts/", {"name": "Mine", "text": "Be brief."}, format="json")
+    assert created.status_code == 201
+    assert alice_api.post("/api/v1/saved-prompts/", {"name": "Empty", "text": " "}, format="json").status_code == 400
+    assert alice_api.delete(f"/api/v1/saved-prompts/{code}/").status_code == 204
+    assert list(SavedPrompt.objects.values_list("name", flat=True)) == ["Mine"]
+
+
+def test_it_shows_the_pages_to_the_owner_only(finished, alice_client, bob_client, alice):
+    page = alice_client.get("/prompts/").content.decode()
+    assert "Alice&#x27;s prompt" in page and "Prompt optimization" in page
+    detail = alice_client.get(f"/prompts/{finished.code}/").content.decode()
+    assert 'data-role="best-prompt"' in detail and "Answer in one word." in detail and detail.count('data-role="candidate"') >= 2
+    assert "front" in detail
+    assert bob_client.get(f"/prompts/{finished.code}/").status_code == 404
+    assert bob_client.post(f"/prompts/{finished.code}/save/").status_code == 404
+    assert "Alice" not in bob_client.get("/prompts/").content.decode()
+    response = alice_client.post(f"/prompts/{finished.code}/save/", {"name": "Best one"})
+    saved = SavedPrompt.objects.get(owner=alice)
+    assert response.status_code == 302 and response["Location"] == f"/prompts/saved/{saved.code}/"
+    assert "Best one" in alice_client.get("/prompts/saved/").content.decode()
+    assert bob_client.get(f"/prompts/saved/{saved.code}/").status_code == 404
+    assert bob_client.post(f"/prompts/saved/{saved.code}/delete/").status_code == 404
+    assert alice_client.post(f"/prompts/saved/{saved.code}/delete/").status_code == 302
+    assert not SavedPrompt.objects.exists()
+
+
+def test_it_starts_a_run_from_the_form_and_explains_errors(alice_client, alice_version, alice_provider):
+    form = alice_client.get("/prompts/new/").content.decode()
+    assert "Reflection model" in form and "Lab box" in form and "A local model" in form
+    data = {"source": "version", "version": str(alice_version.code), "task_model": str(alice_provider.code),
+            "reflection_model": str(alice_provider.code), "metric": "exact_match", "budget": 4,
+            "task_local_model": "", "reflection_local_model": ""}
+    response = alice_client.post("/prompts/new/", data)
+    assert response.status_code == 400 and "too small" in response.content.decode()
+    response = alice_client.post("/prompts/new/", {**data, "budget": 30})
+    assert response.status_code == 302 and response["Location"].startswith("/prompts/")
+
+
+def test_it_offers_an_empty_state(alice_client):
+    assert "No prompt optimizations yet" in alice_client.get("/prompts/").content.decode()
+    saved = alice_client.get("/prompts/saved/").content.decode()
+    assert "No saved prompts yet" in saved
+    assert alice_client.post("/prompts/saved/", {"name": "Mine", "text": "Be brief."}).status_code == 302
+
+
+def test_it_lists_saved_prompts_of_the_owner_only(alice, bob, alice_client):
+    saved_prompt_create(owner=bob, name="Bob's secret", text="Whisper.")
+    assert "Bob" not in alice_client.get("/prompts/saved/").content.decode()
