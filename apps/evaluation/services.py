@@ -11,6 +11,7 @@ from apps.core.models import Job
 from apps.core.services import job_create
 from apps.evaluation.models import BenchmarkItem, BenchmarkRun
 from apps.training.models import FineTune
+from apps.training.services import base_model_clean
 from workers.benchmarks import AIME_DEFAULT_SOURCE, HUB_ID_RE, BenchmarkSpec, validate
 from workers.errors import ReadableError
 from workers.tiny_model import TINY_MODEL_ID
@@ -86,9 +87,12 @@ def benchmark_settings(*, benchmark: str, raw: dict | None) -> dict:
 
 
 def benchmark_run_create(*, owner, benchmark: str, base_model: str = "", finetune: FineTune | None = None,
-                         settings: dict | None = None, name: str = "") -> BenchmarkRun:
+                         settings: dict | None = None, name: str = "", label: str = "",
+                         platform_folder: bool = False) -> BenchmarkRun:
     """Create a benchmark run of a base model or one of the owner's fine-tunes and queue its job on the `gpu`
-    queue. Raises ValidationError for a missing or unfinished model or impossible settings."""
+    queue. A base model must be one a worker may load for anyone (apps.training.services.base_model_clean), unless
+    `platform_folder` says the caller names a folder the platform made for this owner (a GRPO run's models).
+    Raises ValidationError for a missing, forbidden or unfinished model or impossible settings."""
     base_model = (base_model or "").strip()
     if bool(base_model) == bool(finetune):
         raise ValidationError("Choose either a base model or one of your fine-tuned models.")
@@ -101,7 +105,9 @@ def benchmark_run_create(*, owner, benchmark: str, base_model: str = "", finetun
     else:
         if len(base_model) > 300:
             raise ValidationError("The base model name is too long.")
-        label = base_model
+        if not platform_folder:
+            base_model = base_model_clean(name=base_model)
+        label = label or base_model
     values = benchmark_settings(benchmark=benchmark, raw=settings)
     benchmark_label = BenchmarkRun.Benchmark(benchmark).label
     with transaction.atomic():

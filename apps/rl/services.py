@@ -340,8 +340,11 @@ def grpo_recipe_benchmarks(*, run: GrpoRun, reporter=None) -> None:
         if not model:
             continue
         try:
-            made[field_name] = benchmark_run_create(owner=run.owner, benchmark="gsm8k", base_model=model,
-                                                    settings=benchmark_settings, name=f"{run.name} ({label})"[:200])
+            made[field_name] = benchmark_run_create(
+                owner=run.owner, benchmark="gsm8k", base_model=model, settings=benchmark_settings,
+                name=f"{run.name} ({label})"[:200],
+                label=(f"{run.base_model} (base of {run.name})" if label == "base" else f"{run.name} (tuned)")[:300],
+                platform_folder=model != run.base_model)  # the run's own folders, not a name the user typed
         except ValidationError as exc:
             logger.warning("Could not queue the %s benchmark of GRPO run %s: %s", label, run.code, exc.messages)
             if reporter is not None:
