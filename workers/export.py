@@ -90,7 +90,8 @@ def model_card(facts: dict) -> str:
 
     `facts`: name, base_model, method ("lora", "qlora" or "full"), method_display, dataset {name, version, examples,
     code}, hyperparameters {...}, metrics {em_before, em_after, loss_first, loss_last, train_steps, backend,
-    code_version, ...}, created (ISO date), stem (GGUF file name stem). Missing facts show as "–"."""
+    code_version, ...}, created (ISO date), stem (GGUF file name stem), system_prompt (optional). Missing facts show
+    as "–"."""
     name = facts.get("name") or "Fine-tuned model"
     base = facts.get("base_model") or "unknown"
     method = facts.get("method") or "lora"
@@ -127,6 +128,10 @@ def model_card(facts: dict) -> str:
             lines.append(f"| {key.replace('_', ' ')} | {hyper[key]} |")
     lines += [f"| Steps trained | {_number(metrics.get('train_steps'))} |",
               f"| Platform version | {metrics.get('code_version') or '–'} |", ""]
+    if facts.get("system_prompt"):  # the model learned its answers under this prompt: callers should send it too
+        lines += ["## System prompt", "", "Every training example without a system prompt of its own was given this "
+                  "one; send it as the first (system) message when you use the model.", "", "~~~~text",
+                  facts["system_prompt"], "~~~~", ""]
 
     lines += ["## Results", "", "| Metric | Before | After |", "|---|---|---|",
               f"| Exact match on the training questions | {_number(metrics.get('em_before'))} "

@@ -9,6 +9,7 @@ from apps.datasets.api import as_api_error
 from apps.evaluation.models import BenchmarkItem, BenchmarkRun
 from apps.evaluation.selectors import benchmark_item_list, benchmark_run_get_for_user, benchmark_run_list_for_user
 from apps.evaluation.services import DEFAULT_SETTINGS, benchmark_run_create
+from apps.prompts.selectors import saved_prompt_apply
 from apps.training.selectors import finetune_get_for_user
 
 
@@ -42,6 +43,9 @@ class BenchmarkRunCreateSerializer(serializers.Serializer):
     prompt_template = serializers.CharField(required=False, default="", allow_blank=True, trim_whitespace=False,
                                             help_text="Must contain {question}; empty for the benchmark's default.")
     system_prompt = serializers.CharField(required=False, default="", allow_blank=True, trim_whitespace=False)
+    saved_prompt = serializers.UUIDField(required=False, allow_null=True, default=None,
+                                         help_text="One of your saved prompts (its code): its text becomes the system "
+                                                   "prompt. Give it or system_prompt, not both.")
     source = serializers.CharField(required=False, default="", allow_blank=True, max_length=200,
                                    help_text="AIME only: a Hub dataset id or a JSONL file in the server's benchmark folder.")
     split = serializers.CharField(required=False, default="", allow_blank=True, max_length=40)
@@ -80,7 +84,10 @@ class BenchmarkRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         values = dict(data.validated_data)
         finetune = finetune_get_for_user(user=request.user, code=values.pop("finetune")) if values.get("finetune") else None
         benchmark, base_model, name = values.pop("benchmark"), values.pop("base_model"), values.pop("name")
+        saved_prompt = values.pop("saved_prompt")
         try:
+            values["system_prompt"] = saved_prompt_apply(user=request.user, code=saved_prompt,
+                                                         system_prompt=values["system_prompt"])
             run = benchmark_run_create(owner=request.user, benchmark=benchmark, base_model=base_model, finetune=finetune,
                                        settings=values, name=name)
         except DjangoValidationError as exc:

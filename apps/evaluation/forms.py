@@ -45,13 +45,20 @@ class BenchmarkRunForm(forms.Form):
                                     help_text="Problems answered at once; lower it if the GPU runs out of memory.")
     prompt_template = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Prompt",
                                       help_text="Where {question} goes. Empty: the benchmark's default (below).")
-    system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                                    help_text="Sent first in every chat. Empty: none.")
+    # Any value passes here: the view looks the code up with the owner's selector, so that someone else's prompt
+    # answers 404 as everywhere else (and its text is never used).
+    saved_prompt = forms.CharField(required=False, label="Or one of your saved prompts", widget=forms.Select,
+                                   help_text="Its text becomes the system prompt (leave the box above empty).")
     source = forms.CharField(required=False, max_length=200, label="AIME data",
                              help_text="AIME only: a Hugging Face dataset id (default HuggingFaceH4/aime_2024, needs "
                                        "the network) or the name of a JSONL file in the server's benchmark folder.")
 
-    def __init__(self, *args, finetunes=(), **kwargs):
+    def __init__(self, *args, finetunes=(), saved_prompts=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["saved_prompt"].widget.choices = [("", "—" if saved_prompts else "— none saved yet —"),
+                                                      *saved_prompts]
         choices = [("", "—")]
         choices.append(("Base models", [(f"base:{value}", label) for value, label in base_model_choices()]))
         tuned = [(f"finetune:{finetune.code}", finetune.name) for finetune in finetunes]

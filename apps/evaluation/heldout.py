@@ -20,6 +20,7 @@ from apps.core.services import job_create, job_event_add
 from apps.datasets.models import VersionExample
 from apps.evaluation.models import HeldoutEvaluation, HeldoutItem
 from apps.training.models import FineTune
+from apps.training.services import finetune_system_prompt
 from workers.errors import ReadableError
 
 logger = logging.getLogger(__name__)
@@ -231,7 +232,9 @@ def heldout_evaluation_run(*, evaluation: HeldoutEvaluation, reporter, answer_ba
     judge = _judge_fn(evaluation=evaluation, job=evaluation.job) if evaluation.judge_provider else None
     reporter.log(f"{len(examples)} held-out questions; judge: {evaluation.judge_label or 'none'}")
     try:
-        result = evaluate_heldout([{"question": e.question, "answer": e.answer, "system": e.system} for e in examples],
+        # The same system prompt as in training: the example's own, else the fine-tune's system_prompt option.
+        result = evaluate_heldout([{"question": e.question, "answer": e.answer,
+                                    "system": finetune_system_prompt(finetune, e.system)} for e in examples],
                                   answer_base, answer_tuned, reporter, settings=settings, judge=judge,
                                   count_tokens=count_tokens)
     finally:
@@ -252,7 +255,8 @@ def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[Ve
     for item, example in zip(result["items"], examples):
         base, tuned = item["base"], item["tuned"]
         items.append(HeldoutItem(
-            evaluation=evaluation, index=item["index"], example=example, system=example.system,
+            evaluation=evaluation, index=item["index"], example=example,
+            system=finetune_system_prompt(evaluation.finetune, example.system),
             question=example.question, reference=example.answer, base_answer=text(item["base_answer"]),
             tuned_answer=text(item["tuned_answer"]), base_exact_match=base["exact_match"],
             tuned_exact_match=tuned["exact_match"], base_token_f1=base["token_f1"], tuned_token_f1=tuned["token_f1"],

@@ -12,6 +12,7 @@ from apps.evaluation.models import BenchmarkRun
 from apps.evaluation.selectors import (benchmark_finetune_choices, benchmark_item_list, benchmark_run_get_for_user,
                                        benchmark_run_list_for_user, benchmark_runs_for_comparison)
 from apps.evaluation.services import benchmark_run_create
+from apps.prompts.selectors import saved_prompt_apply, saved_prompt_choices, saved_prompt_get_for_user
 from apps.training.selectors import finetune_get_for_user
 
 ITEM_FILTERS = {"all": None, "correct": True, "incorrect": False}
@@ -29,14 +30,20 @@ def run_create(request):
     initial = {}
     if request.GET.get("finetune"):
         initial["model"] = f"finetune:{request.GET['finetune']}"
-    form = BenchmarkRunForm(request.POST or None, finetunes=finetunes, initial=initial)
+    if request.GET.get("prompt"):  # from a saved prompt's page; a stranger's code answers 404
+        initial["saved_prompt"] = str(saved_prompt_get_for_user(user=request.user, code=request.GET["prompt"]).code)
+    form = BenchmarkRunForm(request.POST or None, finetunes=finetunes, initial=initial,
+                            saved_prompts=saved_prompt_choices(user=request.user))
     if request.method == "POST" and form.is_valid():
         kind, value = form.model_choice()
         try:
             finetune = finetune_get_for_user(user=request.user, code=value) if kind == "finetune" else None
+            settings = form.settings()
+            settings["system_prompt"] = saved_prompt_apply(user=request.user, code=form.cleaned_data["saved_prompt"],
+                                                           system_prompt=settings.get("system_prompt") or "")
             run = benchmark_run_create(owner=request.user, benchmark=form.cleaned_data["benchmark"],
                                        base_model=value if kind == "base" else "", finetune=finetune,
-                                       settings=form.settings(), name=form.cleaned_data["name"])
+                                       settings=settings, name=form.cleaned_data["name"])
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

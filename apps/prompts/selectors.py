@@ -28,3 +28,29 @@ def saved_prompt_get_for_user(*, user, code) -> SavedPrompt:
         return saved_prompt_list_for_user(user=user).get(code=code)
     except (SavedPrompt.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such saved prompt.")
+
+
+# How many saved prompts the pickers of other pages offer (newest first); the saved-prompt list pages show them all.
+PICKER_LIMIT = 100
+
+
+def saved_prompt_choices(*, user) -> list[tuple[str, str]]:
+    """(code, name) of the user's newest saved prompts, for the pickers of the playground, benchmark and training
+    forms. Nobody else's prompt is ever offered."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    return [(str(code), name) for code, name in
+            saved_prompt_list_for_user(user=user).values_list("code", "name")[:PICKER_LIMIT]]
+
+
+def saved_prompt_apply(*, user, code, system_prompt: str = "") -> str:
+    """The system prompt a form or API call ends up with: the saved prompt `code` when one is chosen, else the typed
+    `system_prompt`. Http404 for anyone else's prompt (its text never leaves); ValidationError when both are given
+    and differ, so that neither silently wins."""
+    system_prompt = system_prompt or ""
+    if not code:
+        return system_prompt
+    saved = saved_prompt_get_for_user(user=user, code=code)
+    if system_prompt.strip() and system_prompt.strip() != saved.text.strip():
+        raise ValidationError(f"Choose the saved prompt '{saved.name}' or write a system prompt, not both.")
+    return saved.text

@@ -16,7 +16,9 @@ from apps.training.exports import finetune_export_start, finetune_file_stem, fin
 from apps.training.models import FineTune
 from apps.training.pipeline import pipeline_start
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
-from apps.training.services import BACKENDS, DEFAULTS, finetune_artifact_path, finetune_create, finetune_create_from_dataset
+from apps.prompts.selectors import saved_prompt_apply
+from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, finetune_artifact_path, finetune_create,
+                                    finetune_create_from_dataset)
 from workers.catalogue import catalogue_entries
 from workers.export import KINDS as EXPORT_KINDS
 from workers.tiny_model import TINY_MODEL_ID
@@ -42,6 +44,12 @@ class OptionsSerializer(serializers.Serializer):
                                        help_text="Pack several short examples into each sequence.")
     train_on_responses_only = serializers.BooleanField(required=False, default=DEFAULTS["train_on_responses_only"],
                                                        help_text="Loss on the answers only, not on the questions.")
+    system_prompt = serializers.CharField(required=False, default="", allow_blank=True, max_length=TEXTS["system_prompt"],
+                                          help_text="Given to every example that has no system prompt of its own, in "
+                                                    "training and in the held-out evaluation.")
+    saved_prompt = serializers.UUIDField(required=False, allow_null=True, default=None,
+                                         help_text="One of your saved prompts (its code): its text becomes the system "
+                                                   "prompt. Give it or system_prompt, not both.")
 
 
 class CatalogueEntrySerializer(serializers.Serializer):
@@ -121,9 +129,14 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = FineTuneCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        options = dict(values["options"])
+        saved_prompt = options.pop("saved_prompt", None)
         settings = {"base_model": values["base_model"], "method": values["method"], "backend": values["backend"],
-                    "options": dict(values["options"]), "name": values["name"]}
+                    "options": options, "name": values["name"]}
         try:
+            # A stranger's saved prompt answers 404 before anything is created.
+            options["system_prompt"] = saved_prompt_apply(user=request.user, code=saved_prompt,
+                                                          system_prompt=options.get("system_prompt", ""))
             if values.get("version"):
                 version = dataset_version_get_for_user(user=request.user, code=values["version"])
                 finetune = finetune_create(owner=request.user, version=version, **settings)

@@ -1,9 +1,11 @@
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from apps.training.models import FineTune
-from apps.training.services import BACKENDS, DEFAULTS
+from apps.prompts.selectors import saved_prompt_apply, saved_prompt_choices
+from apps.training.services import BACKENDS, DEFAULTS, TEXTS
 from workers.catalogue import catalogue_entries
 from workers.tiny_model import TINY_MODEL_ID
 
@@ -47,10 +49,38 @@ class TrainingOptionsForm(forms.Form):
                                     label="Maximum sequence length", help_text="Tokens per example; longer ones are cut.")
     packing = forms.BooleanField(required=False, initial=DEFAULTS["packing"], label="Pack short examples together",
                                  help_text="Faster on many short examples: less padding.")
+    # Any code passes the field: clean_saved_prompt looks it up with the owner's selector, so someone else's prompt
+    # answers 404 as everywhere else, and its text is never used.
+    saved_prompt = forms.CharField(required=False, label="System prompt from your saved prompts", widget=forms.Select,
+                                   help_text="Its text becomes the system prompt below (leave the box empty).")
+    system_prompt = forms.CharField(required=False, max_length=TEXTS["system_prompt"], strip=True,
+                                    widget=forms.Textarea(attrs={"rows": 2}), label="System prompt",
+                                    help_text="Optional. Given to every example that has no system prompt of its own, "
+                                              "in training and in the held-out evaluation; use the same one when you "
+                                              "ask the model later.")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if user is None:  # a form without its user (the dashboard's) offers no saved prompts
+            del self.fields["saved_prompt"]
+        else:
+            choices = saved_prompt_choices(user=user)
+            self.fields["saved_prompt"].widget.choices = [("", "—" if choices else "— none saved yet —"), *choices]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("saved_prompt"):
+            try:
+                data["system_prompt"] = saved_prompt_apply(user=self.user, code=data["saved_prompt"],
+                                                           system_prompt=data.get("system_prompt") or "")
+            except ValidationError as exc:
+                self.add_error("system_prompt", exc)
+        return data
 
     def options(self) -> dict:
         return {k: self.cleaned_data[k] for k in ("max_steps", "learning_rate", "batch_size", "max_length", "packing",
-                                                  "backend")}
+                                                  "backend", "system_prompt")}
 
 
 class PipelineForm(TrainingOptionsForm):

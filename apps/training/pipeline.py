@@ -16,7 +16,7 @@ from apps.core.signals import job_finished
 from apps.datasets.models import Dataset
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
 from apps.training.models import FineTune
-from apps.training.services import finetune_create_from_dataset
+from apps.training.services import finetune_create_from_dataset, finetune_options
 
 # Each step's share of the pipeline's progress bar: training dominates the time.
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def pipeline_start(*, owner, files, name: str, base_model: str, method: str = Fi
     Raises ValidationError (nothing is kept) when a file is rejected."""
     if not files:
         raise ValidationError("Choose at least one document.")
+    finetune_options(options or {})  # bad training options (a too-long system prompt) fail now, not after extraction
     with transaction.atomic():
         dataset = dataset or dataset_create(owner=owner, name=name)
         pipeline = Job.objects.create(

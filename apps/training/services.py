@@ -23,9 +23,12 @@ TUNABLE = {"max_steps": (1, 100_000), "learning_rate": (1e-7, 1.0), "batch_size"
            "warmup_ratio": (0.0, 0.5), "checkpoint_every": (0, 100_000), "seed": (0, 2**31 - 1), "epochs": (0.0, 1000.0),
            "eval_every": (0, 100_000)}
 SWITCHES = ("packing", "train_on_responses_only")  # on/off settings
+# Text settings with their longest length. The system prompt is not an engine setting: finetune_run writes it into
+# every example without a system prompt of its own (see finetune_system_prompt), so it never reaches TrainConfig.
+TEXTS = {"system_prompt": 4000}
 # Jobs save a checkpoint every 50 steps, so a run whose worker dies, or that was cancelled, can continue.
 DEFAULTS = {**{f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE or f.name in SWITCHES},
-            "checkpoint_every": 50}
+            "checkpoint_every": 50, "system_prompt": ""}
 BACKENDS = {"auto": "Automatic (Unsloth on a GPU when installed)", "unsloth": "Unsloth", "trl": "TRL + PEFT"}
 
 
@@ -33,6 +36,17 @@ def finetune_options(raw: dict) -> dict:
     """Validate user-chosen hyperparameters against TUNABLE; readable ValidationError otherwise."""
     options = dict(DEFAULTS)
     for name, value in (raw or {}).items():
+        if name in TEXTS:
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise ValidationError(f"The {name.replace('_', ' ')} must be text.")
+            value = value.replace("\r\n", "\n").strip()
+            if len(value) > TEXTS[name]:
+                raise ValidationError(f"The {name.replace('_', ' ')} is longer than {TEXTS[name]} characters "
+                                      f"({len(value)}).")
+            options[name] = value
+            continue
         if name in SWITCHES and value not in (None, ""):
             options[name] = value in (True, 1, "1", "true", "True", "on", "yes")
             continue
@@ -126,18 +140,27 @@ def finetune_output_dir(finetune: FineTune) -> Path:
     return Path(settings.GARAGE_ARTIFACTS_DIR) / str(finetune.code)
 
 
+def finetune_system_prompt(finetune: FineTune, example_system: str = "") -> str:
+    """The system prompt an example is trained and evaluated with: its own when it has one, else the fine-tune's
+    `system_prompt` option (empty when none was chosen). Training (finetune_run) and the held-out evaluation
+    (apps.evaluation.heldout) both ask this, so that the model is measured with the prompt it learned under."""
+    return example_system or (finetune.config or {}).get("system_prompt") or ""
+
+
 def finetune_run(*, finetune: FineTune, reporter) -> dict:
     """Run the training engine for a fine-tune and record its metrics and artifact.
 
     Side effects: writes model files under the artifacts folder and updates the FineTune row."""
     pairs = {VersionExample.Split.TRAIN: [], VersionExample.Split.HELDOUT: []}
     for question, answer, system, split in finetune.version.examples.values_list("question", "answer", "system", "split"):
-        pairs[split].append({"question": question, "answer": answer, "system": system})
+        pairs[split].append({"question": question, "answer": answer, "system": finetune_system_prompt(finetune, system)})
+    # Text options shape the examples above; the engine's config takes only its own settings.
+    options = {k: v for k, v in (finetune.config or {}).items() if k not in TEXTS}
     # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.
     config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)),
                          pairs=pairs[VersionExample.Split.TRAIN], eval_pairs=pairs[VersionExample.Split.HELDOUT],
                          method=finetune.method, resume=True, model_cache_dir=str(settings.GARAGE_MODELS_DIR),
-                         **finetune.config)
+                         **options)
     result = train(config, reporter)
     finetune.metrics = {k: result[k] for k in ("backend", "train_steps", "loss_first", "loss_last", "em_before",
                                                "em_after", "eval_loss", "eval_losses", "tokens_per_s", "train_seconds",

@@ -68,7 +68,7 @@ def finetune_download(request, code):
 @require_POST
 @login_required
 def pipeline_create(request):
-    form = PipelineForm(request.POST, request.FILES)
+    form = PipelineForm(request.POST, request.FILES, user=request.user)
     if form.is_valid():
         try:
             job = pipeline_start(owner=request.user, files=form.cleaned_data["files"], name=form.cleaned_data["name"],

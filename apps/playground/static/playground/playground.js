@@ -113,5 +113,11 @@
       setState(column, "idle", "");
     }
   });
+  // Picking a saved prompt puts its text into the system prompt box (the texts come with the page).
+  const savedTexts = JSON.parse(document.getElementById("saved-prompt-texts")?.textContent || "{}");
+  const savedSelect = $("saved-prompt");
+  if (savedSelect) savedSelect.addEventListener("change", () => {
+    if (savedSelect.value in savedTexts) $("system").value = savedTexts[savedSelect.value];
+  });
   connect();
 })();
