@@ -2,6 +2,7 @@
 packing, a held-out split measured during training, and the pre-flight plan beside the measured peak.
 
     python bench/unsloth_features_gpu.py [MODEL_DIR]   # default: the random Gemma 3 1B of train_throughput_gpu.py
+    python bench/unsloth_features_gpu.py packing [MODEL_DIR]   # step times with and without packing
 
 Prints one JSON line. A check that the GPU path takes these options (CI covers them on the CPU), not a speed figure."""
 from __future__ import annotations
@@ -17,11 +18,43 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def compare_packing(model: str) -> None:
+    """The same short examples with and without packing: step times and tokens/s of each, one JSON line each."""
+    import time
+
+    from bench.train_throughput_gpu import pairs
+    from workers.reporting import RecordingReporter
+    from workers.train import TrainConfig, train
+
+    class Timed(RecordingReporter):
+        def __init__(self):
+            super().__init__()
+            self.at = []
+
+        def metric(self, **values):
+            super().metric(**values)
+            if "loss" in values:
+                self.at.append(time.perf_counter())
+
+    data = [{"question": p["question"], "answer": " ".join(p["answer"].split()[:40])} for p in pairs(n=400)]
+    for packing in (False, True):
+        reporter = Timed()
+        result = train(TrainConfig(base_model=model, output_dir=f"/tmp/packing-{packing}", pairs=data, max_steps=30,
+                                   batch_size=8, max_length=512, learning_rate=2e-4, backend="unsloth", packing=packing,
+                                   evaluate=False), reporter)
+        steps = [round(b - a, 3) for a, b in zip(reporter.at, reporter.at[1:])]
+        print(json.dumps({"packing": packing, "step_seconds_first5": steps[:5], "step_seconds_last5": steps[-5:],
+                          "steady_tokens_per_s": result["steady_tokens_per_s"], "loss_last": result["loss_last"],
+                          "peak_memory_gib": result["peak_memory_gib"]}), flush=True)
+
+
 def main() -> None:
     from bench.train_throughput_gpu import pairs
     from workers.reporting import RecordingReporter
     from workers.train import TrainConfig, train
 
+    if sys.argv[1:2] == ["packing"]:
+        return compare_packing(sys.argv[2] if len(sys.argv) > 2 else "/tmp/gemma3-1b-random")
     model = sys.argv[1] if len(sys.argv) > 1 else "/tmp/gemma3-1b-random"
     if not Path(model, "config.json").exists():
         subprocess.run([sys.executable, str(ROOT / "bench" / "train_throughput_gpu.py"), "make", model], check=True)
