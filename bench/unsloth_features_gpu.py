@@ -53,11 +53,13 @@ def main() -> None:
     from workers.reporting import RecordingReporter
     from workers.train import TrainConfig, train
 
-    if sys.argv[1:2] == ["packing"]:
-        return compare_packing(sys.argv[2] if len(sys.argv) > 2 else "/tmp/gemma3-1b-random")
-    model = sys.argv[1] if len(sys.argv) > 1 else "/tmp/gemma3-1b-random"
+    packing = sys.argv[1:2] == ["packing"]
+    model = (sys.argv[2:3] if packing else sys.argv[1:2]) or ["/tmp/gemma3-1b-random"]
+    model = model[0]
     if not Path(model, "config.json").exists():
         subprocess.run([sys.executable, str(ROOT / "bench" / "train_throughput_gpu.py"), "make", model], check=True)
+    if packing:
+        return compare_packing(model)
     data = [{"question": p["question"], "answer": " ".join(p["answer"].split()[:40])} for p in pairs(n=240)]
     reporter = RecordingReporter()
     result = train(TrainConfig(base_model=model, output_dir="/tmp/unsloth-features", pairs=data[:200], eval_pairs=data[200:],

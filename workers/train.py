@@ -376,9 +376,12 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     dataset = prompt_completion_dataset(config.pairs)
     eval_dataset = prompt_completion_dataset(config.eval_pairs) if config.eval_pairs else None
     mean_tokens = sum(len(tokenizer(p["question"] + " " + p["answer"])["input_ids"]) + 8 for p in config.pairs) / len(config.pairs)
+    # Tokens per sequence, for speed figures when the trainer does not count them (Unsloth): packing fills each
+    # sequence up to the maximum length, else a sequence is one example.
+    sequence_tokens = config.max_length if config.packing else min(mean_tokens, config.max_length)
     steps_planned = planned_steps(config)
     args = sft_arguments(config, steps=steps_planned, evaluates=eval_dataset is not None)
-    callback = _progress_callback(reporter, steps_planned, mean_tokens * config.batch_size * config.gradient_accumulation,
+    callback = _progress_callback(reporter, steps_planned, sequence_tokens * config.batch_size * config.gradient_accumulation,
                                   compiles_first_step=backend == "unsloth" and resume_from is None)
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, eval_dataset=eval_dataset,
                          peft_config=peft_config, args=args, callbacks=[callback])
@@ -393,7 +396,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     if callback.cancelled:
         raise Cancelled()  # the checkpoints written so far stay, so the job can be resumed
     steps = trainer.state.global_step
-    tokens = callback.tokens_seen or mean_tokens * config.batch_size * steps
+    tokens = callback.tokens_seen or sequence_tokens * config.batch_size * config.gradient_accumulation * steps
     if eval_dataset is not None and not (callback.eval_losses and callback.eval_losses[-1]["step"] == steps):
         reporter.phase("evaluating tuned model", f"Loss on {len(config.eval_pairs)} held-out examples")
         trainer.evaluate()  # the callback records it
