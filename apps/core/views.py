@@ -15,7 +15,7 @@ from apps.training.selectors import finetune_list_for_user
 @login_required
 def dashboard(request):
     return render(request, "core/dashboard.html", {
-        "pipeline_form": PipelineForm(),
+        "pipeline_form": PipelineForm(user=request.user),
         "jobs": job_list_for_user(user=request.user)[:5],
         "datasets": dataset_list_for_user(user=request.user)[:5],
         "finetunes": finetune_list_for_user(user=request.user)[:5],

@@ -202,6 +202,8 @@ class PipelineSerializer(serializers.Serializer):
     max_steps = serializers.IntegerField(required=False, default=DEFAULTS["max_steps"])
     learning_rate = serializers.FloatField(required=False, default=DEFAULTS["learning_rate"])
     batch_size = serializers.IntegerField(required=False, default=DEFAULTS["batch_size"])
+    system_prompt = serializers.CharField(required=False, allow_blank=True, default="",
+                                          help_text="Given to every example without a system prompt of its own.")
 
 
 class PipelineView(APIView):
@@ -215,7 +217,7 @@ class PipelineView(APIView):
         data = PipelineSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        options = {k: values[k] for k in ("max_steps", "learning_rate", "batch_size")}
+        options = {k: values[k] for k in ("max_steps", "learning_rate", "batch_size", "system_prompt")}
         try:
             job = pipeline_start(owner=request.user, files=values["files"], name=values["name"],
                                  base_model=values["base_model"], method=values["method"], options=options)
