@@ -21,15 +21,19 @@ import re
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.local_server import LocalServer
 
 CLIENT_ID = "garage-test-client"
 CLIENT_SECRET = "garage-test-client-secret"
 
 
-class HubPublishServer:
+class HubPublishServer(LocalServer):
+    PROTOCOL = "HTTP/1.1"
+
     def __init__(self, *, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET, access_ttl: int = 3600):
+        super().__init__()
         self.client_id, self.client_secret, self.access_ttl = client_id, client_secret, access_ttl
         self.tokens: dict[str, dict] = {}  # access token -> {"user", "role", "expires" (epoch or None)}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> user name
@@ -42,38 +46,8 @@ class HubPublishServer:
         self.yaml_validated: list[str] = []
         self._failures: list[dict] = []
         self._lock = threading.Lock()
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                hub._handle(self)
-
-            def do_POST(self):
-                hub._handle(self)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     # ------------------------------------------------------------------------------------------ test helpers
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def add_user(self, name: str, *, token: str | None = None, role: str = "write", orgs=()) -> str:
         """Create a user with an access token (no expiry) and return the token."""
@@ -102,16 +76,6 @@ class HubPublishServer:
         return self.repos[repo_id]["files"][path]
 
     # ----------------------------------------------------------------------------------------------- plumbing
-
-    def _send(self, handler, status: int, body, headers=None, content_type="application/json"):
-        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
 
     def _body(self, handler) -> bytes:
         length = int(handler.headers.get("Content-Length") or 0)

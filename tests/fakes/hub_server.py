@@ -6,57 +6,19 @@ serves processes started by the tests). Dataset "<owner>/unreachable" drops the 
 like a network that is down; unknown datasets answer 404 as the Hub does."""
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.fakes.local_server import LocalServer
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-class HubServer:
+class HubServer(LocalServer):
+    METHODS = ("GET", "HEAD")
+
     def __init__(self, datasets: dict[str, dict[str, bytes]]):
         """`datasets` maps "owner/name" to its files ({"data/train.jsonl": b"..."})."""
+        super().__init__()
         self.datasets = datasets
         self.requests: list[str] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                hub._handle(self)
-
-            def do_HEAD(self):
-                hub._handle(self)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def _send(self, handler, status: int, body, content_type="application/json", headers=None):
-        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        if handler.command != "HEAD":
-            handler.wfile.write(data)
 
     def _not_found(self, handler):
         self._send(handler, 404, {"error": "Repository not found"}, headers={"X-Error-Code": "RepoNotFound"})
@@ -75,8 +37,8 @@ class HubServer:
             if path.startswith(resolve):
                 name = path[len(resolve):].split("/", 1)[1]
                 if name in files:
-                    return self._send(handler, 200, files[name], "application/octet-stream",
-                                      {"X-Repo-Commit": SHA, "ETag": f'"{len(files[name])}"', "Accept-Ranges": "bytes"})
+                    return self._send(handler, 200, files[name], content_type="application/octet-stream",
+                                      headers={"X-Repo-Commit": SHA, "ETag": f'"{len(files[name])}"', "Accept-Ranges": "bytes"})
                 return self._send(handler, 404, {"error": "Entry not found"}, headers={"X-Error-Code": "EntryNotFound"})
         if "/unreachable" in path:
             # Close without a word: what a client sees when the network drops the connection.
