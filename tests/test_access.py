@@ -5,6 +5,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.core.models import Job
 from apps.core.services import job_create
 from apps.datasets.services import dataset_create, dataset_version_freeze, document_upload, qa_pair_create
+from apps.evaluation.services import benchmark_run_create
+from apps.prompts.services import saved_prompt_create
 from apps.training.models import FineTune
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +24,10 @@ def alices_things(alice, settings, tmp_path):
                                        artifact="x/adapter.zip")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "adapter.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    benchmark = benchmark_run_create(owner=alice, benchmark="gsm8k", base_model="tiny-gemma3", settings={"limit": 3})
+    prompt = saved_prompt_create(owner=alice, name="Mine", text="Answer in one word.")
     return {"dataset": dataset.code, "job": job.code, "finetune": finetune.code, "document": document.code, "pair": pair.pk,
-            "version": version.code}
+            "version": version.code, "benchmark": benchmark.code, "prompt": prompt.code}
 
 
 API = ["/api/v1/datasets/{dataset}/", "/api/v1/datasets/{dataset}/documents/", "/api/v1/datasets/{dataset}/pairs/",
@@ -32,7 +36,8 @@ API = ["/api/v1/datasets/{dataset}/", "/api/v1/datasets/{dataset}/documents/", "
        "/api/v1/finetunes/{finetune}/outputs/adapter/download/",
        "/api/v1/datasets/{dataset}/pairs/{pair}/", "/api/v1/datasets/{dataset}/versions/", "/api/v1/datasets/{dataset}/export/",
        "/api/v1/datasets/{dataset}/export/?version=1&style=alpaca", "/api/v1/versions/{version}/",
-       "/api/v1/versions/{version}/examples/", "/api/v1/versions/{version}/export/?style=sharegpt"]
+       "/api/v1/versions/{version}/examples/", "/api/v1/versions/{version}/export/?style=sharegpt",
+       "/api/v1/benchmarks/{benchmark}/", "/api/v1/benchmarks/{benchmark}/items/", "/api/v1/saved-prompts/{prompt}/"]
 API_POST = ["/api/v1/finetunes/{finetune}/exports/", "/api/v1/datasets/{dataset}/generate/", "/api/v1/jobs/{job}/cancel/", "/api/v1/jobs/{job}/retry/",
             "/api/v1/datasets/{dataset}/pairs/", "/api/v1/datasets/{dataset}/pairs/{pair}/restore/",
             "/api/v1/datasets/{dataset}/curate/", "/api/v1/datasets/{dataset}/restore/", "/api/v1/datasets/{dataset}/import/",
@@ -43,13 +48,15 @@ API_WRITE = [("patch", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("put", "/ap
 PAGES = ["/datasets/{dataset}/", "/jobs/{job}/", "/training/{finetune}/", "/training/{finetune}/download/",
          "/training/{finetune}/outputs/adapter/download/",
          "/datasets/{dataset}/export/?style=messages", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/versions/{version}/",
-         "/datasets/versions/{version}/export/?style=alpaca", "/datasets/documents/{document}/"]
+         "/datasets/versions/{version}/export/?style=alpaca", "/datasets/documents/{document}/",
+         "/benchmarks/{benchmark}/", "/benchmarks/{benchmark}/items.jsonl", "/prompts/saved/{prompt}/",
+         "/hub/publish/{finetune}/", "/playground/?model={finetune}", "/playground/?prompt={prompt}"]
 PAGE_POSTS = ["/training/{finetune}/exports/", "/datasets/{dataset}/generate/", "/datasets/{dataset}/train/", "/datasets/{dataset}/upload/",
               "/jobs/{job}/cancel/", "/jobs/{job}/retry/",
               "/datasets/{dataset}/pairs/add/", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/{dataset}/pairs/{pair}/delete/",
               "/datasets/{dataset}/pairs/{pair}/restore/", "/datasets/{dataset}/restore/", "/datasets/{dataset}/curate/",
               "/datasets/{dataset}/import/", "/datasets/{dataset}/freeze/", "/datasets/versions/{version}/note/",
-              "/datasets/versions/{version}/train/"]
+              "/datasets/versions/{version}/train/", "/prompts/saved/{prompt}/delete/"]
 
 
 def test_it_serves_the_owner(alices_things, alice_api, alice_client):
