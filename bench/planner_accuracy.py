@@ -57,8 +57,8 @@ def one_run(model_dir: str, backend: str, batch: int, length: int) -> dict:
 
     device = measure_device()
     facts = model_facts(model_dir, model_dir)
-    parameters = facts["architecture"].vocab_size * facts["architecture"].hidden_size + facts["architecture"].linear_parameters()
-    plan = estimate(architecture=facts["architecture"], parameters=parameters, method="lora", backend=backend,
+    architecture = facts["architecture"]
+    plan = estimate(architecture=architecture, parameters=architecture.parameters(), method="lora", backend=backend,
                     batch_size=batch, max_length=length, lora_r=16, device=device)
     if device.kind == "cuda":
         torch.cuda.empty_cache()

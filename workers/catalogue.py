@@ -72,6 +72,10 @@ class Architecture:
         mlp = 3 * self.hidden_size * self.intermediate_size
         return self.num_hidden_layers * (attention + mlp)
 
+    def parameters(self) -> int:
+        """All weights but the norms (a fraction of a percent): embeddings, output head when untied, projections."""
+        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2) + self.linear_parameters()
+
     def lora_parameters(self, rank: int) -> int:
         """Trainable parameters of a rank-`rank` LoRA on every projection: r × (in + out) per projection."""
         q_out, kv_out = self.num_attention_heads * self.head_dim, self.num_key_value_heads * self.head_dim

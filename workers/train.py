@@ -138,9 +138,9 @@ def preflight(config: TrainConfig, backend: str, facts: dict) -> Plan | None:
     if architecture is None:
         return None
     entry = facts["entry"]
-    parameters = entry.parameters if entry and entry.architecture else \
-        architecture.vocab_size * architecture.hidden_size * (1 if architecture.tie_word_embeddings else 2) \
-        + architecture.linear_parameters()
+    # The published count where the catalogue knows it (it includes what the architecture leaves out, such as a
+    # vision tower), else the architecture's own.
+    parameters = entry.parameters if entry and entry.architecture else architecture.parameters()
     device = measure_device()
     if config.memory_limit_gib:
         device.memory_bytes = int(config.memory_limit_gib * GIB)
