@@ -51,6 +51,23 @@ def alice_client(client, alice):
     return client
 
 
+@pytest.fixture(autouse=True)
+def settle_jobs_after_live_tests(request):
+    """After a test that shared its database with the live worker, cancel the jobs still going and wait for the
+    worker to let go of them: work a test set off without waiting for it (the held-out evaluation queued after a
+    training, say) must not run into the database flush that ends the test."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames
+    if "worker" not in request.fixturenames or not transactional:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # set up before this fixture, so flushed only after it
+    yield
+    from tests.live import jobs_settle
+
+    jobs_settle()
+
+
 @pytest.fixture(scope="session")
 def worker(django_db_setup):
     """A live Celery worker on queues default and gpu, shared by the session's tests."""

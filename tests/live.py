@@ -49,6 +49,19 @@ def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "con
     raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
 
 
+def jobs_settle(timeout: float = 30) -> None:
+    """Cancel every job not yet final and wait until the worker runs none (a running job stops at its next
+    cancel check). Gives up quietly after `timeout`: a test's own assertions have already been made."""
+    from apps.core.models import Job
+    from apps.core.services import job_cancel
+
+    for job in Job.objects.exclude(status__in=Job.FINAL):
+        job_cancel(job=job)
+    deadline = time.monotonic() + timeout
+    while Job.objects.filter(status=Job.Status.RUNNING).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15):
     if process.poll() is None:
         os.killpg(process.pid, sig)
