@@ -249,11 +249,18 @@ def generate(ref: ModelRef, conversations: list[list[dict]], *, max_new_tokens: 
              top_p: float = 1.0, seed: int = 0, batch_size: int = 16) -> list[str]:
     """The model's answer to each conversation (the text of its next turn), in order. Greedy when temperature
     is 0. Raises ReadableError for conversations the model cannot take."""
-    import torch
-
     if not conversations:
         return []
     model, tokenizer = load(ref)
+    return answer(model, tokenizer, conversations, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                  seed=seed, batch_size=batch_size)
+
+
+def answer(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int = 256, temperature: float = 0.0,
+           top_p: float = 1.0, seed: int = 0, batch_size: int = 16) -> list[str]:
+    """`generate` for a model already in memory (the training engine measures the model it is training)."""
+    import torch
+
     prompts = [_prompt(tokenizer, messages) for messages in conversations]
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     # Longest first, so each batch pads little and a too-long prompt fails before any work is done.

@@ -153,32 +153,20 @@ def preflight(config: TrainConfig, backend: str, facts: dict) -> Plan | None:
 
 def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) -> float:
     """Share of questions whose greedy answer equals the reference (whitespace-normalised)."""
-    import torch
+    from workers.inference import answer
 
     if not pairs:
         return 0.0
     answer_tokens = max(len(tokenizer(p["answer"], add_special_tokens=False)["input_ids"]) for p in pairs)
-    was_training, side = model.training, tokenizer.padding_side
+    was_training = model.training
     model.eval()
-    tokenizer.padding_side = "left"
-    correct = 0
     try:
-        with torch.no_grad():
-            for start in range(0, len(pairs), batch_size):
-                batch = pairs[start:start + batch_size]
-                prompts = [tokenizer.apply_chat_template(_messages(p["question"], system=p.get("system", "")),
-                                                         tokenize=False, add_generation_prompt=True) for p in batch]
-                enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-                out = model.generate(**enc, max_new_tokens=answer_tokens + 2, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-                for row, pair in zip(out, batch):
-                    text = tokenizer.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True)
-                    correct += " ".join(text.split()) == " ".join(pair["answer"].split())
+        answers = answer(model, tokenizer, [_messages(p["question"], system=p.get("system", "")) for p in pairs],
+                         max_new_tokens=answer_tokens + 2, batch_size=batch_size)
     finally:
-        tokenizer.padding_side = side
         if was_training:
             model.train()
-    return correct / len(pairs)
+    return sum(" ".join(text.split()) == " ".join(p["answer"].split()) for text, p in zip(answers, pairs)) / len(pairs)
 
 
 def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: float, compiles_first_step: bool,
