@@ -131,6 +131,15 @@ class PiiScrubber:
         text = self._sub(PHONE, "PHONE", text, counts, keep=_phone)
         return ScrubResult(text=text, counts=+counts)
 
+    def scrub_conversations(self, conversations: list[list[dict]]) -> tuple[list[list[dict]], list[int]]:
+        """Every turn's content scrubbed; also the number of replacements in each conversation (for the audit log)."""
+        scrubbed, replacements = [], []
+        for conversation in conversations:
+            results = [self.scrub(turn["content"]) for turn in conversation]
+            scrubbed.append([{**turn, "content": result.text} for turn, result in zip(conversation, results)])
+            replacements.append(sum(result.replacements for result in results))
+        return scrubbed, replacements
+
     @staticmethod
     def _sub(pattern: re.Pattern, label: str, text: str, counts: Counter, keep=None) -> str:
         def replace(match: re.Match) -> str:

@@ -171,16 +171,7 @@ def _judge_fn(*, evaluation: HeldoutEvaluation, job: Job | None):
         record = audit_hook(owner=owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
         replacements = [0] * len(conversations)
         if evaluation.settings.get("scrub_pii", True):
-            scrubber = pii_scrubber_for_user(user=owner)
-            scrubbed = []
-            for number, conversation in enumerate(conversations):
-                turns = []
-                for turn in conversation:
-                    result = scrubber.scrub(turn["content"])
-                    replacements[number] += result.replacements
-                    turns.append({**turn, "content": result.text})
-                scrubbed.append(turns)
-            conversations = scrubbed
+            conversations, replacements = pii_scrubber_for_user(user=owner).scrub_conversations(conversations)
         with endpoint.client() as client:
             return client.complete_many(conversations, on_result=lambda r: record(r, replacements[r.index]),
                                         temperature=0, max_tokens=64)

@@ -169,15 +169,7 @@ def _judge_transport(*, owner, provider: str, job: Job | None, scrub_pii: bool, 
     def complete_many(conversations):
         replacements = [0] * len(conversations)
         if scrubber is not None:
-            scrubbed = []
-            for number, conversation in enumerate(conversations):
-                turns = []
-                for turn in conversation:
-                    result = scrubber.scrub(turn["content"])
-                    replacements[number] += result.replacements
-                    turns.append({**turn, "content": result.text})
-                scrubbed.append(turns)
-            conversations = scrubbed
+            conversations, replacements = scrubber.scrub_conversations(conversations)
         # About 20 tokens per rated pair, with room for a model that adds a sentence around the JSON.
         return client.complete_many(conversations, on_result=lambda r: record(r, replacements[r.index]),
                                     temperature=0, max_tokens=128 + 20 * batch_size)
