@@ -50,15 +50,24 @@ def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "con
 
 
 def jobs_settle(timeout: float = 30) -> None:
-    """Cancel every job not yet final and wait until the worker runs none (a running job stops at its next
-    cancel check). Gives up quietly after `timeout`: a test's own assertions have already been made."""
+    """Cancel every job not yet final and wait until the worker runs no task: neither a job (which stops at its
+    next cancel check) nor a task that has just received a cancelled job's message and is about to find it final.
+    Gives up quietly after `timeout`: a test's own assertions have already been made."""
     from apps.core.models import Job
     from apps.core.services import job_cancel
+    from garage.celery import app
 
     for job in Job.objects.exclude(status__in=Job.FINAL):
         job_cancel(job=job)
     deadline = time.monotonic() + timeout
-    while Job.objects.filter(status=Job.Status.RUNNING).exists() and time.monotonic() < deadline:
+
+    def busy() -> bool:
+        if Job.objects.filter(status=Job.Status.RUNNING).exists():
+            return True
+        active = app.control.inspect(timeout=0.5).active() or {}
+        return any(tasks for tasks in active.values())
+
+    while time.monotonic() < deadline and busy():
         time.sleep(0.1)
 
 

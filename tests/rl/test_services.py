@@ -168,7 +168,9 @@ def test_it_refuses_bad_preview_samples(alice, samples, message):
 
 
 def test_it_asks_the_judge_of_a_preview_through_the_owners_provider_and_audits_it(alice, alice_provider, chat_server):
-    chat_server.script(Reply.text('{"score": 8, "reason": "right"}'), Reply.text("Looks fine to me."))
+    # Answered by what is graded, not by arrival order: the judge sends its requests concurrently.
+    chat_server.responder = lambda request: (Reply.text('{"score": 8, "reason": "right"}')
+                                             if "Response to grade:\n7\n" in request.text else Reply.text("Looks fine to me."))
     judge = {"type": "judge", "rubric": "Is it right?", "provider": str(alice_provider.code)}
     preview = reward_preview_create(owner=alice, rewards=[judge], samples=[
         {"prompt": "3 + 4?", "completion": "7"}, {"prompt": "3 + 4?", "completion": "8"}])
