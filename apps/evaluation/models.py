@@ -87,8 +87,14 @@ class HeldoutItem(models.Model):
         WORSE = "worse", "Worse"
         SAME = "same", "About the same"
 
+    class Group(models.TextChoices):
+        RECALL = "recall", "Recall: new phrasings of trained facts"
+        UNSEEN = "unseen", "Unseen facts"
+        CONTROL = "control", "Control: general questions"
+
     evaluation = models.ForeignKey(HeldoutEvaluation, on_delete=models.CASCADE, related_name="items")
     index = models.PositiveIntegerField(help_text="Position among the held-out examples, from 0.")
+    group = models.CharField(max_length=10, choices=Group.choices, default=Group.UNSEEN)
     example = models.ForeignKey("datasets.VersionExample", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+", help_text="Where the question came from (document and page).")
     system = models.TextField(blank=True)
