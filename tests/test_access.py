@@ -37,7 +37,8 @@ API = ["/api/v1/datasets/{dataset}/", "/api/v1/datasets/{dataset}/documents/", "
        "/api/v1/datasets/{dataset}/pairs/{pair}/", "/api/v1/datasets/{dataset}/versions/", "/api/v1/datasets/{dataset}/export/",
        "/api/v1/datasets/{dataset}/export/?version=1&style=alpaca", "/api/v1/versions/{version}/",
        "/api/v1/versions/{version}/examples/", "/api/v1/versions/{version}/export/?style=sharegpt",
-       "/api/v1/benchmarks/{benchmark}/", "/api/v1/benchmarks/{benchmark}/items/", "/api/v1/saved-prompts/{prompt}/"]
+       "/api/v1/benchmarks/{benchmark}/", "/api/v1/benchmarks/{benchmark}/items/", "/api/v1/saved-prompts/{prompt}/",
+       "/api/v1/plan/?version={version}", "/api/v1/plan/?dataset={dataset}"]
 API_POST = ["/api/v1/finetunes/{finetune}/exports/", "/api/v1/datasets/{dataset}/generate/", "/api/v1/jobs/{job}/cancel/", "/api/v1/jobs/{job}/retry/",
             "/api/v1/datasets/{dataset}/pairs/", "/api/v1/datasets/{dataset}/pairs/{pair}/restore/",
             "/api/v1/datasets/{dataset}/curate/", "/api/v1/datasets/{dataset}/restore/", "/api/v1/datasets/{dataset}/import/",

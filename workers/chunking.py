@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.sentences import sentence_spans
+
 TokenCounter = Callable[[str], int]
 
 DEFAULT_SIZE = 300
@@ -93,36 +95,21 @@ def _count_many(count: TokenCounter, texts: list[str]) -> list[int]:
     return many(texts) if many is not None else [count(t) for t in texts]
 
 
-# Sentence ends; also line starts of headings, list items and table rows, which end what came before them.
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?…。！？])[\"')\]»”’]*\s+|\n(?=[ \t]*(?:#{1,6}\s|[-*•+]\s|\d{1,3}[.)]\s|\|))")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 
 
 def _sentences(text: str) -> list[tuple[int, int, bool]]:
-    """(start, end, starts_a_paragraph) of every sentence, whitespace trimmed."""
+    """(start, end, starts_a_paragraph) of every sentence, whitespace trimmed. Sentences end where
+    workers.sentences says (abbreviations and initials do not end one; headings, list items and table rows
+    start one)."""
     spans = []
     position = 0
     for paragraph in _PARAGRAPH_BREAK.finditer(text + "\n\n"):
-        start, end = position, paragraph.start()
+        start, end = position, min(paragraph.start(), len(text))
         position = paragraph.end()
-        first = True
-        cursor = start
-        for match in _SENTENCE_BREAK.finditer(text, start, end):
-            if match.start() > cursor:
-                spans.append((cursor, match.start(), first))
-                first = False
-            cursor = match.end()
-        if end > cursor:
-            spans.append((cursor, end, first))
-    return [(s, e, p) for s, e, p in (_trim(text, s, e, p) for s, e, p in spans) if e > s]
-
-
-def _trim(text: str, start: int, end: int, paragraph: bool) -> tuple[int, int, bool]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end, paragraph
+        for i, (s, e) in enumerate(sentence_spans(text, start, end)):
+            spans.append((s, e, i == 0))
+    return spans
 
 
 def _split_long(text: str, start: int, end: int, size: int, count: TokenCounter, tokens: int) -> list[tuple[int, int]]:

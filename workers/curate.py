@@ -8,6 +8,13 @@ question: each question is compared only with the kept questions that share a ba
 candidates are confirmed with the exact Jaccard similarity of their 3-gram sets. That keeps thousands of pairs
 well under a second, where comparing every pair with every other would grow with the square of the count.
 
+Similar characters are not enough: "What is the population of Lyon?" and "What is the population of Nice?"
+share a template and ask different things. So the words where two similar questions differ decide: when each
+has a content word the other lacks (Lyon against Nice, 1990 against 1991), they are different questions; when
+they differ only in small words or spelling ("What's" against "What is", "colour" against "color"), or one
+only adds words to the other, they are one question. Phrasings of one fact (the same `fact` key) are asked
+apart on purpose and are never near duplicates of each other; the very same question twice still is.
+
 The judge, as in synthetic-data-kit's curate step, asks a chat model to rate each pair from 1 to 10 (a few pairs
 per request) and removes pairs rated below a threshold. A judge answer that cannot be read leaves its pairs
 unrated; they are counted and kept, because a failed judgement is no evidence against the pair.
@@ -132,9 +139,53 @@ def _bands(threshold: float) -> tuple[int, int]:
     return PERMUTATIONS // best, best
 
 
+# Words whose difference does not make a question different.
+_FUNCTION_WORDS = frozenset("""
+what which who whom whose when where why how is are was were be been being am do does did has have had got get
+the a an of in on at to for by with from s it its that this there can could would will shall should may might
+must please tell me you your i my we our about and or so just any some name named called kind sort type exactly
+actually really also only ever still one ones
+""".split())
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether two words differ by at most one inserted, deleted or changed letter."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
+
+
+def _same_word(a: str, b: str) -> bool:
+    if a.isdigit() or b.isdigit():
+        return a == b
+    if a.rstrip("s") == b.rstrip("s") or a + "es" == b or b + "es" == a:
+        return True  # plural and singular
+    return min(len(a), len(b)) >= 5 and _one_edit(a, b)
+
+
+def same_question(a: str, b: str) -> bool:
+    """Whether two similar questions ask the same thing: false when each has a content word the other lacks
+    and no spelling of it (a shared template filled with different names, numbers or terms)."""
+    words_a, words_b = normalise(a).split(), normalise(b).split()
+    only_a = {w for w in words_a if w not in _FUNCTION_WORDS} - set(words_b)
+    only_b = {w for w in words_b if w not in _FUNCTION_WORDS} - set(words_a)
+    only_a = {w for w in only_a if not any(_same_word(w, v) for v in only_b)}
+    only_b = {w for w in only_b if not any(_same_word(w, v) for v in words_a)}
+    return not (only_a and only_b)
+
+
 def find_duplicates(questions: Sequence[str], *, exact: bool = True, near: bool = True, threshold: float = 0.8,
-                    should_stop: Callable[[], bool] = lambda: False) -> dict[int, tuple[str, int]]:
-    """Which questions repeat an earlier kept one: {index: ("exact_duplicate" | "near_duplicate", earlier index)}."""
+                    should_stop: Callable[[], bool] = lambda: False,
+                    facts: Sequence[str] | None = None) -> dict[int, tuple[str, int]]:
+    """Which questions repeat an earlier kept one: {index: ("exact_duplicate" | "near_duplicate", earlier index)}.
+
+    `facts` (one key per question, "" for a question that stands alone) keeps the phrasings of one fact
+    from being taken for near duplicates of each other."""
     duplicates: dict[int, tuple[str, int]] = {}
     first_by_text: dict[str, int] = {}
     bands, rows = _bands(threshold)
@@ -157,7 +208,9 @@ def find_duplicates(questions: Sequence[str], *, exact: bool = True, near: bool 
                 # The share of equal signature entries estimates the similarity; only plausible ones get the exact check.
                 estimates = (np.stack([signature_of[c] for c in candidates]) == signature).mean(axis=1)
                 candidates = [c for c, e in zip(candidates, estimates) if e >= threshold - 0.15]
-            match = next((c for c in candidates if jaccard(grams, grams_of[c]) >= threshold), None)
+            fact = facts[index] if facts is not None else ""
+            match = next((c for c in candidates if jaccard(grams, grams_of[c]) >= threshold
+                          and not (fact and facts[c] == fact) and same_question(question, questions[c])), None)
             if match is not None:
                 duplicates[index] = ("exact_duplicate" if normalise(questions[match]) == key else "near_duplicate", match)
                 continue
@@ -291,9 +344,11 @@ def judge_examples(examples: Sequence[tuple[int, Example]], complete_many: Compl
 
 
 def curate(examples: Sequence[Example], config: CurateConfig, reporter=None,
-           complete_many: CompleteMany | None = None) -> CurateResult:
+           complete_many: CompleteMany | None = None, facts: Sequence[str] | None = None) -> CurateResult:
     """Decide which examples to keep: length limits first (cheapest), then duplicates, then the judge (costliest,
-    so it only sees what survived). Raises ReadableError for impossible settings, Cancelled when asked to stop."""
+    so it only sees what survived). `facts` gives each example's fact key ("" when it stands alone): phrasings
+    of one fact are not near duplicates of each other. Raises ReadableError for impossible settings, Cancelled
+    when asked to stop."""
     config.validate()
     if config.judge and complete_many is None:
         raise ReadableError("The judge needs a chat model: configure a provider first.")
@@ -313,7 +368,8 @@ def curate(examples: Sequence[Example], config: CurateConfig, reporter=None,
             reporter.phase("deduplicating", f"{len(alive)} pairs")
         duplicates = find_duplicates([examples[i].question for i in alive], exact=config.dedupe_exact,
                                      near=config.dedupe_near, threshold=config.near_threshold,
-                                     should_stop=reporter.should_stop if reporter is not None else (lambda: False))
+                                     should_stop=reporter.should_stop if reporter is not None else (lambda: False),
+                                     facts=[facts[i] or "" for i in alive] if facts is not None else None)
         survivors = []
         for position, index in enumerate(alive):
             if position in duplicates:

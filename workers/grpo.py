@@ -50,6 +50,9 @@ RECIPE_SETTINGS = {"system_prompt": TAGS_SYSTEM_PROMPT, "warmup_template": TAGS_
 class GRPOTrainConfig:
     base_model: str  # a catalogue id (workers.catalogue), a Hub id or a local folder
     output_dir: str
+    # A LoRA adapter folder folded into the base model before anything else (training on from a tuned model); empty:
+    # the base model as it is.
+    base_adapter: str = ""
     prompts: list[dict] = field(default_factory=list)  # [{"prompt", "answer"?, "solution"?, "system"?}]
     rewards: list[dict] = field(default_factory=list)  # reward specs (workers.rewards)
     system_prompt: str = ""  # for prompts without their own
@@ -180,12 +183,21 @@ def _model_config(config: GRPOTrainConfig) -> sft.TrainConfig:
 
 
 def _base_path(config: GRPOTrainConfig, output_dir: Path) -> str:
+    """The folder (or Hub id) GRPO starts from: the base model resolved by the catalogue, with `base_adapter` merged
+    into output_dir/base once; or the tiny test model built there from the prompts."""
     from workers.catalogue import model_source
     from workers.tiny_model import TINY_MODEL_ID, build_tiny_gemma3
 
+    folder = output_dir / "base"
+    if config.base_adapter:
+        if not Path(config.base_adapter).is_dir():
+            raise ReadableError("The tuned model's files are missing; it may not have finished training.")
+        if not (folder / "config.json").exists():  # a resumed run keeps the model it started with
+            merge_adapter(model_source(config.base_model, cache_dir=config.model_cache_dir or None),
+                          Path(config.base_adapter), folder)
+        return str(folder)
     if config.base_model != TINY_MODEL_ID:
         return model_source(config.base_model, cache_dir=config.model_cache_dir or None)
-    folder = output_dir / "base"
     if not (folder / "config.json").exists():  # a resumed run keeps the model it started with
         corpus = [str(row.get(k) or "") for row in config.prompts for k in ("prompt", "answer", "solution", "system")]
         corpus += [config.system_prompt, config.warmup_template, TAGS_TEMPLATE]

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from workers.errors import Cancelled, ReadableError
 from workers.llm import chat_text
@@ -64,6 +65,10 @@ Candidate answer:
 Rate the candidate answer from 0 (wrong, missing or unrelated) to 10 (says everything the reference says, with
 nothing false). Reply with exactly one JSON object and nothing else: {{"score": <integer from 0 to 10>}}"""
 
+# A fixed set of general questions small real models answer, shipped with the project: asked of the base and the
+# tuned model after every training, it shows what the tuning cost in what the model knew before (forgetting).
+CONTROL_SET = Path(__file__).resolve().parent.parent / "data" / "control" / "general.jsonl"
+
 AnswerFn = Callable[..., list[str]]
 JudgeFn = Callable[[list[list[dict]]], list]
 
@@ -80,6 +85,16 @@ class HeldoutSettings:
             raise ReadableError("The batch size must be between 1 and 512.")
         if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 32_768:
             raise ReadableError("The maximum number of new tokens must be between 1 and 32768.")
+
+
+def load_control_set(path: str | Path = CONTROL_SET) -> list[dict]:
+    """The control questions ({"question", "answer", "group": "control"}), in the file's order."""
+    examples = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            examples.append({"question": record["question"], "answer": record["answer"], "group": "control"})
+    return examples
 
 
 def rough_token_count(text: str) -> int:
@@ -226,6 +241,11 @@ def _mean(values: list[float | None]) -> float | None:
 
 # ------------------------------------------------------------------------------------------------ the run
 
+def _means(items: list[dict]) -> dict:
+    return {side: {metric: sum(item[side][metric] for item in items) / len(items) for metric in METRICS}
+            for side in ("base", "tuned")}
+
+
 def change_of(delta: float) -> str:
     if delta > SAME_TOLERANCE:
         return "improved"
@@ -237,11 +257,13 @@ def change_of(delta: float) -> str:
 def evaluate_heldout(examples: list[dict], answer_base: AnswerFn, answer_tuned: AnswerFn, reporter: Reporter, *,
                      settings: HeldoutSettings | None = None, judge: JudgeFn | None = None,
                      count_tokens: Callable[[str], int] | None = None, top: int = 5) -> dict:
-    """Evaluate on `examples` ({"question", "answer", "system"?}): see the module docstring.
+    """Evaluate on `examples` ({"question", "answer", "system"?, "group"?}): see the module docstring.
 
     Returns {"examples": n, "base": {metric: mean}, "tuned": {...}, "judge": {...} or None, "counts": {"improved",
-    "worse", "same"}, "most_improved": [index...], "most_worse": [index...], "seconds", "items": [one dict per
-    example, in input order: index, base_answer, tuned_answer, base/tuned scores (and judge), f1_delta, change]}.
+    "worse", "same"}, "groups": {group: {"n", "base": {metric: mean}, "tuned": {...}}} for the examples' groups
+    (recall, unseen, control...), "most_improved": [index...], "most_worse": [index...], "seconds", "items": [one
+    dict per example, in input order: index, group, base_answer, tuned_answer, base/tuned scores (and judge),
+    f1_delta, change]}.
     Raises ReadableError for no examples or impossible settings, Cancelled when the reporter says stop."""
     settings = settings or HeldoutSettings()
     settings.validate()
@@ -263,16 +285,19 @@ def evaluate_heldout(examples: list[dict], answer_base: AnswerFn, answer_tuned: 
     reporter.phase("scoring", "Comparing the answers with the references")
     items = []
     for index, example in enumerate(examples):
-        base_scores = score(base_answers[index], example["answer"])
-        tuned_scores = score(tuned_answers[index], example["answer"])
+        base_scores = score(base_answers[index], example["answer"], example["question"])
+        tuned_scores = score(tuned_answers[index], example["answer"], example["question"])
         delta = tuned_scores[PRIMARY_METRIC] - base_scores[PRIMARY_METRIC]
         items.append({"index": index, "base_answer": base_answers[index], "tuned_answer": tuned_answers[index],
                       "base": {**base_scores, "judge": base_ratings[index]},
                       "tuned": {**tuned_scores, "judge": tuned_ratings[index]},
-                      "f1_delta": delta, "change": change_of(delta)})
+                      "f1_delta": delta, "change": change_of(delta), "group": example.get("group") or ""})
     n = len(items)
-    means = {side: {metric: sum(item[side][metric] for item in items) / n for metric in METRICS}
-             for side in ("base", "tuned")}
+    means = _means(items)
+    groups = {}
+    for group in dict.fromkeys(item["group"] for item in items if item["group"]):
+        members = [item for item in items if item["group"] == group]
+        groups[group] = {"n": len(members), **_means(members)}
     counts = {name: sum(1 for item in items if item["change"] == name) for name in ("improved", "worse", "same")}
     # Largest changes first; ties keep the dataset's order so that a report is the same every time.
     improved = sorted((item for item in items if item["change"] == "improved"), key=lambda it: (-it["f1_delta"], it["index"]))
@@ -282,6 +307,6 @@ def evaluate_heldout(examples: list[dict], answer_base: AnswerFn, answer_tuned: 
     reporter.phase("done", f"Token F1 {means['base']['token_f1']:.3f} → {means['tuned']['token_f1']:.3f} on {n} "
                            f"held-out questions")
     return {"examples": n, "metric": PRIMARY_METRIC, "base": means["base"], "tuned": means["tuned"],
-            "judge": judge_summary, "counts": counts, "most_improved": [it["index"] for it in improved[:top]],
+            "judge": judge_summary, "counts": counts, "groups": groups, "most_improved": [it["index"] for it in improved[:top]],
             "most_worse": [it["index"] for it in worse[:top]], "seconds": round(time.monotonic() - started, 2),
             "settings": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens}, "items": items}

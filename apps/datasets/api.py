@@ -96,7 +96,7 @@ class QAPairSerializer(_SourceMixin, serializers.ModelSerializer):
 
     class Meta:
         model = QAPair
-        fields = ["id", "system", "question", "answer", "source", "rating", "excluded", "excluded_note", "document",
+        fields = ["id", "system", "question", "answer", "fact", "source", "rating", "excluded", "excluded_note", "document",
                   "chunk_index", "page", "created_at", "updated_at"]
         read_only_fields = ["id", "source", "rating", "excluded", "excluded_note", "document", "chunk_index", "page",
                             "created_at", "updated_at"]
@@ -191,8 +191,8 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetVersion
-        fields = ["code", "dataset", "dataset_name", "number", "note", "example_count", "heldout_count", "created_at"]
-        read_only_fields = ["code", "dataset", "dataset_name", "number", "example_count", "heldout_count", "created_at"]
+        fields = ["code", "dataset", "dataset_name", "number", "note", "example_count", "heldout_count", "recall_count", "created_at"]
+        read_only_fields = ["code", "dataset", "dataset_name", "number", "example_count", "heldout_count", "recall_count", "created_at"]
 
 
 class VersionExampleSerializer(_SourceMixin, serializers.ModelSerializer):
@@ -202,7 +202,7 @@ class VersionExampleSerializer(_SourceMixin, serializers.ModelSerializer):
 
     class Meta:
         model = VersionExample
-        fields = ["position", "split", "system", "question", "answer", "source", "document", "chunk_index", "page"]
+        fields = ["position", "split", "fact", "system", "question", "answer", "source", "document", "chunk_index", "page"]
         read_only_fields = fields
 
 

@@ -138,7 +138,9 @@ class DatasetVersion(OwnedModel):
     number = models.PositiveIntegerField()
     note = models.CharField(max_length=300, blank=True)
     example_count = models.PositiveIntegerField(default=0)
-    heldout_count = models.PositiveIntegerField(default=0, help_text="Examples set aside for evaluation, never trained on.")
+    heldout_count = models.PositiveIntegerField(default=0, help_text="Examples set aside for evaluation, never trained on "
+                                                                     "(recall phrasings and unseen facts).")
+    recall_count = models.PositiveIntegerField(default=0, help_text="Of those, new phrasings of facts that are trained on.")
 
     class Meta:
         ordering = ["-number"]

@@ -94,7 +94,7 @@ def dataset_detail(request, code):
         "search": search, "set_aside": set_aside, "counts": dataset_pair_counts(dataset=dataset),
         "versions": dataset_versions(dataset=dataset), "active_jobs": active_jobs, "styles": STYLES,
         # Several forms share a page with the generation form: their own id prefixes keep labels pointing right.
-        "upload_form": UploadForm(), "train_form": TrainingOptionsForm(auto_id="train_%s", user=request.user), "pair_form": PairForm(auto_id="pair_%s"),
+        "upload_form": UploadForm(), "train_form": TrainingOptionsForm(auto_id="train_%s", user=request.user, dataset=dataset), "pair_form": PairForm(auto_id="pair_%s"),
         "curate_form": CurateForm(user=request.user, auto_id="curate_%s"), "import_form": ImportForm(auto_id="import_%s"),
         "freeze_form": FreezeForm(auto_id="freeze_%s"),
         "has_generate_form": _has_template("datasets/_generate_form.html"),
@@ -316,7 +316,7 @@ def version_detail(request, code):
     examples = Paginator(version_examples(version=version, search=search), PAIRS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "datasets/version_detail.html", {
         "version": version, "dataset": version.dataset, "page": examples, "search": search, "styles": STYLES,
-        "note_form": FreezeForm(initial={"note": version.note}), "train_form": TrainingOptionsForm(user=request.user),
+        "note_form": FreezeForm(initial={"note": version.note}), "train_form": TrainingOptionsForm(user=request.user, version=version),
         "finetunes": version.finetunes.select_related("job").order_by("-created_at"),
     })
 

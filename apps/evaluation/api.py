@@ -27,7 +27,9 @@ class BenchmarkRunSerializer(serializers.ModelSerializer):
 class BenchmarkRunCreateSerializer(serializers.Serializer):
     benchmark = serializers.ChoiceField(choices=BenchmarkRun.Benchmark.choices, default=BenchmarkRun.Benchmark.GSM8K)
     base_model = serializers.CharField(required=False, default="", allow_blank=True, max_length=300,
-                                       help_text="A catalogue id, Hub id or model folder; or give `finetune`.")
+                                       help_text="An installed model's id (such as pypi/SmolLM2-135M-Instruct), a Hub "
+                                                 "id or a model folder of the server; or one of your tuned models as "
+                                                 "finetune:<code>, or give `finetune`.")
     finetune = serializers.UUIDField(required=False, allow_null=True, default=None,
                                      help_text="One of your fine-tuned models (its code).")
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)

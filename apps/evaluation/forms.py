@@ -2,14 +2,21 @@ from django import forms
 
 from apps.evaluation.models import BenchmarkRun
 from apps.evaluation.services import DEFAULT_SETTINGS
+from apps.training.model_choices import BASE, TEST, TUNED, default_model_choice, model_choice_list_for_user
 from workers.benchmarks import DEFAULT_PROMPTS
 
 
-def base_model_choices() -> list[tuple[str, str]]:
-    """The catalogue's base models (those installed), as form choices."""
-    from workers.catalogue import catalogue_entries
-
-    return [(entry.id, entry.label) for entry in catalogue_entries()]
+def model_choices(*, user) -> list:
+    """The models every feature offers (apps.training.model_choices), grouped, as `base:<id>` or
+    `finetune:<code>`."""
+    offered = model_choice_list_for_user(user=user) if user is not None else []
+    groups = [("Installed models", BASE, "base:"), ("Your fine-tuned models", TUNED, ""), ("For tests", TEST, "base:")]
+    choices = [("", "—")]
+    for title, kind, prefix in groups:
+        options = [(f"{prefix}{choice.value}", choice.label) for choice in offered if choice.kind == kind]
+        if options:
+            choices.append((title, options))
+    return choices
 
 
 class ModelChoiceField(forms.ChoiceField):
@@ -25,7 +32,8 @@ class BenchmarkRunForm(forms.Form):
     model (a Hub id or a folder on the GPU machine)."""
 
     benchmark = forms.ChoiceField(choices=BenchmarkRun.Benchmark.choices, initial=BenchmarkRun.Benchmark.GSM8K)
-    model = ModelChoiceField(required=False, label="Model", help_text="A base model from the catalogue or one of your fine-tuned models.")
+    model = ModelChoiceField(required=False, label="Model",
+                             help_text="A model installed on this server or one of your fine-tuned models.")
     other_model = forms.CharField(required=False, max_length=300, label="Or another base model",
                                   help_text="A Hugging Face model id or a model folder on the GPU machine; overrides the choice above.")
     name = forms.CharField(required=False, max_length=200, help_text="Optional; shown in lists and comparisons.")
@@ -55,16 +63,13 @@ class BenchmarkRunForm(forms.Form):
                              help_text="AIME only: a Hugging Face dataset id (default HuggingFaceH4/aime_2024, needs "
                                        "the network) or the name of a JSONL file in the server's benchmark folder.")
 
-    def __init__(self, *args, finetunes=(), saved_prompts=(), **kwargs):
+    def __init__(self, *args, user=None, saved_prompts=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["saved_prompt"].widget.choices = [("", "—" if saved_prompts else "— none saved yet —"),
                                                       *saved_prompts]
-        choices = [("", "—")]
-        choices.append(("Base models", [(f"base:{value}", label) for value, label in base_model_choices()]))
-        tuned = [(f"finetune:{finetune.code}", finetune.name) for finetune in finetunes]
-        if tuned:
-            choices.append(("Your fine-tuned models", tuned))
-        self.fields["model"].choices = choices
+        self.fields["model"].choices = model_choices(user=user)
+        if not self.is_bound and not self.initial.get("model"):
+            self.initial["model"] = f"base:{default_model_choice()}"
         self.default_prompts = DEFAULT_PROMPTS
 
     def clean(self):

@@ -5,12 +5,16 @@ tuned model answer those questions (workers.heldout) and the fine-tune records h
     heldout_evaluation_after_training(train_job=...)                 # the automatic run (apps.evaluation.receivers)
     heldout_evaluation_run(evaluation=..., reporter=...)             # the work, in the `gpu` worker (workers.tasks)
 
-The summary goes to `finetune.metrics["evaluation"]` ({"metric": "token_f1", "base", "tuned", "exact_match",
-"rouge_l", "judge", "examples", "report"}), which the publishing gate (apps.hub.services.hub_publish_gate) reads."""
+The questions are the version's recall phrasings (new phrasings of trained facts) and unseen facts, and a shipped
+control set of general questions (what the tuning cost). The summary goes to `finetune.metrics["evaluation"]`
+({"metric": "token_f1", "base", "tuned", "exact_match", "rouge_l", "judge", "examples", "report", and per group
+"recall", "unseen", "control": {"n", "token_f1": {"base", "tuned"}, "exact_match": {...}} or None}), which the
+model page, the card and the publishing gate (apps.hub.services.hub_publish_gate) read."""
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -22,6 +26,7 @@ from apps.evaluation.models import HeldoutEvaluation, HeldoutItem
 from apps.training.models import FineTune
 from apps.training.services import finetune_system_prompt
 from workers.errors import ReadableError
+from workers.heldout import load_control_set
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +102,36 @@ def heldout_settings_clean(raw: dict | None) -> dict:
 
 # ------------------------------------------------------------------------------------------------ starting
 
+# Which report group a version's held-out example belongs to.
+GROUP_OF_SPLIT = {VersionExample.Split.RECALL: HeldoutItem.Group.RECALL, VersionExample.Split.HELDOUT: HeldoutItem.Group.UNSEEN}
+
+
 def heldout_examples(*, finetune: FineTune):
-    """The fine-tune's held-out examples (its version's share set aside at freeze time), in the version's order."""
+    """The fine-tune's held-out examples (recall phrasings and unseen facts set aside at freeze time), in the
+    version's order."""
     if finetune.version_id is None:
         return VersionExample.objects.none()
-    return (finetune.version.examples.filter(split=VersionExample.Split.HELDOUT)
+    return (finetune.version.examples.filter(split__in=VersionExample.EVALUATION_SPLITS)
             .select_related("document", "chunk__document").order_by("position"))
+
+
+def heldout_evaluation_examples(*, finetune: FineTune) -> tuple[list[VersionExample | None], list[dict]]:
+    """What the evaluation asks, as (version examples, engine examples) in one order: at most
+    GARAGE_EVAL_MAX_PER_GROUP recall and unseen examples each (so that evaluating costs a bounded share of the
+    run), then the shipped control set, whose items have no version example."""
+    limit = django_settings.GARAGE_EVAL_MAX_PER_GROUP
+    chosen, taken = [], {}
+    for example in heldout_examples(finetune=finetune):
+        group = GROUP_OF_SPLIT[example.split]
+        if taken.get(group, 0) < limit:
+            taken[group] = taken.get(group, 0) + 1
+            chosen.append(example)
+    engine = [{"question": e.question, "answer": e.answer, "group": GROUP_OF_SPLIT[e.split],
+               "system": finetune_system_prompt(finetune, e.system)} for e in chosen]
+    control = load_control_set() if django_settings.GARAGE_EVAL_CONTROL else []
+    # The control questions are asked as they come, with the fine-tune's system prompt: the way its users ask.
+    engine += [{**c, "system": finetune_system_prompt(finetune)} for c in control]
+    return chosen + [None] * len(control), engine
 
 
 def heldout_evaluation_expected(*, finetune: FineTune) -> bool:
@@ -112,7 +141,7 @@ def heldout_evaluation_expected(*, finetune: FineTune) -> bool:
 
 
 def heldout_evaluation_start(*, finetune: FineTune, judge_provider: str | None = AUTO, settings: dict | None = None,
-                             automatic: bool = False) -> HeldoutEvaluation:
+                             automatic: bool = False, parent: Job | None = None) -> HeldoutEvaluation:
     """Queue a held-out evaluation of a trained fine-tune on the `gpu` queue.
 
     Side effects: a HeldoutEvaluation row and its EVALUATE job. Raises ValidationError when the model has not
@@ -133,19 +162,20 @@ def heldout_evaluation_start(*, finetune: FineTune, judge_provider: str | None =
         evaluation.job = job_create(owner=finetune.owner, kind=Job.Kind.EVALUATE, queue="gpu",
                                     title=f"Held-out evaluation of {finetune.name}"[:200],
                                     config={"heldout_evaluation": evaluation.pk, "finetune": finetune.pk,
-                                            "automatic": automatic})
+                                            "automatic": automatic}, parent=parent)
         evaluation.save(update_fields=["job"])
     return evaluation
 
 
-def heldout_evaluation_after_training(*, train_job: Job) -> HeldoutEvaluation | None:
-    """After a training succeeded: queue its automatic held-out evaluation when it held examples out. What happened
-    is added to the training job's log. Side effects: see heldout_evaluation_start."""
+def heldout_evaluation_after_training(*, train_job: Job, parent: Job | None = None) -> HeldoutEvaluation | None:
+    """After a training succeeded: queue its automatic held-out evaluation when it held examples out (as a step of
+    `parent`, a pipeline, when given). What happened is added to the training job's log. Side effects: see
+    heldout_evaluation_start."""
     finetune = FineTune.objects.filter(job=train_job).select_related("version").first()
     if finetune is None or not heldout_evaluation_expected(finetune=finetune):
         return None
     try:
-        evaluation = heldout_evaluation_start(finetune=finetune, automatic=True)
+        evaluation = heldout_evaluation_start(finetune=finetune, automatic=True, parent=parent)
     except ValidationError as exc:
         job_event_add(job=train_job, type=JobEvent.Type.LOG,
                       data={"line": f"Held-out evaluation not started: {' '.join(exc.messages)}"})
@@ -205,7 +235,7 @@ def heldout_evaluation_run(*, evaluation: HeldoutEvaluation, reporter, answer_ba
     from workers.heldout import HeldoutSettings, evaluate_heldout
 
     finetune = evaluation.finetune
-    examples = list(heldout_examples(finetune=finetune))
+    examples, asked = heldout_evaluation_examples(finetune=finetune)
     if not finetune.artifact:
         raise ReadableError("This model has no trained files any more; train it again to evaluate it.")
     uses_inference = answer_base is None or answer_tuned is None
@@ -221,34 +251,43 @@ def heldout_evaluation_run(*, evaluation: HeldoutEvaluation, reporter, answer_ba
     settings = HeldoutSettings(batch_size=evaluation.settings.get("batch_size", DEFAULT_SETTINGS["batch_size"]),
                                max_new_tokens=evaluation.settings.get("max_new_tokens"))
     judge = _judge_fn(evaluation=evaluation, job=evaluation.job) if evaluation.judge_provider else None
-    reporter.log(f"{len(examples)} held-out questions; judge: {evaluation.judge_label or 'none'}")
+    sizes = {group: sum(e["group"] == group for e in asked) for group in HeldoutItem.Group.values}
+    reporter.log(f"{sizes['recall']} recall, {sizes['unseen']} unseen-fact and {sizes['control']} control questions; "
+                 f"judge: {evaluation.judge_label or 'none'}")
     try:
         # The same system prompt as in training: the example's own, else the fine-tune's system_prompt option.
-        result = evaluate_heldout([{"question": e.question, "answer": e.answer,
-                                    "system": finetune_system_prompt(finetune, e.system)} for e in examples],
-                                  answer_base, answer_tuned, reporter, settings=settings, judge=judge,
+        result = evaluate_heldout(asked, answer_base, answer_tuned, reporter, settings=settings, judge=judge,
                                   count_tokens=count_tokens)
     finally:
         if uses_inference:
             from workers.inference import clear_cache
 
             clear_cache()
-    return heldout_evaluation_store(evaluation=evaluation, examples=examples, result=result)
+    return heldout_evaluation_store(evaluation=evaluation, examples=examples, asked=asked, result=result)
 
 
-def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[VersionExample], result: dict) -> dict:
+def group_figures(group: dict | None) -> dict | None:
+    """One report group's headline figures: {"n", "token_f1": {"base", "tuned"}, "exact_match": {...}}."""
+    if not group:
+        return None
+    return {"n": group["n"], **{metric: {"base": round(group["base"][metric], 4), "tuned": round(group["tuned"][metric], 4)}
+                                for metric in ("token_f1", "exact_match")}}
+
+
+def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[VersionExample | None], asked: list[dict],
+                             result: dict) -> dict:
     """Save an engine result (workers.heldout.evaluate_heldout) as the evaluation's items and results, and its
     summary as finetune.metrics["evaluation"]. Side effects: replaces items and results; updates the FineTune row."""
     def text(value: str) -> str:
         return (value or "").replace("\x00", "")  # an untrained model may write NUL, which PostgreSQL text refuses
 
     items = []
-    for item, example in zip(result["items"], examples):
+    for item, example, question in zip(result["items"], examples, asked):
         base, tuned = item["base"], item["tuned"]
         items.append(HeldoutItem(
-            evaluation=evaluation, index=item["index"], example=example,
-            system=finetune_system_prompt(evaluation.finetune, example.system),
-            question=example.question, reference=example.answer, base_answer=text(item["base_answer"]),
+            evaluation=evaluation, index=item["index"], example=example, group=question["group"],
+            system=question.get("system") or "",
+            question=question["question"], reference=question["answer"], base_answer=text(item["base_answer"]),
             tuned_answer=text(item["tuned_answer"]), base_exact_match=base["exact_match"],
             tuned_exact_match=tuned["exact_match"], base_token_f1=base["token_f1"], tuned_token_f1=tuned["token_f1"],
             base_rouge_l=base["rouge_l"], tuned_rouge_l=tuned["rouge_l"], base_judge=base["judge"],
@@ -256,8 +295,8 @@ def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[Ve
     judge = result["judge"]
     if judge is not None:
         judge = {**judge, "provider": evaluation.judge_label}
-    summary = {k: result[k] for k in ("examples", "metric", "base", "tuned", "counts", "most_improved", "most_worse",
-                                      "seconds", "settings")}
+    summary = {k: result[k] for k in ("examples", "metric", "base", "tuned", "counts", "groups", "most_improved",
+                                      "most_worse", "seconds", "settings")}
     summary["judge"] = judge
     evaluation_metrics = {
         "metric": result["metric"], "base": result["base"]["token_f1"], "tuned": result["tuned"]["token_f1"],
@@ -267,6 +306,7 @@ def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[Ve
                                              "failed": judge["failed"], "provider": judge["provider"]},
         "examples": result["examples"], "counts": result["counts"], "report": str(evaluation.code),
         "evaluated_at": timezone.now().isoformat(),
+        **{group: group_figures(result["groups"].get(group)) for group in HeldoutItem.Group.values},
     }
     with transaction.atomic():
         evaluation.items.all().delete()  # a retried job starts over
@@ -278,6 +318,10 @@ def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[Ve
         finetune.metrics = {**(finetune.metrics or {}), "evaluation": evaluation_metrics}
         finetune.save(update_fields=["metrics"])
     evaluation.finetune.metrics = finetune.metrics
+    # The model card shows these figures first: written again now that they exist.
+    from apps.training.exports import finetune_card_write
+
+    finetune_card_write(finetune=finetune)
     return {"heldout_evaluation": str(evaluation.code), "finetune": str(finetune.code), "examples": result["examples"],
             "metric": result["metric"], "base": result["base"], "tuned": result["tuned"], "counts": result["counts"],
             "judge": evaluation_metrics["judge"]}

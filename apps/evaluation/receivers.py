@@ -16,6 +16,8 @@ def heldout_evaluation_after_training(sender, job: Job, **kwargs) -> None:
     ended, and a failure here must not look like a failure of the training."""
     if job.kind != Job.Kind.TRAIN or job.status != Job.Status.SUCCEEDED:
         return
+    if job.parent_id is not None and job.parent.kind == Job.Kind.PIPELINE:
+        return  # a pipeline runs the evaluation as its own last step (apps.training.pipeline)
     from apps.evaluation.heldout import heldout_evaluation_after_training as start
 
     try:

@@ -4,7 +4,6 @@ from django.http import Http404
 
 from apps.core.models import Job
 from apps.evaluation.models import BenchmarkItem, BenchmarkRun
-from apps.training.models import FineTune
 
 
 def benchmark_run_list_for_user(*, user, benchmark: str | None = None) -> QuerySet[BenchmarkRun]:
@@ -35,7 +34,3 @@ def benchmark_runs_for_comparison(*, user, codes: list[str], benchmark: str | No
     return list(benchmark_run_list_for_user(user=user, benchmark=benchmark)
                 .filter(job__status=Job.Status.SUCCEEDED).order_by("-created_at")[:20])
 
-
-def benchmark_finetune_choices(*, user) -> QuerySet[FineTune]:
-    """The user's fine-tunes that can be benchmarked: those that finished training."""
-    return FineTune.objects.filter(owner=user).exclude(artifact="").order_by("-created_at")

@@ -1,6 +1,5 @@
 """Writes of the evaluation app: starting benchmark runs and recording what the model answered."""
 import re
-import shutil
 from pathlib import Path
 
 from django.conf import settings as django_settings
@@ -11,10 +10,10 @@ from apps.core.models import Job
 from apps.core.services import job_create
 from apps.evaluation.models import BenchmarkItem, BenchmarkRun
 from apps.training.models import FineTune
+from apps.training.model_choices import FINETUNE_PREFIX, model_choice_finetune
 from apps.training.services import base_model_clean
 from workers.benchmarks import AIME_DEFAULT_SOURCE, HUB_ID_RE, BenchmarkSpec, validate
 from workers.errors import ReadableError
-from workers.tiny_model import TINY_MODEL_ID
 
 # Settings a user may choose and their types; the engine (workers.benchmarks.validate) checks their ranges.
 INTEGER_SETTINGS = ("few_shot", "limit", "seed", "max_new_tokens", "batch_size")
@@ -92,8 +91,11 @@ def benchmark_run_create(*, owner, benchmark: str, base_model: str = "", finetun
     """Create a benchmark run of a base model or one of the owner's fine-tunes and queue its job on the `gpu`
     queue. A base model must be one a worker may load for anyone (apps.training.services.base_model_clean), unless
     `platform_folder` says the caller names a folder the platform made for this owner (a GRPO run's models).
+    `base_model` may also name one of the owner's tuned models as "finetune:<code>" (Http404 for anyone else's).
     Raises ValidationError for a missing, forbidden or unfinished model or impossible settings."""
     base_model = (base_model or "").strip()
+    if finetune is None and base_model.startswith(FINETUNE_PREFIX):  # a tuned model named as every feature names it
+        finetune, base_model = model_choice_finetune(user=owner, choice=base_model), ""
     if bool(base_model) == bool(finetune):
         raise ValidationError("Choose either a base model or one of your fine-tuned models.")
     if finetune is not None:
@@ -120,35 +122,22 @@ def benchmark_run_create(*, owner, benchmark: str, base_model: str = "", finetun
 
 
 def tiny_benchmark_model() -> Path:
-    """The tiny test model for benchmarks, built once (about a second) from GSM8K text so that its tokenizer knows
-    the words and digits of the problems. Built in a side folder and renamed, so a half-built one is never used."""
-    from workers.benchmarks import load_gsm8k
-    from workers.tiny_model import build_tiny_gemma3
+    """The tiny test model for benchmarks: the one every feature without its own uses (built once from GSM8K text)."""
+    from apps.training.model_choices import tiny_test_model
 
-    folder = Path(django_settings.GARAGE_ARTIFACTS_DIR) / "benchmarks" / TINY_MODEL_ID
-    if not (folder / "config.json").is_file():
-        partial = folder.with_name(f"{folder.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        corpus = [f"{p['question']} {p['solution']}" for p in load_gsm8k("train")[:300]]
-        build_tiny_gemma3(partial, corpus)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-    return folder
+    return tiny_test_model()
 
 
 def benchmark_model_ref(*, run: BenchmarkRun):
-    """The model a run evaluates, as workers.inference.ModelRef. Raises ReadableError when it is gone."""
-    from apps.training.selectors import finetune_model_ref
-    from workers.catalogue import model_source
-    from workers.inference import ModelRef
+    """The model a run evaluates, as workers.inference.ModelRef, resolved as every feature's model is
+    (apps.training.model_choices). Raises ReadableError when it is gone."""
+    from apps.training.model_choices import model_choice_ref
 
     if run.finetune is not None:
-        return finetune_model_ref(run.finetune)
+        return model_choice_ref(user=run.owner, choice=f"{FINETUNE_PREFIX}{run.finetune.code}")
     if not run.base_model:
         raise ReadableError("The fine-tuned model of this run has been deleted.")
-    if run.base_model == TINY_MODEL_ID:
-        return ModelRef(path=str(tiny_benchmark_model()))
-    return ModelRef(path=model_source(run.base_model))
+    return model_choice_ref(user=run.owner, choice=run.base_model, tiny=tiny_benchmark_model)
 
 
 def benchmark_spec(*, run: BenchmarkRun) -> BenchmarkSpec:

@@ -9,8 +9,8 @@ from django.shortcuts import redirect, render
 
 from apps.evaluation.forms import BenchmarkRunForm
 from apps.evaluation.models import BenchmarkRun
-from apps.evaluation.selectors import (benchmark_finetune_choices, benchmark_item_list, benchmark_run_get_for_user,
-                                       benchmark_run_list_for_user, benchmark_runs_for_comparison)
+from apps.evaluation.selectors import (benchmark_item_list, benchmark_run_get_for_user, benchmark_run_list_for_user,
+                                       benchmark_runs_for_comparison)
 from apps.evaluation.services import benchmark_run_create
 from apps.prompts.selectors import saved_prompt_apply, saved_prompt_choices, saved_prompt_get_for_user
 from apps.training.selectors import finetune_get_for_user
@@ -26,13 +26,12 @@ def run_list(request):
 
 @login_required
 def run_create(request):
-    finetunes = benchmark_finetune_choices(user=request.user)
     initial = {}
     if request.GET.get("finetune"):
         initial["model"] = f"finetune:{request.GET['finetune']}"
     if request.GET.get("prompt"):  # from a saved prompt's page; a stranger's code answers 404
         initial["saved_prompt"] = str(saved_prompt_get_for_user(user=request.user, code=request.GET["prompt"]).code)
-    form = BenchmarkRunForm(request.POST or None, finetunes=finetunes, initial=initial,
+    form = BenchmarkRunForm(request.POST or None, user=request.user, initial=initial,
                             saved_prompts=saved_prompt_choices(user=request.user))
     if request.method == "POST" and form.is_valid():
         kind, value = form.model_choice()

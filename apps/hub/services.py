@@ -32,7 +32,7 @@ from apps.training.exports import finetune_card_facts, finetune_file_stem
 from apps.training.models import FineTune
 from apps.training.services import finetune_artifact_path
 from workers.errors import ReadableError
-from workers.export import model_card
+from workers.export import base_portable_name, model_card
 
 logger = logging.getLogger(__name__)
 
@@ -488,7 +488,8 @@ def hub_push_run(*, job: Job, reporter) -> dict:
                              card=card, private=config["private"], mode=config["mode"],
                              commit_message=f"Upload {ARTIFACTS[config['what']].lower()} of {finetune.name} from Gemma Garage")
     if adapter_config is not None:
-        push_config.texts = {"adapter_config.json": _adapter_config_for_hub(adapter_config, finetune.base_model)}
+        push_config.texts = {"adapter_config.json": _adapter_config_for_hub(adapter_config,
+                                                                             base_portable_name(finetune.base_model))}
     result = push(push_config, reporter)
     return {**result, "finetune": str(finetune.code), "what": config["what"], "stem": finetune_file_stem(finetune)}
 

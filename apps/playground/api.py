@@ -57,7 +57,8 @@ async def _authenticate(request):
 
 
 def _created(model) -> int:
-    return int(model.finetune.created_at.timestamp())
+    """When the model came to be: its fine-tune's creation; 0 for an installed model no fine-tune started from."""
+    return int(model.finetune.created_at.timestamp()) if model.finetune is not None else 0
 
 
 async def models(request):

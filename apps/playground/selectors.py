@@ -1,18 +1,27 @@
 """Reads of the playground: which models a user may chat with, and under which ids.
 
-A chat model is either a tuned model (a fine-tune that finished training) or the base model it started from.
-Ids are stable, readable strings that OpenAI clients send as `model`:
+A chat model is a tuned model (a fine-tune that finished training), the base model one started from, or a real model
+installed on this server (the same list every feature offers, apps.training.model_choices). Ids are stable, readable
+strings that OpenAI clients send as `model`:
 - a tuned model: its fine-tune's code (a UUID);
-- a base model: its catalogue name or Hub id, shared by all fine-tunes of that base; the tiny test model is
-  built per fine-tune, so its id names the fine-tune: `tiny-gemma3@<code>`."""
+- a base or installed model: its catalogue name or Hub id (such as pypi/SmolLM2-135M-Instruct), shared by all
+  fine-tunes of that base; the tiny test model is built per fine-tune, so its id names the fine-tune:
+  `tiny-gemma3@<code>`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.http import Http404
 
+from apps.training.model_choices import (
+    FINETUNE_PREFIX,
+    default_model_choice,
+    installed_model_choices,
+    model_choice_label,
+    model_choice_ref,
+)
 from apps.training.models import FineTune
-from apps.training.selectors import finetune_base_ref, finetune_list_for_user, finetune_model_ref
+from apps.training.selectors import finetune_base_ref, finetune_list_for_user
 from workers.tiny_model import TINY_MODEL_ID
 
 TUNED, BASE = "tuned", "base"
@@ -25,11 +34,18 @@ class ChatModel:
     id: str
     label: str
     kind: str  # TUNED or BASE
-    finetune: FineTune  # the fine-tune it is, or (for a base model) one that started from it
+    # The fine-tune it is, or (for a base model) one that started from it; None for an installed model that no
+    # fine-tune of the user started from.
+    finetune: FineTune | None
 
     def ref(self):
-        """workers.inference.ModelRef of this model (paths as seen by the machine that calls this)."""
-        return finetune_model_ref(self.finetune) if self.kind == TUNED else finetune_base_ref(self.finetune)
+        """workers.inference.ModelRef of this model (paths as seen by the machine that calls this), resolved as
+        every feature's model is."""
+        if self.kind == TUNED:
+            return model_choice_ref(user=self.finetune.owner, choice=f"{FINETUNE_PREFIX}{self.finetune.code}")
+        if self.finetune is not None:
+            return finetune_base_ref(self.finetune)
+        return model_choice_ref(user=None, choice=self.id)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "label": self.label, "kind": self.kind}
@@ -49,13 +65,19 @@ def _tuned(finetune: FineTune) -> ChatModel:
 
 
 def _base(finetune: FineTune) -> ChatModel:
-    label = (f"Base of {finetune.name} ({TINY_MODEL_ID})" if finetune.base_model == TINY_MODEL_ID
-             else f"{finetune.base_model} (base)")
+    label = (f"Base of {finetune.name} (the tiny test model)" if finetune.base_model == TINY_MODEL_ID
+             else f"{model_choice_label(finetune.base_model)} (base)")
     return ChatModel(id=_base_id(finetune), label=label, kind=BASE, finetune=finetune)
 
 
+def _installed() -> dict[str, ChatModel]:
+    return {choice.value: ChatModel(id=choice.value, label=choice.label, kind=BASE, finetune=None)
+            for choice in installed_model_choices()}
+
+
 def chat_model_list_for_user(*, user, limit: int | None = PICKER_LIMIT) -> list[ChatModel]:
-    """The user's tuned models, newest first, each followed by its base model (listed once per base)."""
+    """The user's tuned models, newest first, each followed by its base model (listed once per base), then the
+    other real models installed on this server."""
     finetunes = _ready(user=user)
     if limit is not None:
         finetunes = finetunes[:limit]
@@ -66,11 +88,12 @@ def chat_model_list_for_user(*, user, limit: int | None = PICKER_LIMIT) -> list[
         if base.id not in seen:
             seen.add(base.id)
             models.append(base)
-    return models
+    return models + [model for model in _installed().values() if model.id not in seen]
 
 
 def chat_model_get_for_user(*, user, model_id) -> ChatModel:
-    """The user's chat model with this id; 404 for anyone else, for unknown ids and for unfinished trainings."""
+    """The user's chat model with this id; 404 for anyone else's, for unknown ids, for models this server does not
+    have, and for unfinished trainings."""
     if not isinstance(model_id, str) or not model_id or len(model_id) > 400:
         raise Http404("No such model.")
     from apps.training.selectors import finetune_get_for_user
@@ -88,15 +111,22 @@ def chat_model_get_for_user(*, user, model_id) -> ChatModel:
             raise Http404("This model has not finished training.")
         return _tuned(finetune)
     finetune = ready.filter(base_model=model_id).exclude(base_model=TINY_MODEL_ID).first()
-    if finetune is None:
+    if finetune is not None:
+        return _base(finetune)
+    installed = _installed().get(model_id)
+    if installed is None:
         raise Http404("No such model.")
-    return _base(finetune)
+    return installed
 
 
 def chat_model_default_ids(*, user) -> list[str]:
-    """The columns of a first visit: the newest tuned model beside its base."""
+    """The columns of a first visit: the newest tuned model beside its base; without one, the server's default
+    model when it is a real one."""
     finetune = _ready(user=user).first()
-    return [str(finetune.code), _base_id(finetune)] if finetune else []
+    if finetune is not None:
+        return [str(finetune.code), _base_id(finetune)]
+    default = default_model_choice()
+    return [default] if default in _installed() else []
 
 
 def _uuid(value: str):

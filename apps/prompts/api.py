@@ -22,7 +22,6 @@ from apps.prompts.services import (
     saved_prompt_from_run,
     saved_prompt_update,
 )
-from workers.tiny_model import TINY_MODEL_ID
 
 
 class PromptCandidateSerializer(serializers.ModelSerializer):
@@ -54,10 +53,14 @@ class OptimizedPromptCreateSerializer(serializers.Serializer):
                                     help_text="With source 'version': one of your frozen dataset versions.")
     task_model = serializers.CharField(max_length=64, help_text="'default' (the site's endpoint), one of your "
                                                                 "providers' codes, or 'local'.")
-    task_local_model = serializers.CharField(required=False, default=TINY_MODEL_ID, allow_blank=True, max_length=300)
+    task_local_model = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=300,
+        help_text="With task_model 'local': an installed model's id (such as pypi/SmolLM2-135M-Instruct), a Hub id, a "
+                  "model folder of the server, or one of your tuned models as finetune:<code>. Empty: the server's "
+                  "default model.")
     reflection_model = serializers.CharField(max_length=64, help_text="As task_model.")
-    reflection_local_model = serializers.CharField(required=False, default=TINY_MODEL_ID, allow_blank=True,
-                                                   max_length=300)
+    reflection_local_model = serializers.CharField(required=False, default="", allow_blank=True, max_length=300,
+                                                   help_text="As task_local_model.")
     metric = serializers.ChoiceField(choices=OptimizedPrompt.Metric.choices, default=OptimizedPrompt.Metric.F1)
     budget = serializers.IntegerField(help_text="Model calls in all, task and reflection; never exceeded.")
     seed_prompt = serializers.CharField(required=False, default="", allow_blank=True)

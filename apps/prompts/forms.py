@@ -2,11 +2,9 @@ from django import forms
 
 from apps.prompts.models import OptimizedPrompt
 from apps.prompts.services import DEFAULTS
-from apps.rl.forms import OwnedChoiceField, provider_choices
-from apps.training.forms import CatalogueInput
-from workers.tiny_model import TINY_MODEL_ID
+from apps.rl.forms import OwnedChoiceField, model_field, offer_models, provider_choices
 
-LOCAL_CHOICE = (OptimizedPrompt.LOCAL, "A local model on the GPU worker (name it below)")
+LOCAL_CHOICE = (OptimizedPrompt.LOCAL, "A local model, on this server's GPU worker (choose it below)")
 
 
 def model_choices(*, user) -> list[tuple[str, str]]:
@@ -21,13 +19,15 @@ class OptimizedPromptForm(forms.Form):
                                help_text="Its training examples teach the optimizer; its held-out examples (or, when it "
                                          "held none out, its last fifth) decide which prompt is best.")
     task_model = OwnedChoiceField(label="Task model", help_text="The model whose system prompt is optimized.")
-    task_local_model = forms.CharField(required=False, initial=TINY_MODEL_ID, widget=CatalogueInput, max_length=300,
-                                       label="Local task model", help_text="Only with a local task model.")
+    task_local_model = model_field(required=False, label="Local task model",
+                                   help_text="Only with a local task model: an installed model or one of your tuned "
+                                             "models from the list, a Hugging Face Hub id, or a model folder of this "
+                                             "server.")
     reflection_model = OwnedChoiceField(label="Reflection model",
                                         help_text="The model that reads the failures and writes better prompts; a "
                                                   "strong model helps most here.")
-    reflection_local_model = forms.CharField(required=False, initial=TINY_MODEL_ID, widget=CatalogueInput,
-                                             max_length=300, label="Local reflection model")
+    reflection_local_model = model_field(required=False, label="Local reflection model",
+                                         help_text="Only with a local reflection model; as above.")
     metric = forms.ChoiceField(choices=OptimizedPrompt.Metric.choices, initial=OptimizedPrompt.Metric.F1)
     budget = forms.IntegerField(min_value=3, max_value=100_000, initial=100,
                                 help_text="Model calls in all (answers and reflections); never exceeded.")
@@ -47,6 +47,7 @@ class OptimizedPromptForm(forms.Form):
     def __init__(self, *args, user, versions, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["version"].choices = [("", "—")] + [(str(v.code), str(v)) for v in versions]
+        offer_models(self, "task_local_model", "reflection_local_model", user=user)
         choices = model_choices(user=user)
         self.fields["task_model"].choices = choices
         self.fields["reflection_model"].choices = choices

@@ -6,7 +6,8 @@
     saved_prompt_from_run(run=run, name="Short answers")     # keep the best prompt for reuse
 
 A model choice is "default" (the site's endpoint), the code of one of the owner's providers, or "local" with a local
-model name; a run is queued on `gpu` when one of its models is local, else on `default`."""
+model (any choice apps.training.model_choices takes: an installed real model, a Hub id, a model folder of the server
+or one of the owner's tuned models); a run is queued on `gpu` when one of its models is local, else on `default`."""
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,6 @@ from apps.datasets.models import DatasetVersion, VersionExample
 from apps.prompts.models import OptimizedPrompt, PromptCandidate, SavedPrompt
 from workers.errors import ReadableError
 from workers.promptopt import LIMITS, MAX_PROMPT_CHARS, PromptOptConfig
-from workers.tiny_model import TINY_MODEL_ID
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +62,19 @@ def prompt_settings_clean(raw: dict | None) -> dict:
 
 
 def prompt_model_clean(*, owner, choice: str, local_model: str = "") -> tuple[str, str, str]:
-    """(provider choice, local model, label) for a task or reflection model. Http404 for a stranger's provider."""
+    """(provider choice, local model, label) for a task or reflection model; an empty local model is the default
+    model. Http404 for a stranger's provider or tuned model."""
     from apps.providers.selectors import (
         provider_credential_get_for_user,
         site_default_endpoint,
     )
     from apps.providers.services import SITE_DEFAULT, provider_choice_validate
-    from apps.training.services import base_model_clean
+    from apps.training.model_choices import default_model_choice, model_choice_clean, model_choice_label
 
     choice = str(choice or "").strip()
     if choice == LOCAL:
-        model = base_model_clean(name=local_model or TINY_MODEL_ID)
-        return LOCAL, model, f"{model} (local)"
+        model = model_choice_clean(user=owner, choice=local_model or default_model_choice())
+        return LOCAL, model, f"{model_choice_label(model)} (local)"
     choice = provider_choice_validate(owner=owner, provider=choice)
     if choice == SITE_DEFAULT:
         return choice, "", f"the site's endpoint ({site_default_endpoint()['model']})"
@@ -168,7 +169,7 @@ class _Backends:
     request that leaves the machine."""
 
     def __init__(self, *, run: OptimizedPrompt):
-        self.run, self.clients = run, []
+        self.run, self.clients, self.local = run, [], False
 
     def make(self, provider: str, local_model: str, **params):
         from apps.providers.models import ExternalCallAudit
@@ -176,11 +177,14 @@ class _Backends:
         from workers.promptopt import ChatBackend, LocalBackend
 
         if provider == LOCAL:
-            from workers.inference import ModelRef, generate
+            from apps.training.model_choices import model_choice_label, model_choice_ref
+            from workers.inference import generate
 
-            ref = ModelRef(path=local_model)
-            return LocalBackend(lambda conversations, **kw: generate(ref, conversations, **kw), label=local_model,
-                                **params)
+            # Resolved here, in the worker, like every feature's model: a PyPI copy becomes its converted folder.
+            ref = model_choice_ref(user=self.run.owner, choice=local_model)
+            self.local = True
+            return LocalBackend(lambda conversations, **kw: generate(ref, conversations, **kw),
+                                label=model_choice_label(local_model), **params)
         endpoint = provider_endpoint_resolve(owner=self.run.owner, provider=provider)
         client = endpoint.client(max_retries=0)
         self.clients.append(client)
@@ -191,6 +195,10 @@ class _Backends:
     def close(self):
         for client in self.clients:
             client.close()
+        if self.local:
+            from workers.inference import clear_cache
+
+            clear_cache()  # this gpu worker may train next: leave its memory free
 
 
 def optimized_prompt_execute(*, run: OptimizedPrompt, reporter) -> dict:

@@ -23,7 +23,6 @@ from apps.rl.selectors import (
 )
 from apps.rl.services import (
     MAX_PREVIEW_SAMPLES,
-    RECIPE_MODEL,
     grpo_artifact_path,
     grpo_recipe_create,
     grpo_run_create,
@@ -32,7 +31,6 @@ from apps.rl.services import (
 )
 from apps.rl.views import library_json
 from apps.training.services import BACKENDS
-from workers.tiny_model import TINY_MODEL_ID
 
 
 def _json_value(value, label):
@@ -61,7 +59,11 @@ class GrpoRunSerializer(serializers.ModelSerializer):
 
 class GrpoRunCreateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
-    base_model = serializers.CharField(required=False, default=TINY_MODEL_ID, max_length=300)
+    base_model = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=300,
+        help_text="The model to train: an installed model's id (such as pypi/SmolLM2-135M-Instruct), a Hub id, a model "
+                  "folder of the server, or one of your tuned models as finetune:<code>. Empty: the server's default "
+                  "model.")
     method = serializers.ChoiceField(choices=GrpoRun.Method.choices, default=GrpoRun.Method.LORA)
     source = serializers.ChoiceField(choices=GrpoRun.Source.choices, default=GrpoRun.Source.GSM8K)
     version = serializers.UUIDField(required=False, allow_null=True, default=None,
@@ -81,7 +83,9 @@ class GrpoRunCreateSerializer(serializers.Serializer):
 
 
 class RecipeSerializer(serializers.Serializer):
-    base_model = serializers.CharField(required=False, default=RECIPE_MODEL, max_length=300)
+    base_model = serializers.CharField(required=False, default="", allow_blank=True, max_length=300,
+                                       help_text="Empty: Gemma 3 1B Instruct where this server can run it, else the "
+                                                 "server's default model. Any model a run takes works.")
     judge = serializers.BooleanField(required=False, default=False)
     provider = serializers.CharField(required=False, default="default", max_length=64,
                                      help_text="'default' (the site's endpoint) or one of your providers' codes.")
@@ -181,7 +185,8 @@ class RewardPreviewCreateSerializer(serializers.Serializer):
                                help_text="Completions to score at once. Or leave empty and give base_model.")
     base_model = serializers.CharField(required=False, default="", allow_blank=True, max_length=300,
                                        help_text="The model writes the completions (a short job) for the first "
-                                                 "prompts of `source`.")
+                                                 "prompts of `source`: any model a run takes (see GRPO runs' "
+                                                 "base_model).")
     source = serializers.ChoiceField(choices=GrpoRun.Source.choices, default=GrpoRun.Source.GSM8K,
                                      help_text="Where the prompts come from: gsm8k or version (upload is for runs).")
     version = serializers.UUIDField(required=False, allow_null=True, default=None)

@@ -1,12 +1,13 @@
 import json
 
 from django import forms
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from apps.rl.models import GrpoRun
-from apps.rl.services import DEFAULTS, MAX_PREVIEW_SAMPLES, RECIPE_RUBRIC
-from apps.training.forms import CatalogueInput
+from apps.rl.services import DEFAULTS, MAX_PREVIEW_SAMPLES, RECIPE_RUBRIC, recipe_model
+from apps.training.model_choices import default_model_choice, model_choice_list_for_user
 from apps.training.services import BACKENDS
-from workers.tiny_model import TINY_MODEL_ID
 
 PREVIEW_ROWS = 4  # pasted sample rows on the form
 DEFAULT_REWARDS = [{"type": "format", "weight": 0.5, "mode": "tags", "tags": ["reasoning", "answer"]},
@@ -27,14 +28,40 @@ class OwnedChoiceField(forms.ChoiceField):
         return True
 
 
+class ModelChoiceInput(forms.TextInput):
+    """A text box that suggests the models a user may pick (an HTML datalist: the installed real models, the user's
+    tuned models, the tiny test model) and still takes any Hub id or model folder of the server. Every feature's
+    model box is one of these, filled by `offer_models`."""
+
+    choices = ()
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{name}-models"
+        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        options = "".join(format_html('<option value="{}">{}</option>', choice.value, choice.label)
+                          for choice in self.choices)
+        return mark_safe(f'{html}<datalist id="{list_id}">{options}</datalist>')
+
+
+def model_field(**kwargs) -> forms.CharField:
+    """A model box whose initial value is the server's default model (read when the form is shown)."""
+    return forms.CharField(max_length=300, widget=ModelChoiceInput, **{"initial": default_model_choice, **kwargs})
+
+
+def offer_models(form: forms.Form, *names: str, user) -> None:
+    """Fill the suggestions of the form's model boxes with what `user` may pick."""
+    choices = model_choice_list_for_user(user=user) if user is not None else []
+    for name in names:
+        form.fields[name].widget.choices = choices
+
+
 class GrpoRunForm(forms.Form):
     """A GRPO run: the prompts, the reward functions (edited by the builder into `rewards` JSON), the settings, and
     the samples a preview scores. The same form posts to the preview, so what is previewed is what will run."""
 
     name = forms.CharField(required=False, max_length=200, help_text="Optional; a name is made from the model and data.")
-    base_model = forms.CharField(initial=TINY_MODEL_ID, widget=CatalogueInput, max_length=300,
-                                 help_text="The model to train: one from the list, a Hugging Face Hub id or a model "
-                                           "folder of this server. The tiny model trains on a laptop CPU in seconds.")
+    base_model = model_field(help_text="The model to train: an installed model or one of your tuned models from the "
+                                       "list, a Hugging Face Hub id, or a model folder of this server.")
     method = forms.ChoiceField(choices=GrpoRun.Method.choices, initial=GrpoRun.Method.LORA)
     backend = forms.ChoiceField(choices=BACKENDS.items(), initial="auto")
     source = forms.ChoiceField(choices=GrpoRun.Source.choices, initial=GrpoRun.Source.GSM8K, widget=forms.RadioSelect,
@@ -83,8 +110,9 @@ class GrpoRunForm(forms.Form):
                 "max_prompt_length", "max_completion_length", "lora_r", "lora_alpha", "warmup_steps",
                 "warmup_learning_rate", "warmup_template", "system_prompt", "prompt_limit", "checkpoint_every", "seed")
 
-    def __init__(self, *args, versions=(), **kwargs):
+    def __init__(self, *args, versions=(), user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        offer_models(self, "base_model", user=user)
         self.fields["version"].choices = [("", "—")] + [(str(v.code), f"{v.dataset.name} v{v.number} "
                                                                       f"({v.example_count} examples)") for v in versions]
         for index in range(PREVIEW_ROWS):
@@ -128,9 +156,10 @@ def provider_choices(*, user) -> list[tuple[str, str]]:
 
 
 class RecipeForm(forms.Form):
-    base_model = forms.CharField(initial="google/gemma-3-1b-it", widget=CatalogueInput, max_length=300,
-                                 help_text="The recipe's model is Gemma 3 1B Instruct; the tiny model tries the whole "
-                                           "recipe on a CPU in a minute (it learns nothing about maths).")
+    base_model = model_field(initial=recipe_model,
+                             help_text="The recipe's model is Gemma 3 1B Instruct; any model from the list works too "
+                                       "(the tiny test model tries the whole recipe on a CPU in a minute and learns "
+                                       "nothing about maths).")
     judge = forms.BooleanField(required=False, label="Add an LLM judge of the reasoning",
                                help_text="A chat model grades each completion's reasoning with the rubric below.")
     provider = OwnedChoiceField(required=False, label="Judge endpoint")
@@ -140,8 +169,9 @@ class RecipeForm(forms.Form):
     benchmark_limit = forms.IntegerField(required=False, min_value=1, max_value=1319, label="GSM8K test problems",
                                          help_text="Asked of the base and the tuned model afterwards. Empty: 200.")
 
-    def __init__(self, *args, providers=(), **kwargs):
+    def __init__(self, *args, providers=(), user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        offer_models(self, "base_model", user=user)
         self.fields["provider"].choices = list(providers)
 
     def overrides(self) -> dict:

@@ -56,6 +56,13 @@ class GrpoRun(OwnedModel):
     def __str__(self):
         return self.name
 
+    @property
+    def base_model_label(self) -> str:
+        """The model it started from, readable (a tuned model by its name, not its stored choice)."""
+        from apps.training.model_choices import model_choice_label
+
+        return model_choice_label(self.base_model)
+
 
 class RewardPreview(OwnedModel):
     """Reward functions tried on a handful of completions before a run: pasted ones, or ones the base model wrote
@@ -79,3 +86,9 @@ class RewardPreview(OwnedModel):
     @property
     def generated(self) -> bool:
         return bool(self.base_model)
+
+    @property
+    def base_model_label(self) -> str:
+        from apps.training.model_choices import model_choice_label
+
+        return model_choice_label(self.base_model) if self.base_model else ""

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 
 from apps.core.models import Job
 from apps.core.services import job_create
@@ -22,7 +23,16 @@ from apps.providers.services import (
     provider_endpoint_resolve,
 )
 from apps.rl.models import GrpoRun, RewardPreview
-from apps.training.services import BACKENDS, base_model_clean
+from apps.training.model_choices import (
+    FINETUNE_PREFIX,
+    default_model_choice,
+    model_choice_clean,
+    model_choice_finetune,
+    model_choice_label,
+    model_choice_parts,
+    model_choice_ref,
+)
+from apps.training.services import BACKENDS
 from workers.errors import ReadableError
 from workers.grpo import LIMITS, RECIPE_REWARDS, RECIPE_SETTINGS, TAGS_TEMPLATE, GRPOTrainConfig
 from workers.rewards import (
@@ -191,15 +201,18 @@ def grpo_source_prompts(*, source: str, version: DatasetVersion | None = None, r
 # ---------------------------------------------------------------------------------------------------------------
 
 def grpo_run_create(*, owner, rewards, source: str = GrpoRun.Source.GSM8K, version: DatasetVersion | None = None,
-                    prompts_file=None, base_model: str = TINY_MODEL_ID, method: str = GrpoRun.Method.LORA,
+                    prompts_file=None, base_model: str = "", method: str = GrpoRun.Method.LORA,
                     settings: dict | None = None, name: str = "", recipe: str = "") -> GrpoRun:
-    """Create a GRPO run and queue its job on the `gpu` queue. Side effects: one GrpoRun and one Job row; an
-    uploaded prompts file is stored. Raises ValidationError for bad rewards, settings, model or prompts."""
+    """Create a GRPO run and queue its job on the `gpu` queue. `base_model` is any model choice
+    (apps.training.model_choices: an installed model, a Hub id, a model folder of the server, or one of the owner's
+    tuned models as "finetune:<code>"); empty: the server's default model. Side effects: one GrpoRun and one Job row;
+    an uploaded prompts file is stored. Raises ValidationError for bad rewards, settings, model or prompts (Http404
+    for someone else's tuned model)."""
     if method not in GrpoRun.Method.values:
         raise ValidationError(f"Unknown method '{method}'. Choose one of: {', '.join(GrpoRun.Method.values)}.")
     if version is not None and version.owner_id != owner.pk:
         raise ValidationError("Choose one of your own dataset versions.")
-    base_model = base_model_clean(name=base_model or TINY_MODEL_ID)
+    base_model = model_choice_clean(user=owner, choice=base_model or default_model_choice())
     specs = grpo_rewards_clean(owner=owner, rewards=rewards)
     values = grpo_settings(settings)
     rows = grpo_prompts_read(file=prompts_file) if source == GrpoRun.Source.UPLOAD and prompts_file else None
@@ -211,7 +224,7 @@ def grpo_run_create(*, owner, rewards, source: str = GrpoRun.Source.GSM8K, versi
                               "steps to 0, or use prompts with answers.")
     label = {GrpoRun.Source.GSM8K: "GSM8K", GrpoRun.Source.VERSION: str(version),
              GrpoRun.Source.UPLOAD: getattr(prompts_file, "name", "upload")}[source]
-    name = (name or "").strip()[:200] or f"GRPO of {base_model.split('/')[-1]} on {label}"[:200]
+    name = (name or "").strip()[:200] or f"GRPO of {model_choice_label(base_model).split('/')[-1]} on {label}"[:200]
     with transaction.atomic():
         run = GrpoRun(owner=owner, name=name, base_model=base_model, method=method, source=source,
                       version=version if source == GrpoRun.Source.VERSION else None, rewards=specs, settings=values,
@@ -227,18 +240,29 @@ def grpo_run_create(*, owner, rewards, source: str = GrpoRun.Source.GSM8K, versi
     return run
 
 
+def recipe_model() -> str:
+    """The recipe's model: Gemma 3 1B Instruct where this server can run it, else the server's default model (the
+    recipe then shows its method, not its published numbers)."""
+    from workers.catalogue import CATALOGUE
+
+    entry = CATALOGUE.get(RECIPE_MODEL)
+    return RECIPE_MODEL if entry is not None and entry.available else default_model_choice()
+
+
 def grpo_recipe_create(*, owner, judge: bool = False, provider: str = SITE_DEFAULT, rubric: str = "",
-                       base_model: str = RECIPE_MODEL, settings: dict | None = None, name: str = "") -> GrpoRun:
-    """The reference recipe in one call: Gemma 3 1B Instruct on GSM8K with a format and a correctness reward (and
-    optionally an LLM judge of the reasoning); when it finishes, GSM8K benchmarks of the base and the tuned model
-    are queued. `settings` override the recipe's (tests use a tiny model and a few steps)."""
+                       base_model: str = "", settings: dict | None = None, name: str = "") -> GrpoRun:
+    """The reference recipe in one call: Gemma 3 1B Instruct (empty `base_model`: recipe_model()) on GSM8K with a
+    format and a correctness reward (and optionally an LLM judge of the reasoning); when it finishes, GSM8K
+    benchmarks of the base and the tuned model are queued. `settings` override the recipe's (tests use a tiny model
+    and a few steps)."""
+    base_model = model_choice_clean(user=owner, choice=base_model or recipe_model())
     rewards = [dict(spec) for spec in RECIPE_REWARDS]
     if judge:
         rewards.append({"type": "judge", "name": "judge", "weight": 0.5, "rubric": rubric or RECIPE_RUBRIC,
                         "provider": provider or SITE_DEFAULT, "include_reference": True})
     return grpo_run_create(owner=owner, rewards=rewards, source=GrpoRun.Source.GSM8K, base_model=base_model,
                            settings={**RECIPE_SETTINGS, **(settings or {})}, recipe=GrpoRun.RECIPE_GSM8K,
-                           name=name or f"Reference recipe: {base_model.split('/')[-1]} on GSM8K")
+                           name=name or f"Reference recipe: {model_choice_label(base_model).split('/')[-1]} on GSM8K")
 
 
 def grpo_output_dir(run: GrpoRun) -> Path:
@@ -296,7 +320,10 @@ def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
     from workers.grpo import grpo_train
 
     values = {k: v for k, v in run.settings.items() if k in _CONFIG_FIELDS and k not in ("prompts", "rewards")}
-    config = GRPOTrainConfig(base_model=run.base_model, output_dir=str(grpo_output_dir(run)),
+    # A tuned model starts from its own base with its adapter folded in; the engine resolves the base's name as every
+    # feature does (the same catalogue function, the same model folder).
+    base, adapter = model_choice_parts(user=run.owner, choice=run.base_model)
+    config = GRPOTrainConfig(base_model=base, base_adapter=adapter or "", output_dir=str(grpo_output_dir(run)),
                              prompts=grpo_prompts(run=run), rewards=run.rewards, method=run.method, resume=True,
                              save_merged=bool(run.recipe) or bool(run.settings.get("save_merged")),
                              model_cache_dir=str(django_settings.GARAGE_MODELS_DIR), **values)
@@ -328,23 +355,33 @@ def grpo_recipe_benchmarks(*, run: GrpoRun, reporter=None) -> None:
     from apps.evaluation.services import benchmark_run_create
 
     root = Path(django_settings.GARAGE_ARTIFACTS_DIR)
-    # The tiny test model is built per run; the benchmark must ask that same model, so it is named by its folder.
+    # The tiny test model is built per run; the benchmark must ask that same model, so it is named by its folder. A
+    # tuned model as the base is benchmarked as that tuned model.
     base = str(grpo_output_dir(run) / "base") if run.base_model == TINY_MODEL_ID else run.base_model
+    base_finetune = None
+    if run.base_model.startswith(FINETUNE_PREFIX):
+        try:
+            base_finetune, base = model_choice_finetune(user=run.owner, choice=run.base_model), ""
+        except Http404:
+            base = None  # deleted since: nothing to compare with
     merged = run.metrics.get("merged")
     benchmark_settings = {"limit": run.settings.get("benchmark_limit", RECIPE_SETTINGS["benchmark_limit"]),
                           "max_new_tokens": run.settings.get("benchmark_max_new_tokens", 512),
                           "system_prompt": run.settings.get("system_prompt", ""), "prompt_template": "{question}",
                           "temperature": 0.0}
     made = {}
-    for field_name, model, label in (("base_benchmark", base, "base"), ("tuned_benchmark", merged and str(root / merged), "tuned")):
-        if not model:
+    models = (("base_benchmark", base, base_finetune, "base"),
+              ("tuned_benchmark", merged and str(root / merged), None, "tuned"))
+    for field_name, model, finetune, label in models:
+        if not model and finetune is None:
             continue
         try:
             made[field_name] = benchmark_run_create(
-                owner=run.owner, benchmark="gsm8k", base_model=model, settings=benchmark_settings,
-                name=f"{run.name} ({label})"[:200],
-                label=(f"{run.base_model} (base of {run.name})" if label == "base" else f"{run.name} (tuned)")[:300],
-                platform_folder=model != run.base_model)  # the run's own folders, not a name the user typed
+                owner=run.owner, benchmark="gsm8k", base_model=model or "", finetune=finetune,
+                settings=benchmark_settings, name=f"{run.name} ({label})"[:200],
+                label=(f"{model_choice_label(run.base_model)} (base of {run.name})" if label == "base"
+                       else f"{run.name} (tuned)")[:300],
+                platform_folder=bool(model) and model != run.base_model)  # the run's own folders, not a typed name
         except ValidationError as exc:
             logger.warning("Could not queue the %s benchmark of GRPO run %s: %s", label, run.code, exc.messages)
             if reporter is not None:
@@ -409,7 +446,7 @@ def reward_preview_create(*, owner, rewards, samples: list[dict] | None = None, 
     Side effects: one RewardPreview row (and a Job when generating); judge requests with audit rows."""
     specs = grpo_rewards_clean(owner=owner, rewards=rewards)
     if base_model:
-        base_model = base_model_clean(name=base_model)
+        base_model = model_choice_clean(user=owner, choice=base_model)
         if not prompts:
             raise ValidationError("There are no prompts for the model to answer.")
         if not 1 <= int(count) <= MAX_PREVIEW_SAMPLES:
@@ -424,7 +461,7 @@ def reward_preview_create(*, owner, rewards, samples: list[dict] | None = None, 
             preview = RewardPreview.objects.create(owner=owner, rewards=specs, samples=rows, base_model=base_model,
                                                    settings=generation)
             preview.job = job_create(owner=owner, kind=Job.Kind.GRPO, queue=GPU_QUEUE,
-                                     title=f"Reward preview: {len(rows)} samples from {base_model}"[:200],
+                                     title=f"Reward preview: {len(rows)} samples from {model_choice_label(base_model)}"[:200],
                                      config={"reward_preview": preview.pk})
             preview.save(update_fields=["job"])
         return preview
@@ -439,17 +476,15 @@ def reward_preview_create(*, owner, rewards, samples: list[dict] | None = None, 
 def reward_preview_execute(*, preview: RewardPreview, reporter, job=None) -> dict:
     """The job of a generated preview: the base model answers the prompts, then the rewards score the answers.
     Side effects: the preview's samples and results updated; judge requests with audit rows."""
-    from apps.evaluation.services import tiny_benchmark_model
-    from workers.catalogue import model_source
-    from workers.inference import ModelRef, clear_cache, generate
+    from workers.inference import clear_cache, generate
 
-    reporter.phase("generating", f"{preview.base_model} answers {len(preview.samples)} prompts")
-    path = str(tiny_benchmark_model()) if preview.base_model == TINY_MODEL_ID else model_source(preview.base_model)
+    reporter.phase("generating", f"{model_choice_label(preview.base_model)} answers {len(preview.samples)} prompts")
+    ref = model_choice_ref(user=preview.owner, choice=preview.base_model)
     system = preview.settings.get("system_prompt") or ""
     conversations = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": s["prompt"]}]
                      for s in preview.samples]
     try:
-        completions = generate(ModelRef(path=path), conversations, max_new_tokens=preview.settings.get("max_new_tokens", 128),
+        completions = generate(ref, conversations, max_new_tokens=preview.settings.get("max_new_tokens", 128),
                                temperature=preview.settings.get("temperature", 1.0), seed=0, batch_size=8)
     finally:
         clear_cache()  # this gpu worker may train next: leave its memory free

@@ -65,7 +65,7 @@ def run_create(request):
     """The GRPO form: prompts, the reward builder, settings and a preview. ?preview=<code> starts from a preview's
     reward functions and samples."""
     if request.method == "POST":
-        form = GrpoRunForm(request.POST, request.FILES, versions=_versions(request.user))
+        form = GrpoRunForm(request.POST, request.FILES, versions=_versions(request.user), user=request.user)
         if form.is_valid():
             try:
                 version = _version(request, form)
@@ -89,7 +89,7 @@ def run_create(request):
                 initial[f"sample_{name}_{index}"] = sample.get(name, "")
         if preview.generated:
             initial.update(base_model=preview.base_model, preview_mode="generate")
-    return _form_page(request, GrpoRunForm(initial=initial, versions=_versions(request.user)))
+    return _form_page(request, GrpoRunForm(initial=initial, versions=_versions(request.user), user=request.user))
 
 
 def _version(request, form):
@@ -105,7 +105,7 @@ def _version(request, form):
 def preview_create(request):
     """Score the form's reward functions on pasted samples (at once), or on completions the base model writes (a
     short job); then show the scores."""
-    form = GrpoRunForm(request.POST, request.FILES, versions=_versions(request.user))
+    form = GrpoRunForm(request.POST, request.FILES, versions=_versions(request.user), user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -142,7 +142,7 @@ def recipe(request):
     """The reference recipe in one click: Gemma 3 1B Instruct on GSM8K, format and correctness rewards, optional
     judge, then GSM8K benchmarks of base and tuned."""
     providers = provider_choices(user=request.user)
-    form = RecipeForm(request.POST or None, providers=providers)
+    form = RecipeForm(request.POST or None, providers=providers, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             run = grpo_recipe_create(owner=request.user, judge=form.cleaned_data["judge"],

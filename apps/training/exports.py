@@ -4,6 +4,7 @@ Starting an export queues a job on the `gpu` queue (merging and converting a rea
 and can take many minutes); the job runs the engine in workers/export.py. What it makes is stored under
 `finetune_output_dir(finetune)/exports/` and recorded in `FineTune.outputs`, and every download goes through
 `artifact_resolve`, which keeps it inside the artifacts folder."""
+import zipfile
 from pathlib import Path
 
 from django.conf import settings
@@ -12,9 +13,13 @@ from django.utils import timezone
 
 from apps.core.models import Job
 from apps.core.services import job_create
+from apps.training.model_choices import base_model_source
 from apps.training.models import FineTune
 from apps.training.services import artifact_resolve, finetune_artifact_path, finetune_output_dir
-from workers.export import CARD, EXPORTS, KINDS, ExportConfig, export, write_card, zip_folder
+from workers.catalogue import CATALOGUE
+from workers.export import CARD, EXPORTS, KINDS, ExportConfig, base_portable_name, export, make_portable, model_card, \
+    zip_folder
+from workers.tiny_model import TINY_MODEL_ID
 
 LABELS = {
     "adapter": "LoRA adapter (.zip)",
@@ -32,11 +37,15 @@ def finetune_file_stem(finetune: FineTune) -> str:
 
 
 def finetune_card_facts(finetune: FineTune) -> dict:
-    """What the model card says: base model, data, hyperparameters, metrics, lineage (workers.export.model_card)."""
+    """What the model card says: base model, data, hyperparameters, metrics (with the held-out evaluation), lineage,
+    and the exports whose files exist (workers.export.model_card)."""
     version = finetune.version
+    # A catalogue id stays as is (the card names a PyPI copy by its upstream Hub id and says it was trained on the
+    # copy); anything else is reduced to its portable name, so that no folder of this server reaches the card.
+    base = finetune.base_model if finetune.base_model in CATALOGUE else base_portable_name(finetune.base_model)
     return {
         "name": finetune.name,
-        "base_model": finetune.base_model,
+        "base_model": base,
         "method": finetune.method,
         "method_display": finetune.get_method_display(),
         "dataset": {"name": finetune.dataset.name, "version": version.number if version else None,
@@ -47,6 +56,7 @@ def finetune_card_facts(finetune: FineTune) -> dict:
         "metrics": finetune.metrics,
         "created": timezone.localdate(finetune.created_at).isoformat() if finetune.created_at else "",
         "stem": finetune_file_stem(finetune),
+        "outputs": [kind for kind in KINDS if kind != "card" and finetune_output_path(finetune=finetune, name=kind)],
     }
 
 
@@ -59,19 +69,41 @@ def _record(finetune: FineTune, kind: str, path: Path, files: list[str]) -> None
     finetune.save(update_fields=["outputs"])
 
 
-def finetune_card_write(*, finetune: FineTune) -> Path:
-    """Write the model card beside the trained adapter (or model) and into its zip, and as the `card` output.
+def _zip_stale(archive: Path, folder: Path) -> bool:
+    """Whether the training zip lacks the current config or card of `folder` (the only files rewritten after
+    training): rezipping a full model's weights on every export would take long for nothing."""
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        for name in ("adapter_config.json", "config.json", CARD):
+            path = folder / name
+            if path.is_file() and (name not in names or zf.read(name) != path.read_bytes()):
+                return True
+    return False
 
-    Side effects: writes `model/README.md` and `exports/README.md`, rewrites the training zip, updates
-    FineTune.outputs. Called by finetune_run when training has finished."""
+
+def finetune_card_write(*, finetune: FineTune) -> Path:
+    """Make the trained adapter (or model) ready to leave this server, and write the model card beside it, into
+    its zip and as the `card` output.
+
+    The saved adapter's config names its base by Hub id (or a neutral name), not by the folder it was loaded from
+    here (workers.export.make_portable). The card describes the metrics and outputs of now: call this again
+    whenever they change (an export or the held-out evaluation finished); the training zip is only rewritten when
+    its files changed. Side effects: rewrites `model/adapter_config.json` (or `model/config.json`),
+    `model/README.md` and `exports/README.md`, the training zip when they changed, FineTune.outputs. Called by
+    finetune_run when training has finished and by finetune_export_run."""
     output_dir = finetune_output_dir(finetune)
+    model_dir = output_dir / "model"
     facts = finetune_card_facts(finetune)
-    write_card(output_dir / "model", facts)
+    text = model_card(facts)
+    if model_dir.is_dir():
+        make_portable(model_dir, finetune.base_model)
+        (model_dir / CARD).write_text(text, encoding="utf-8")
     archive = finetune_artifact_path(finetune)
-    if archive is not None:
-        zip_folder(output_dir / "model", archive)
+    if archive is not None and _zip_stale(archive, model_dir):
+        zip_folder(model_dir, archive)
     (output_dir / EXPORTS).mkdir(parents=True, exist_ok=True)
-    card = write_card(output_dir / EXPORTS, facts)
+    card = output_dir / EXPORTS / CARD
+    card.write_text(text, encoding="utf-8")
     _record(finetune, "card", card, [CARD])
     return card
 
@@ -117,12 +149,21 @@ def finetune_export_run(*, finetune: FineTune, kinds: list[str], reporter) -> di
     Side effects: writes files under `finetune_output_dir(finetune)/exports/` and records them in
     FineTune.outputs. Raises ReadableError or Cancelled from the engine."""
     output_dir = finetune_output_dir(finetune)
-    config = ExportConfig(output_dir=str(output_dir), kinds=list(kinds), base_model=finetune.base_model,
+    # The base is passed by the folder it loads from here (the one training loaded), never looked up in the
+    # adapter's config, which names it for other machines. The tiny model's base is built beside the adapter (base/);
+    # a full fine-tune and a card alone need no base.
+    needs_base = finetune.method != FineTune.Method.FULL and any(kind != "card" for kind in kinds)
+    base_path = base_model_source(finetune.base_model) if needs_base and finetune.base_model != TINY_MODEL_ID else ""
+    config = ExportConfig(output_dir=str(output_dir), kinds=list(kinds), base_model=base_path,
                           card=finetune_card_facts(finetune), converter_dir=str(settings.GARAGE_GGUF_CONVERTER_DIR),
                           stem=finetune_file_stem(finetune))
-    result = export(config, reporter)
-    for kind, info in result["outputs"].items():
-        _record(finetune, kind, output_dir / info["path"], info["files"])
+    try:
+        result = export(config, reporter)
+        for kind, info in result["outputs"].items():
+            _record(finetune, kind, output_dir / info["path"], info["files"])
+    finally:
+        # The card lists what exists: the new outputs after a success, the same as before after a failure.
+        finetune_card_write(finetune=finetune)
     return {"finetune": str(finetune.code), "outputs": sorted(result["outputs"]), "seconds": result["seconds"]}
 
 

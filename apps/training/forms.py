@@ -1,13 +1,16 @@
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils.html import format_html
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from apps.training.models import FineTune
 from apps.prompts.selectors import saved_prompt_apply, saved_prompt_choices
+from apps.training.plans import catalogue_choices_for_form, training_plan
 from apps.training.services import BACKENDS, DEFAULTS, TEXTS
 from workers.catalogue import catalogue_entries
-from workers.tiny_model import TINY_MODEL_ID
+from workers.recommend import model_facts_for
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -26,29 +29,104 @@ class MultipleFileField(forms.FileField):
 
 
 class CatalogueInput(forms.TextInput):
-    """A text box that suggests the catalogue's models (an HTML datalist) and still takes any Hub id or folder."""
+    """A text box that suggests the catalogue's models this server can run now (an HTML datalist; the tiny model
+    labelled as the test model it is) and still takes any Hub id or folder."""
 
     def render(self, name, value, attrs=None, renderer=None):
-        list_id = f"{name}-catalogue"
+        list_id = f"{(attrs or {}).get('id') or name}-catalogue"
         html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
         options = "".join(format_html('<option value="{}">{}</option>', entry.id, entry.label)
                           for entry in catalogue_entries())
         return mark_safe(f'{html}<datalist id="{list_id}">{options}</datalist>')
 
 
+# A line of the plan: a span shown as a block, which a <p> may hold (a <div> or a list would end the paragraph).
+BLOCK = '<span class="{}" style="display:block; margin-top:4px">{}</span>'
+
+
+class ModelPicker(forms.TextInput):
+    """The training forms' base model: a list of what this server can run now, grouped (installed, from the Hub when
+    the server is online, the test model), each with its size and expected time per step on the worker's device,
+    and "another model" for any Hub id or model folder. The text box is what is posted: without scripts it is all
+    there is (with the same models as suggestions); with them, the list sets it.
+
+    Below it, the plan of the run (training/plan.js keeps it current through /api/v1/plan/): the recommended
+    settings' reasons, the warnings, and the planner's estimate. `choices` and `plan` are set by the form."""
+
+    choices: list = []
+    plan: dict | None = None
+    scope: dict = {}  # {"version": code} or {"dataset": code}: the data the plan is for
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = dict(attrs or {})
+        base_id = attrs.get("id") or name
+        html = super().render(name, value, {**attrs, "list": f"{base_id}-models", "data-role": "model-input"}, renderer)
+        known = {model for _, members in self.choices for model, _ in members}
+        groups = format_html_join("", '<optgroup label="{}">{}</optgroup>', (
+            (title, format_html_join("", '<option value="{}"{}>{}</option>',
+                                     ((model, mark_safe(" selected") if model == value else "", label)
+                                      for model, label in members)))
+            for title, members in self.choices))
+        other = format_html('<option value=""{}>Another model: a Hub id or a model folder of this server…</option>',
+                            mark_safe(" selected") if value and value not in known else "")
+        select = format_html('<select id="{}-select" data-role="model-select" aria-label="Base model" hidden>{}{}'
+                             '</select>', base_id, groups, other)
+        suggestions = format_html('<datalist id="{}-models">{}</datalist>', base_id, format_html_join(
+            "", '<option value="{}">{}</option>', ((model, label) for _, members in self.choices
+                                                  for model, label in members)))
+        return format_html('<span class="model-picker" data-role="model-picker">{}{}{}</span>{}', select, html,
+                           suggestions, self.render_plan(base_id))
+
+    def render_plan(self, base_id: str):
+        # Phrasing content only (spans shown as blocks): the form may render this inside a <p> (as_p).
+        plan = self.plan or {}
+        scope = "".join(format_html(' data-{}="{}"', key, code) for key, code in self.scope.items())
+        lines = lambda values: format_html_join("", BLOCK.format("plan-line", "{}"), ((v,) for v in values))  # noqa: E731
+        return format_html(
+            '<span class="training-plan card small" style="display:block; margin:8px 0" id="{}-plan" '
+            'data-role="training-plan" data-url="{}"{} aria-live="polite">'
+            '<strong style="display:block" data-role="plan-summary">{}</strong>'
+            '<span class="plan-warnings" style="display:block; color:var(--warn)" data-role="plan-warnings">{}</span>'
+            '<span class="plan-reasons" style="display:block" data-role="plan-reasons">{}</span>'
+            '<span class="muted" style="display:block" data-role="plan-notes">{}</span></span>'
+            '<script src="{}" defer></script>',
+            base_id, reverse("training-plan"), mark_safe(scope), plan.get("summary", ""),
+            lines(plan.get("warnings", [])), lines(plan.get("reasons", [])), " ".join(plan.get("notes", [])),
+            static("training/plan.js"))
+
+
 class TrainingOptionsForm(forms.Form):
-    base_model = forms.CharField(initial=TINY_MODEL_ID, widget=CatalogueInput, max_length=300,
-                                 help_text="Pick one from the list (the tiny model learns on a laptop CPU in a minute), "
-                                           "or type any Hugging Face Hub id or a model folder of this server.")
+    base_model = forms.CharField(widget=ModelPicker, max_length=300,
+                                 help_text="The models this server can run now, with their size and time per step; "
+                                           "or any Hugging Face Hub id or a model folder of this server.")
     method = forms.ChoiceField(choices=FineTune.Method.choices, initial=FineTune.Method.LORA)
     backend = forms.ChoiceField(choices=BACKENDS.items(), initial="auto")
-    max_steps = forms.IntegerField(min_value=1, max_value=100_000, initial=DEFAULTS["max_steps"], label="Training steps")
-    learning_rate = forms.FloatField(min_value=1e-7, max_value=1.0, initial=DEFAULTS["learning_rate"])
+    max_steps = forms.IntegerField(min_value=1, max_value=100_000, initial=DEFAULTS["max_steps"], label="Training steps",
+                                   help_text="Proposed from the number of examples and a number of passes over them "
+                                             "(epochs); on a worker without a GPU, from the time budget.")
+    learning_rate = forms.FloatField(min_value=1e-7, max_value=1.0, initial=DEFAULTS["learning_rate"],
+                                     widget=forms.NumberInput(attrs={"step": "any"}))
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=DEFAULTS["batch_size"])
     max_length = forms.IntegerField(min_value=16, max_value=32_768, initial=DEFAULTS["max_length"],
-                                    label="Maximum sequence length", help_text="Tokens per example; longer ones are cut.")
+                                    label="Maximum sequence length",
+                                    help_text="Tokens per example; longer ones are cut. Proposed from your examples' "
+                                              "own lengths.")
+    lora_r = forms.IntegerField(required=False, min_value=1, max_value=512, initial=DEFAULTS["lora_r"],
+                                label="LoRA rank", help_text="LoRA and QLoRA only.")
+    lora_alpha = forms.IntegerField(required=False, min_value=1, max_value=1024, initial=DEFAULTS["lora_alpha"],
+                                    label="LoRA alpha")
+    warmup_ratio = forms.FloatField(required=False, min_value=0.0, max_value=0.5, initial=DEFAULTS["warmup_ratio"],
+                                    label="Warm-up share", widget=forms.NumberInput(attrs={"step": "any"}),
+                                    help_text="Share of the steps over which the learning rate rises to its value.")
     packing = forms.BooleanField(required=False, initial=DEFAULTS["packing"], label="Pack short examples together",
                                  help_text="Faster on many short examples: less padding.")
+    document_text = forms.BooleanField(required=False, initial=DEFAULTS.get("document_text", False),
+                                       label="Also train on the documents' own text",
+                                       help_text="Passages of the documents to continue, beside the pairs: the model "
+                                                 "reads the source, not only questions about it.")
+    replay = forms.BooleanField(required=False, initial=DEFAULTS["replay"], label="Keep what the model knew (replay)",
+                                help_text="The base model answers some general questions first, and its own answers "
+                                          "are trained on beside your data, so that tuning forgets less.")
     # Any code passes the field: clean_saved_prompt looks it up with the owner's selector, so someone else's prompt
     # answers 404 as everywhere else, and its text is never used.
     saved_prompt = forms.CharField(required=False, label="System prompt from your saved prompts", widget=forms.Select,
@@ -59,9 +137,23 @@ class TrainingOptionsForm(forms.Form):
                                               "in training and in the held-out evaluation; use the same one when you "
                                               "ask the model later.")
 
-    def __init__(self, *args, user=None, **kwargs):
+    # The settings the recommendation fills in (workers.recommend): the person may change each of them.
+    RECOMMENDED = ("max_steps", "learning_rate", "batch_size", "max_length", "lora_r", "lora_alpha", "warmup_ratio")
+
+    def __init__(self, *args, user=None, version=None, dataset=None, **kwargs):
+        """`version` or `dataset`: the data the form trains on, whose examples decide the proposed length and steps."""
         super().__init__(*args, **kwargs)
         self.user = user
+        picker = self.fields["base_model"].widget
+        picker.choices, default = catalogue_choices_for_form()
+        picker.scope = {"version": version.code} if version is not None else \
+            {"dataset": dataset.code} if dataset is not None else {}
+        if not self.is_bound:  # an empty form starts from the recommendation for the default model and this data
+            picker.plan = training_plan(base_model=default, method=FineTune.Method.LORA, version=version,
+                                        dataset=dataset)
+            self.fields["base_model"].initial = picker.plan["base_model"]
+            for name in self.RECOMMENDED:
+                self.fields[name].initial = picker.plan["options"][name]
         if user is None:  # a form without its user (the dashboard's) offers no saved prompts
             del self.fields["saved_prompt"]
         else:
@@ -79,8 +171,14 @@ class TrainingOptionsForm(forms.Form):
         return data
 
     def options(self) -> dict:
-        return {k: self.cleaned_data[k] for k in ("max_steps", "learning_rate", "batch_size", "max_length", "packing",
-                                                  "backend", "system_prompt")}
+        options = {k: self.cleaned_data[k] for k in ("max_steps", "learning_rate", "batch_size", "max_length",
+                                                     "packing", "document_text", "replay", "backend",
+                                                     "system_prompt")}
+        # Left empty, LoRA's rank and alpha and the warm-up are the model's recommended ones.
+        recommended = model_facts_for(self.cleaned_data["base_model"]).settings
+        options.update({k: getattr(recommended, k) if self.cleaned_data.get(k) is None else self.cleaned_data[k]
+                        for k in ("lora_r", "lora_alpha", "warmup_ratio")})
+        return options
 
 
 class PipelineForm(TrainingOptionsForm):

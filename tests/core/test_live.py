@@ -32,7 +32,8 @@ def collect_until_final(ws, timeout=120):
 
 def test_it_runs_the_pipeline_started_through_the_api_and_streams_progress_in_order(alice, alice_api, worker, server, session_cookie):
     with SAMPLE.open("rb") as handle:
-        response = alice_api.post("/api/v1/pipelines/", {"name": "Lumen", "files": [handle]}, format="multipart")
+        response = alice_api.post("/api/v1/pipelines/", {"name": "Lumen", "files": [handle], "base_model": "tiny-gemma3"},
+                                  format="multipart")
     assert response.status_code == 202, response.content
     code = response.json()["code"]
     with ws_connect(server, f"/ws/jobs/{code}/", session_cookie(alice)) as ws:
@@ -74,7 +75,7 @@ def test_it_cancels_a_running_training_within_a_few_steps(alice, alice_api, work
 
     dataset = dataset_create(owner=alice, name="facts")
     QAPair.objects.bulk_create(QAPair(dataset=dataset, question=f"What is fact {i}?", answer=f"Fact {i} is {i * 7}.") for i in range(20))
-    finetune = finetune_create_from_dataset(owner=alice, dataset=dataset, options={"max_steps": 5000})
+    finetune = finetune_create_from_dataset(owner=alice, base_model="tiny-gemma3", dataset=dataset, options={"max_steps": 5000})
     job = finetune.job
 
     def last_step():

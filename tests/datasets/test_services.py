@@ -56,9 +56,10 @@ def test_it_extracts_chunks_and_generates_pairs_with_provenance(dataset):
     document.refresh_from_db()
     assert document.status == Document.Status.READY and result["chunks"] == 1 and document.text == text
     generated = qa_generate(dataset=dataset, max_pairs=None, reporter=RecordingReporter())
-    assert generated["pairs"] == 2
+    assert generated["pairs"] == 6  # two facts, each asked three ways
     pair = dataset.pairs.get(question="What is the longest river?")
-    assert pair.answer == "The longest river is the Sorrel." and pair.chunk.document == document
+    assert pair.answer == "the Sorrel" and pair.chunk.document == document
+    assert dataset.pairs.filter(fact=pair.fact).count() == 3 and pair.fact
 
 
 def test_it_marks_an_unreadable_document_failed(dataset):

@@ -144,3 +144,37 @@ def test_it_holds_out_the_same_questions_in_every_version_and_repeats_together(a
     assert none["heldout_count"] == 0
     refused = alice_api.post(f"/api/v1/datasets/{dataset.code}/versions/", {"heldout_ratio": 0.9}, format="json")
     assert refused.status_code == 400
+
+
+def test_it_holds_out_recall_phrasings_of_trained_facts_and_whole_unseen_facts(alice_api, alice):
+    from apps.datasets.models import Dataset, VersionExample
+
+    dataset = Dataset.objects.create(owner=alice, name="Cities")
+    QAPair.objects.bulk_create(
+        QAPair(dataset=dataset, question=template.format(i=i), answer=f"{1000 + i}", fact=f"city-{i}", source="manual")
+        for i in range(40) for template in ("When was city {i} founded?", "In what year was city {i} founded?",
+                                            "City {i} was founded in which year?"))
+    first = freeze(alice_api, dataset)
+    version = DatasetVersion.objects.get(code=first["code"])
+    by_fact = {}
+    for example in version.examples.all():
+        by_fact.setdefault(example.fact, []).append(example.split)
+    unseen = [f for f, splits in by_fact.items() if VersionExample.Split.HELDOUT in splits]
+    recall = [f for f, splits in by_fact.items() if VersionExample.Split.RECALL in splits]
+    # An unseen fact is held out with every phrasing; a recall fact keeps its other phrasings in training.
+    assert unseen and all(by_fact[f] == [VersionExample.Split.HELDOUT] * 3 for f in unseen)
+    assert all(sorted(by_fact[f]) == ["recall", "train", "train"] for f in recall)
+    assert len(recall) == int((40 - len(unseen)) * 0.3) and not set(unseen) & set(recall)
+    assert first["heldout_count"] == 3 * len(unseen) + len(recall) and first["recall_count"] == len(recall)
+    # The same facts and the same phrasings are held out in every version.
+    again = DatasetVersion.objects.get(code=freeze(alice_api, dataset)["code"])
+    assert list(again.examples.values_list("question", "split")) == list(version.examples.values_list("question", "split"))
+
+
+def test_it_holds_out_nothing_for_recall_when_no_fact_is_asked_twice(alice):
+    from workers.splits import evaluation_splits
+
+    examples = [(f"Question {i}?", "") for i in range(20)]
+    splits = evaluation_splits(examples, unseen_ratio=0.1, recall_ratio=0.3)
+    assert set(splits.values()) == {"heldout"} and len(splits) == 2
+    assert evaluation_splits(examples[:4], unseen_ratio=0.1, recall_ratio=0.3) == {}  # too few to hold anything out

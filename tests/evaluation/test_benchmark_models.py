@@ -1,8 +1,14 @@
 """A benchmark may only load what a training could: catalogue models, Hub ids and the server's model folders, never
 a path into the server (another user's outputs, say)."""
+import re
+
 import pytest
 
 from apps.evaluation.models import BenchmarkRun
+from apps.evaluation.services import benchmark_model_ref, benchmark_run_create, benchmark_run_execute
+from apps.training.model_choices import default_model_choice
+from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, standin_model  # noqa: F401
+from workers.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 
@@ -15,9 +21,44 @@ def test_it_refuses_paths_outside_the_model_folders(alice_api, base_model, setti
     assert not BenchmarkRun.objects.exists()
 
 
-def test_it_takes_catalogue_models_and_hub_ids(alice_api):
-    for base_model in ("google/gemma-3-270m-it", "someone/their-model"):
+def test_it_takes_hub_ids(alice_api):
+    response = alice_api.post("/api/v1/benchmarks/", {"benchmark": "gsm8k", "base_model": "someone/their-model",
+                                                      "limit": 3}, format="json")
+    assert response.status_code == 201, response.content
+    assert BenchmarkRun.objects.get().base_model == "someone/their-model"
+
+
+def test_it_takes_installed_models_and_the_owners_tuned_models(alice, bob, alice_api, bob_api, standin_model, settings):
+    tuned = make_tuned_model(alice, name="Maths model", finished=False)
+    tuned.artifact = "x/adapter.zip"
+    tuned.save()
+    for base_model in (STANDIN_ID, f"finetune:{tuned.code}"):
         response = alice_api.post("/api/v1/benchmarks/", {"benchmark": "gsm8k", "base_model": base_model, "limit": 3},
                                   format="json")
         assert response.status_code == 201, response.content
-    assert set(BenchmarkRun.objects.values_list("base_model", flat=True)) == {"google/gemma-3-270m-it", "someone/their-model"}
+    runs = {run.base_model or f"finetune:{run.finetune.code}": run for run in BenchmarkRun.objects.all()}
+    assert set(runs) == {STANDIN_ID, f"finetune:{tuned.code}"}
+    # In the worker the PyPI copy is its converted folder (the Hub is off here), the tuned model its base and adapter.
+    assert benchmark_model_ref(run=runs[STANDIN_ID]).path == str(settings.GARAGE_MODELS_DIR / "pypi--standin-model")
+    assert benchmark_model_ref(run=runs[f"finetune:{tuned.code}"]).adapter.endswith("/model")
+    response = bob_api.post("/api/v1/benchmarks/", {"benchmark": "gsm8k", "base_model": f"finetune:{tuned.code}"},
+                            format="json")
+    assert response.status_code == 404
+
+
+def test_it_benchmarks_a_pypi_copy_offline(alice, standin_model):
+    run = benchmark_run_create(owner=alice, benchmark="gsm8k", base_model=STANDIN_ID,
+                               settings={"limit": 2, "max_new_tokens": 4})
+    result = benchmark_run_execute(run=run, reporter=RecordingReporter())
+    assert result["n"] == 2 and run.items.count() == 2
+
+
+def test_it_offers_the_models_every_feature_offers(alice, alice_client, standin_model):
+    tuned = make_tuned_model(alice, name="Maths model", finished=False)
+    tuned.artifact = "x/adapter.zip"
+    tuned.save()
+    page = alice_client.get("/benchmarks/new/").content.decode()
+    assert f'<option value="base:{STANDIN_ID}">{STANDIN_LABEL}</option>' in page
+    assert f'value="finetune:{tuned.code}"' in page and '<optgroup label="For tests">' in page
+    assert re.search(r'<option value="base:tiny-gemma3">Tiny test model', page)
+    assert f'<option value="base:{default_model_choice()}" selected>' in page

@@ -14,6 +14,7 @@ from apps.training import services as training_services
 from apps.training.models import FineTune
 from apps.training.services import finetune_create, finetune_run
 from tests.fakes.chat_server import Reply
+from workers.heldout import load_control_set
 from workers.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
@@ -21,34 +22,42 @@ pytestmark = pytest.mark.django_db
 COLOURS = ["red", "blue", "green", "black", "white", "pink", "gray", "brown"]
 
 
-def facts_dataset(owner, n=30, name="Boxes"):
-    """Templated facts from one document: the held-out answers follow the pattern the training answers teach."""
+def facts_dataset(owner, n=30, name="Boxes", phrasings=1):
+    """Templated facts from one document: the held-out answers follow the pattern the training answers teach. With
+    `phrasings` 2, each box's colour is asked two ways (one fact, a short answer), as the generator makes them."""
     dataset = dataset_create(owner=owner, name=name)
     document = Document.objects.create(dataset=dataset, owner=owner, file="docs/boxes.pdf", filename="boxes.pdf",
                                        status=Document.Status.READY, pages=9)
     chunks = [Chunk.objects.create(document=document, index=i, text=f"Chunk {i}", char_start=i * 10,
                                    char_end=i * 10 + 9, page=i + 1, page_end=i + 1) for i in range(3)]
-    QAPair.objects.bulk_create(QAPair(dataset=dataset, document=document, chunk=chunks[i % 3],
-                                      question=f"What colour is box {i}?", answer=f"Box {i} is {COLOURS[i % 8]}.")
-                               for i in range(n))
+    if phrasings == 1:
+        QAPair.objects.bulk_create(QAPair(dataset=dataset, document=document, chunk=chunks[i % 3],
+                                          question=f"What colour is box {i}?", answer=f"Box {i} is {COLOURS[i % 8]}.")
+                                   for i in range(n))
+    else:
+        QAPair.objects.bulk_create(QAPair(dataset=dataset, document=document, chunk=chunks[i % 3], fact=f"box-{i}",
+                                          question=question.format(i=i), answer=COLOURS[i % 8])
+                                   for i in range(n) for question in ("What colour is box {i}?", "Box {i} has which colour?"))
     return dataset
 
 
-def facts_version(owner, n=30, ratio=0.2):
-    return dataset_version_freeze(dataset=facts_dataset(owner, n), heldout_ratio=ratio)
+def facts_version(owner, n=30, ratio=0.2, phrasings=1):
+    return dataset_version_freeze(dataset=facts_dataset(owner, n, phrasings=phrasings), heldout_ratio=ratio)
 
 
 @pytest.fixture
 def artifacts(settings, tmp_path):
     settings.GARAGE_ARTIFACTS_DIR = tmp_path / "artifacts"
     settings.GARAGE_LLM_BASE_URL = settings.GARAGE_LLM_MODEL = settings.GARAGE_LLM_API_KEY = ""
+    settings.GARAGE_EVAL_CONTROL = False  # the box answer functions below know only box questions
     return settings.GARAGE_ARTIFACTS_DIR
 
 
-def trained_finetune(owner, *, n=30, ratio=0.2, steps=30, record=None):
+def trained_finetune(owner, *, n=30, ratio=0.2, steps=30, record=None, phrasings=1):
     """A fine-tune of the tiny model on the facts, really trained (finetune_run, as the task runs it), its job
     succeeded (which queues the automatic evaluation)."""
-    finetune = finetune_create(owner=owner, version=facts_version(owner, n, ratio), options={"max_steps": steps})
+    finetune = finetune_create(owner=owner, base_model="tiny-gemma3", version=facts_version(owner, n, ratio, phrasings),
+                               options={"max_steps": steps, "document_text": False})
     finetune_run(finetune=finetune, reporter=RecordingReporter())
     job_finish(job=finetune.job, status=Job.Status.SUCCEEDED, result={"finetune": str(finetune.code)})
     finetune.refresh_from_db()
@@ -122,26 +131,33 @@ def test_it_never_trains_on_the_held_out_examples(alice, artifacts, monkeypatch)
 # ------------------------------------------------------------------------------------------------ automatic run
 
 def test_it_evaluates_automatically_after_training_and_the_report_shows_the_improvement(alice, alice_client, artifacts):
-    finetune = trained_finetune(alice)
+    finetune = trained_finetune(alice, phrasings=2, steps=60)
+    version = finetune.version
+    assert version.recall_count >= 5 and version.heldout_count == version.recall_count + 12  # 6 unseen facts, 2 ways
     evaluation = HeldoutEvaluation.objects.get(finetune=finetune)
     assert evaluation.automatic and evaluation.job.kind == Job.Kind.EVALUATE and evaluation.job.queue == "gpu"
     assert evaluation.judge_provider == ""  # no provider and no site endpoint: no judge
     lines = [e.data.get("line", "") for e in finetune.job.events.filter(type=JobEvent.Type.LOG)]
-    assert "Held-out evaluation queued (6 questions)" in lines
+    assert f"Held-out evaluation queued ({version.heldout_count} questions)" in lines
     page = alice_client.get(f"/benchmarks/heldout/{evaluation.code}/").content.decode()
     assert "Results appear here when the evaluation has finished" in page and str(evaluation.job.code) in page
 
     result = heldout_evaluation_run(evaluation=evaluation, reporter=RecordingReporter())  # the real models
     finetune.refresh_from_db()
     metrics = finetune.metrics["evaluation"]
-    assert metrics["metric"] == "token_f1" and metrics["examples"] == 6 and metrics["judge"] is None
-    assert metrics["tuned"] >= metrics["base"] + 0.2, metrics  # the untrained base writes noise
+    assert metrics["metric"] == "token_f1" and metrics["examples"] == version.heldout_count and metrics["judge"] is None
+    # The model learned the colours it trained on (asked the other way round), not those it never saw.
+    recall, unseen = metrics["recall"], metrics["unseen"]
+    assert recall["n"] == version.recall_count and unseen["n"] == 12 and metrics["control"] is None
+    assert recall["token_f1"]["tuned"] >= recall["token_f1"]["base"] + 0.4, metrics
+    assert recall["token_f1"]["tuned"] >= unseen["token_f1"]["tuned"] + 0.2, metrics
+    assert metrics["tuned"] > metrics["base"]
     assert set(metrics["exact_match"]) == set(metrics["rouge_l"]) == {"base", "tuned"}
     assert metrics["report"] == str(evaluation.code) and result["tuned"]["token_f1"] == metrics["tuned"]
-    assert finetune.metrics["train_steps"] == 30  # the training's own metrics stay
+    assert finetune.metrics["train_steps"] == 60  # the training's own metrics stay
     page = alice_client.get(f"/benchmarks/heldout/{evaluation.code}/").content.decode()
     assert 'data-metric="token_f1"' in page and 'data-direction="up"' in page
-    assert page.count('data-role="heldout-item"') >= 6 and "From boxes.pdf, page" in page
+    assert page.count('data-role="heldout-item"') >= 12 and "From boxes.pdf, page" in page
     detail = alice_client.get(f"/training/{finetune.code}/").content.decode()
     assert f'href="/benchmarks/heldout/{evaluation.code}/"' in detail and "Held-out evaluation" in detail
 
@@ -210,8 +226,11 @@ def test_it_reports_the_examples_that_changed_most_with_sources_and_a_filtered_l
 
 def test_it_shows_a_tuned_model_that_got_worse_in_red(alice, alice_client, artifacts):
     finetune = untrained_finetune(alice)
-    evaluation = evaluated(finetune, base=Answers(lambda q: f"Box {q.split()[-1].rstrip('?')} is red."),
-                           tuned=Answers(lambda q: "No idea."))
+    def right(question):
+        number = int(question.split()[-1].rstrip("?"))
+        return f"Box {number} is {COLOURS[number % 8]}."
+
+    evaluation = evaluated(finetune, base=Answers(right), tuned=Answers(lambda q: "No idea."))
     assert evaluation.results["counts"]["worse"] == 6
     page = alice_client.get(f"/benchmarks/heldout/{evaluation.code}/").content.decode()
     assert 'data-metric="token_f1"' in page and 'data-direction="down"' in page
@@ -359,3 +378,54 @@ def test_it_shows_the_planned_memory_and_the_held_out_loss_on_the_model_page(ali
     assert f"/playground/?model={finetune.code}" in page and f"/benchmarks/new/?finetune={finetune.code}" in page
     playground = alice_client.get(f"/playground/?model={finetune.code}")
     assert playground.status_code == 200 and str(finetune.code) in playground.content.decode()
+
+
+def test_it_asks_the_control_set_and_reports_forgetting_apart(alice, artifacts, settings):
+    settings.GARAGE_EVAL_CONTROL = True
+    control = {c["question"]: c["answer"] for c in load_control_set()}
+    assert len(control) >= 40 and all(len(a.split()) <= 4 for a in control.values())
+    finetune = untrained_finetune(alice)
+    forgotten = set(list(control)[::4])
+
+    def base(question):
+        return control.get(question, "Hmm.")
+
+    def tuned(question):  # knows the boxes now, but forgot a quarter of the general questions
+        if question in control:
+            return "Box 1 is red." if question in forgotten else control[question]
+        number = int(question.split()[-1].rstrip("?"))
+        return f"Box {number} is {COLOURS[number % 8]}."
+
+    evaluation = evaluated(finetune, base=Answers(base), tuned=Answers(tuned))
+    finetune.refresh_from_db()
+    metrics = finetune.metrics["evaluation"]
+    assert metrics["control"]["n"] == len(control) and metrics["unseen"]["n"] == 6 and metrics["recall"] is None
+    assert metrics["control"]["token_f1"]["base"] == 1.0 and metrics["control"]["exact_match"]["base"] == 1.0
+    assert metrics["control"]["token_f1"]["tuned"] == pytest.approx(1 - len(forgotten) / len(control), abs=1e-4)
+    assert metrics["unseen"]["token_f1"] == {"base": 0.0, "tuned": 1.0}
+    groups = list(evaluation.items.order_by("index").values_list("group", flat=True))
+    assert groups == ["unseen"] * 6 + ["control"] * len(control)
+    assert evaluation.items.filter(group="control", example__isnull=True).count() == len(control)
+
+
+def test_it_shows_recall_unseen_and_control_first_on_the_model_page_and_the_report(alice, alice_client, artifacts,
+                                                                                    settings):
+    settings.GARAGE_EVAL_CONTROL = True
+    finetune = untrained_finetune(alice)
+    control = {c["question"]: c["answer"] for c in load_control_set()}
+
+    def tuned(question):  # right about the boxes, wrong about everything general: it forgot
+        if question in control:
+            return "Box 1 is red."
+        number = int(question.split()[-1].rstrip("?"))
+        return f"Box {number} is {COLOURS[number % 8]}."
+
+    evaluation = evaluated(finetune, base=Answers(lambda q: control.get(q, "Hmm.")), tuned=Answers(tuned))
+    page = alice_client.get(f"/training/{finetune.code}/").content.decode()
+    learning = page.split('data-role="learning"')[1].split("</table>")[0]
+    assert learning.index('data-group="unseen"') < learning.index('data-group="control"')
+    assert 'data-group="control" data-verdict="forgot"' in learning and 'data-group="recall"' not in learning
+    assert page.index('data-role="learning"') < page.index("Exact match on the training questions")
+    report = alice_client.get(f"/benchmarks/heldout/{evaluation.code}/").content.decode()
+    assert 'data-group="control" data-verdict="forgot"' in report
+    assert report.count('data-group="control"') >= 2 and "A general question from the control set" in report

@@ -20,7 +20,8 @@ pytestmark = BROWSER_TEST
 
 @pytest.mark.timeout(300)
 def test_it_reruns_the_evaluation_from_the_model_page_and_shows_the_report(alice, server, worker, browser_page):
-    finetune = finetune_create_from_dataset(owner=alice, dataset=facts_dataset(alice, 30), options={"max_steps": 30})
+    finetune = finetune_create_from_dataset(owner=alice, base_model="tiny-gemma3",
+                                            dataset=facts_dataset(alice, 30, phrasings=2), options={"max_steps": 60})
     first = wait_for(lambda: HeldoutEvaluation.objects.filter(finetune=finetune).first(), 180, interval=0.3,
                      what="the automatic evaluation")
     wait_for(lambda: Job.objects.get(pk=first.job_id).is_final, 120, interval=0.2, what="the automatic evaluation")

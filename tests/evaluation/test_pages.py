@@ -29,7 +29,7 @@ def test_it_explains_an_empty_list(alice_client):
 
 def test_it_starts_a_run_from_the_form(alice_client, alice, alice_finetune):
     page = alice_client.get("/benchmarks/new/").content.decode()
-    assert "Alice&#x27;s maths model" in page and "Gemma 3 1B Instruct" in page and "{question}" in page
+    assert "Alice&#x27;s maths model" in page and "Tiny test model" in page and "{question}" in page
     response = alice_client.post("/benchmarks/new/", {
         "benchmark": "gsm8k", "model": f"finetune:{alice_finetune.code}", "limit": "5", "subset": "random", "seed": "3",
         "few_shot": "2", "temperature": "0", "top_p": "1", "max_new_tokens": "256", "batch_size": "4"})

@@ -24,9 +24,12 @@ def bob_openai(bob, server):
 
 def test_it_lists_the_users_tuned_models_and_their_bases(alice_openai, bob_openai, alice_model):
     ids = [m.id for m in alice_openai.models.list()]
-    assert ids == [str(alice_model.code), f"tiny-gemma3@{alice_model.code}"]
+    # Her tuned model and its base first; then the real models installed on the server, everyone's to try.
+    assert ids[:2] == [str(alice_model.code), f"tiny-gemma3@{alice_model.code}"]
     assert alice_openai.models.retrieve(str(alice_model.code)).owned_by == "you"
-    assert [m.id for m in bob_openai.models.list()] == []
+    installed = [m.id for m in bob_openai.models.list()]
+    assert ids[2:] == installed and not any(str(alice_model.code) in model_id for model_id in installed)
+    assert all(m.owned_by == "base model" for m in bob_openai.models.list())
 
 
 def test_it_answers_a_chat_completion(alice_openai, alice_model, worker):

@@ -5,7 +5,9 @@ from django.http import Http404
 
 from apps.playground.selectors import chat_model_get_for_user, chat_model_list_for_user
 from apps.playground.services import inference_messages, inference_options
+from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, no_real_models, standin_model  # noqa: F401
 from tests.playground.conftest import make_finetune
+from workers import inference
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +36,7 @@ def test_it_shows_the_chosen_models_only(alice, alice_client, alice_model, train
     assert f'value="{alice_model.code}"' in page  # still offered in the picker
 
 
-def test_it_explains_what_to_do_without_finished_models(alice, alice_client, trained):
+def test_it_explains_what_to_do_without_finished_models(alice, alice_client, trained, no_real_models):
     make_finetune(alice, trained, finished=False)
     response = alice_client.get("/playground/")
     assert response.status_code == 200 and 'data-role="empty"' in response.content.decode()
@@ -52,7 +54,7 @@ def test_it_asks_visitors_to_sign_in(client):
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
-def test_it_names_models_with_stable_readable_ids(alice, bob, alice_model, trained):
+def test_it_names_models_with_stable_readable_ids(alice, bob, alice_model, trained, no_real_models):
     gemma = make_finetune(alice, trained, name="Gemma model", base_model="gemma-3-1b-it")
     make_finetune(alice, trained, name="Gemma model 2", base_model="gemma-3-1b-it")
     unfinished = make_finetune(alice, trained, name="Still training", finished=False)
@@ -83,3 +85,35 @@ def test_it_checks_sampling_settings_and_messages():
                 [{"role": "user", "content": "x" * 300_000}]]:
         with pytest.raises(ValidationError):
             inference_messages(bad)
+
+
+def test_it_answers_with_an_installed_pypi_copy_that_no_fine_tune_started_from(alice, bob, alice_client, standin_model,
+                                                                            settings):
+    for user in (alice, bob):  # installed models are everyone's to try
+        listed = {m.id: m for m in chat_model_list_for_user(user=user)}
+        assert listed[STANDIN_ID].label == STANDIN_LABEL and listed[STANDIN_ID].kind == "base"
+    model = chat_model_get_for_user(user=alice, model_id=STANDIN_ID)
+    ref = model.ref()
+    assert model.finetune is None and ref.path == str(settings.GARAGE_MODELS_DIR / "pypi--standin-model")
+    usage = {}
+    answer = "".join(inference.stream(ref, [{"role": "user", "content": "Where does item1 live?"}], max_new_tokens=3,
+                                      usage=usage))
+    assert isinstance(answer, str) and usage["completion_tokens"] >= 1
+    page = alice_client.get(f"/playground/?model={STANDIN_ID}").content.decode()
+    assert f'data-model="{STANDIN_ID}"' in page and STANDIN_LABEL in page
+    for unknown in ("pypi/not-installed", "google/not-in-the-catalogue"):
+        with pytest.raises(Http404):
+            chat_model_get_for_user(user=alice, model_id=unknown)
+
+
+def test_it_opens_on_the_default_real_model_without_tuned_models(alice, alice_client, standin_model):
+    from apps.playground.selectors import chat_model_default_ids
+    from apps.training.model_choices import default_model_choice
+
+    page = alice_client.get("/playground/").content.decode()
+    assert 'data-role="empty"' not in page and f'value="{STANDIN_ID}"' in page  # offered in the picker
+    default = default_model_choice()
+    ids = chat_model_default_ids(user=alice)
+    assert ids == ([default] if default != "tiny-gemma3" else [])
+    for model_id in ids:
+        assert f'data-model="{model_id}"' in page

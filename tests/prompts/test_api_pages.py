@@ -1,10 +1,14 @@
 """The REST API and the pages of prompt optimization, for the owner (alice) and a stranger (bob → 404)."""
+import re
+
 import pytest
 
 from apps.core.models import Job
 from apps.core.services import job_finish
 from apps.prompts.models import SavedPrompt
 from apps.prompts.services import optimized_prompt_execute, saved_prompt_create
+from apps.training.model_choices import default_model_choice
+from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, standin_model  # noqa: F401
 from tests.prompts.conftest import make_run
 from workers.reporting import RecordingReporter
 
@@ -105,3 +109,20 @@ def test_it_offers_an_empty_state(alice_client):
 def test_it_lists_saved_prompts_of_the_owner_only(alice, bob, alice_client):
     saved_prompt_create(owner=bob, name="Bob's secret", text="Whisper.")
     assert "Bob" not in alice_client.get("/prompts/saved/").content.decode()
+
+
+def test_it_offers_every_installed_model_and_the_owners_tuned_models_as_local_models(alice, alice_client, alice_api,
+                                                                                    alice_version, alice_provider,
+                                                                                    standin_model):
+    tuned = make_tuned_model(alice, name="Capitals model")
+    page = alice_client.get("/prompts/new/").content.decode()
+    for field in ("task_local_model", "reflection_local_model"):
+        options = re.search(rf'<datalist id="{field}-models">(.*?)</datalist>', page, re.DOTALL).group(1)
+        assert f'value="{STANDIN_ID}">{STANDIN_LABEL}<' in options and f'value="finetune:{tuned.code}"' in options
+        assert 'value="tiny-gemma3">Tiny test model' in options
+        assert re.search(rf'name="{field}" value="([^"]*)"', page).group(1) == default_model_choice()
+    response = alice_api.post("/api/v1/prompt-optimizations/", {
+        "version": str(alice_version.code), "task_model": "local", "task_local_model": STANDIN_ID,
+        "reflection_model": str(alice_provider.code), "budget": 30}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["task_local_model"] == STANDIN_ID and STANDIN_LABEL in response.json()["task_label"]

@@ -7,7 +7,9 @@ from apps.core.services import job_finish
 from apps.prompts.models import PromptCandidate
 from apps.prompts.services import optimized_prompt_execute, saved_prompt_from_run
 from apps.providers.models import ExternalCallAudit
-from tests.prompts.conftest import make_run
+from apps.training.model_choices import default_model_choice
+from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, standin_model  # noqa: F401
+from tests.prompts.conftest import CAPITALS, make_run, version_for
 from workers.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +57,26 @@ def test_it_takes_gsm8k_train_to_learn_and_test_to_validate(alice, alice_provide
     run = make_run(alice, None, alice_provider, source="gsm8k", metric="numeric", budget=20,
                    settings={"train_limit": 5, "val_limit": 3})
     assert run.train_count == 5 and run.val_count == 3 and run.version is None
+
+
+def test_it_optimizes_with_a_pypi_copy_as_the_local_task_model_offline(alice, alice_version, alice_provider,
+                                                                      standin_model, chat_server):
+    """The reported failure: a local "pypi/..." model reached from_pretrained as a Hub id and failed offline."""
+    run = make_run(alice, alice_version, alice_provider, task_model="local", task_local_model=STANDIN_ID, budget=12,
+                   settings={"minibatch_size": 2, "max_tokens": 4})
+    assert run.job.queue == "gpu" and run.task_local_model == STANDIN_ID and STANDIN_LABEL in run.task_label
+    result = optimized_prompt_execute(run=run, reporter=RecordingReporter())
+    run.refresh_from_db()
+    assert result["calls_used"] <= run.budget and run.candidates.filter(status=PromptCandidate.Status.SEED).exists()
+    assert run.candidates.get(index=0).val_score is not None  # the local model answered every validation question
+    assert all(r.messages[-1]["content"] not in CAPITALS for r in chat_server.chat_requests)  # only reflections left
+
+
+def test_it_takes_the_owners_tuned_model_and_the_default_model(alice, bob, alice_version, alice_provider):
+    tuned = make_tuned_model(alice, name="Capitals model")
+    run = make_run(alice, alice_version, alice_provider, task_model="local", task_local_model=f"finetune:{tuned.code}")
+    assert run.task_local_model == f"finetune:{tuned.code}" and run.task_label == "Capitals model (local)"
+    blank = make_run(alice, alice_version, alice_provider, reflection_model="local", reflection_local_model="")
+    assert blank.reflection_local_model == default_model_choice()
+    with pytest.raises(Http404):
+        make_run(bob, version_for(bob), alice_provider, task_model="local", task_local_model=f"finetune:{tuned.code}")

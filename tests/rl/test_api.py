@@ -4,6 +4,7 @@ import json
 import pytest
 
 from apps.rl.models import GrpoRun, RewardPreview
+from apps.rl.services import recipe_model
 from tests.rl.conftest import GOOD, REWARDS, jsonl
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +83,7 @@ def test_it_starts_the_reference_recipe(alice_api, bob_api, alice_provider):
                               format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["recipe"] == "gsm8k-reference" and body["base_model"] == "google/gemma-3-1b-it"
+    assert body["recipe"] == "gsm8k-reference" and body["base_model"] == recipe_model()
     assert [s["name"] for s in body["rewards"]] == ["format", "correctness", "judge"]
     # A stranger cannot use Alice's provider: 404, as for anything else of hers.
     assert bob_api.post("/api/v1/grpo-runs/recipe/", {"judge": True, "provider": str(alice_provider.code)},

@@ -59,9 +59,10 @@ def test_it_composes_previews_and_trains_rewards_without_code(alice, server, wor
     assert rows.nth(1).locator("[data-role=total]").inner_text() == "0.00"  # "Seven" is not "seven": case-sensitive
     assert RewardPreview.objects.get().rewards[1]["target"] == "seven"
 
-    # Back to the form with those functions, and start a tiny run on GSM8K.
+    # Back to the form with those functions, and start a tiny run on GSM8K (the form proposes a real model).
     page.click("[data-role=use-rewards]")
     assert [s["type"] for s in rewards_json(page)] == ["answer_match", "contains"] and cards.count() == 2
+    page.fill("input[name=base_model]", "tiny-gemma3")
     settings = {"max_steps": "6", "num_generations": "4", "prompts_per_step": "2", "max_completion_length": "16",
                 "prompt_limit": "16", "warmup_steps": "3", "warmup_learning_rate": "0.01", "learning_rate": "0.001"}
     for name, value in settings.items():

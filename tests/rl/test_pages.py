@@ -7,6 +7,8 @@ import pytest
 
 from apps.rl.models import GrpoRun, RewardPreview
 from apps.rl.services import reward_preview_create
+from apps.training.model_choices import default_model_choice
+from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, standin_model  # noqa: F401
 from tests.rl.conftest import GOOD, REWARDS, finished_run, jsonl
 
 pytestmark = pytest.mark.django_db
@@ -113,10 +115,10 @@ def test_it_starts_the_reference_recipe_in_one_click(alice_client, no_site_endpo
     page = alice_client.get("/rl/recipe/").content.decode()
     assert "Gemma 3 1B Instruct on GSM8K" in page and "under 3% to over 50%" in page
     assert "No chat endpoint is available for a judge" in page
-    response = alice_client.post("/rl/recipe/", {"base_model": "google/gemma-3-1b-it"})
+    response = alice_client.post("/rl/recipe/", {"base_model": "someone/their-model"})
     run = GrpoRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/rl/{run.code}/" and run.recipe
-    response = alice_client.post("/rl/recipe/", {"base_model": "google/gemma-3-1b-it", "judge": "on"})
+    response = alice_client.post("/rl/recipe/", {"base_model": "someone/their-model", "judge": "on"})
     assert response.status_code == 400 and "no default chat endpoint" in response.content.decode()
 
 
@@ -174,3 +176,16 @@ def test_it_shows_runs_and_previews_in_the_admin(client, alice_run, alice):
         response = client.get(url)
         assert response.status_code == 200, url
     assert "1.500" in client.get("/admin/rl/grporun/").content.decode()
+
+
+def test_it_offers_the_same_models_as_every_feature_and_proposes_the_default(alice, alice_client, standin_model):
+    tuned = make_tuned_model(alice, name="Valley model", finished=False)
+    tuned.artifact = "x/adapter.zip"  # finished, as far as the list is concerned
+    tuned.save()
+    page = alice_client.get("/rl/new/").content.decode()
+    options = re.search(r'<datalist id="base_model-models">(.*?)</datalist>', page, re.DOTALL).group(1)
+    assert f'value="{STANDIN_ID}">{STANDIN_LABEL}<' in options and f'value="finetune:{tuned.code}"' in options
+    assert 'value="tiny-gemma3">Tiny test model' in options
+    assert re.search(r'name="base_model" value="([^"]*)"', page).group(1) == default_model_choice()
+    response = alice_client.post("/rl/new/", form_data(base_model=f"finetune:{tuned.code}"))
+    assert response.status_code == 302 and GrpoRun.objects.get().base_model == f"finetune:{tuned.code}"

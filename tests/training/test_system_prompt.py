@@ -35,6 +35,7 @@ def prompts(alice, bob):
 def artifacts(settings, tmp_path):
     settings.GARAGE_ARTIFACTS_DIR = tmp_path / "artifacts"
     settings.GARAGE_LLM_BASE_URL = settings.GARAGE_LLM_MODEL = settings.GARAGE_LLM_API_KEY = ""
+    settings.GARAGE_EVAL_CONTROL = False  # the questions asked below are the version's own
     return settings.GARAGE_ARTIFACTS_DIR
 
 
@@ -132,7 +133,7 @@ def test_it_trains_and_evaluates_with_the_system_prompt(alice, alice_client, art
     dataset = facts_dataset(alice, n=10)
     QAPair.objects.filter(dataset=dataset, question="What colour is box 0?").update(system="Own prompt.")
     version = dataset_version_freeze(dataset=dataset, heldout_ratio=0.2)
-    finetune = finetune_create(owner=alice, version=version, options={"max_steps": 2, "system_prompt": ALICE_TEXT})
+    finetune = finetune_create(owner=alice, base_model="tiny-gemma3", version=version, options={"max_steps": 2, "system_prompt": ALICE_TEXT})
     finetune_run(finetune=finetune, reporter=RecordingReporter())
     job_finish(job=finetune.job, status=Job.Status.SUCCEEDED, result={"finetune": str(finetune.code)})
 
@@ -170,7 +171,7 @@ def test_it_trains_without_a_system_prompt_as_before(alice, artifacts, monkeypat
     real_train = training_services.train
     monkeypatch.setattr(training_services, "train", lambda config, reporter: seen.append(config) or real_train(config, reporter))
     dataset = facts_dataset(alice, n=6)
-    finetune = finetune_create(owner=alice, version=dataset_version_freeze(dataset=dataset), options={"max_steps": 1})
+    finetune = finetune_create(owner=alice, base_model="tiny-gemma3", version=dataset_version_freeze(dataset=dataset), options={"max_steps": 1})
     finetune_run(finetune=finetune, reporter=RecordingReporter())
     assert {p["system"] for p in seen[0].pairs} == {""}
     assert "## System prompt" not in finetune_card_text(finetune=finetune)

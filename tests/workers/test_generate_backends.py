@@ -11,7 +11,9 @@ from workers.generate import (
     ExtractiveGenerator,
     LocalModelGenerator,
     build_messages,
+    fact_plan,
     generate_pairs,
+    parse_facts,
     parse_pairs,
     plan,
     spread,
@@ -45,6 +47,33 @@ def test_it_drops_pairs_beyond_the_number_asked_without_calling_them_malformed()
     assert parse_pairs(json.dumps(GOOD), limit=1) == ([("Q1?", "A1.")], 0)
 
 
+FACTS = [{"fact": "The lake is 40 metres deep.", "answer": "40 metres",
+          "questions": ["How deep is the lake?", "The lake is how deep?", "What is the depth of the lake?"]},
+         {"fact": "The Sorrel floods in spring.", "answer": "in spring", "questions": ["When does the Sorrel flood?"]}]
+
+
+@pytest.mark.parametrize("raw,triples,malformed", [
+    (json.dumps(FACTS), [("How deep is the lake?", "40 metres", "The lake is 40 metres deep."),
+                         ("The lake is how deep?", "40 metres", "The lake is 40 metres deep."),
+                         ("What is the depth of the lake?", "40 metres", "The lake is 40 metres deep."),
+                         ("When does the Sorrel flood?", "in spring", "The Sorrel floods in spring.")], 0),
+    # One fact alone, no fact text (its first question stands for it), phrasings with blanks and repeats.
+    (json.dumps({"answer": "Eldhavn", "questions": ["What is the capital?", "", "What is the capital?", "Which town is the capital?"]}),
+     [("What is the capital?", "Eldhavn", "What is the capital?"), ("Which town is the capital?", "Eldhavn", "What is the capital?")], 0),
+    # Facts and plain pairs mixed, in a fence, the last fact cut off.
+    ("```json\n" + json.dumps([FACTS[1], GOOD[0]])[:-1] + ', {"fact": "x", "answer": "y", "questions": ["Q', 
+     [("When does the Sorrel flood?", "in spring", "The Sorrel floods in spring."), ("Q1?", "A1.", "")], 1),
+    ('{"items": [{"fact": "f", "answer": "a", "questions": []}, {"fact": "g", "questions": ["Q?"]}]}', [], 2),
+])
+def test_it_reads_facts_asked_several_ways_and_still_plain_pairs(raw, triples, malformed):
+    assert parse_facts(raw) == (triples, malformed)
+    assert parse_pairs(raw) == ([(q, a) for q, a, _ in triples], malformed)
+
+
+def test_it_plans_few_facts_asked_three_ways():
+    assert [fact_plan(n) for n in (1, 2, 3, 4, 6, 7, 20)] == [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3), (7, 3)]
+
+
 def test_it_spreads_the_pairs_wanted_over_the_chunks():
     assert spread(10, 3) == [3, 3, 4] and sum(spread(7, 7)) == 7
     assert spread(2, 4) == [0, 1, 0, 1]  # fewer pairs than chunks: spread along the document
@@ -55,19 +84,22 @@ def test_it_puts_the_task_summary_and_passage_in_the_prompt_with_the_instruction
     messages = build_messages("The lake is deep.", 4, task_description="Answer park visitors", summary="A guide to the park")
     prompt = messages[-1]["content"]
     assert prompt.index("Answer park visitors") < prompt.index("A guide to the park") < prompt.index("The lake is deep.")
-    assert prompt.rstrip().endswith('[{"question": "...", "answer": "..."}].') and "Write 4 question-answer pairs" in prompt
+    assert "Write 4 question-answer pairs" in prompt and "2 facts, each asked 2 different ways" in prompt
+    assert "short" in prompt and prompt.rstrip().endswith('[{"fact": "...", "answer": "...", "questions": ["...", "..."]}].')
+    assert build_messages("The lake is deep.", 3)[-1]["content"].rstrip().endswith('"questions": ["...", "...", "..."]}].')
 
 
 def test_it_takes_the_requested_number_of_extractive_pairs_filling_short_chunks_from_others():
-    chunks = ["The lake is deep. The river is long. The hill is green.", "The moon is bright."]
+    chunks = ["The lake is 40 metres deep. The longest river is the Sorrel.", "The moon was reached in 1969."]
     reporter = RecordingReporter()
     everything = generate_pairs(chunks, ExtractiveGenerator(), reporter=reporter)
-    assert len(everything.pairs) == 4 and reporter.progress_values == [0.5, 1.0]
-    some = generate_pairs(chunks, ExtractiveGenerator(), num_pairs=3, reporter=RecordingReporter())
-    # One pair from the first chunk and two from the second were planned; the second has one sentence,
-    # so the first chunk's spare sentence fills the gap. Pairs stay in document order.
-    assert [(qa.question, qa.chunk_index) for qa in some.pairs] == [
-        ("What is the lake?", 0), ("What is the river?", 0), ("What is the moon?", 1)]
+    assert len(everything.pairs) == 9 and reporter.progress_values == [0.5, 1.0]
+    assert len({qa.fact for qa in everything.pairs}) == 3
+    some = generate_pairs(chunks, ExtractiveGenerator(), num_pairs=8, reporter=RecordingReporter())
+    # Four pairs from each chunk were planned; the second has three, so the first chunk's spare pair fills
+    # the gap. Pairs stay in document order.
+    assert [(qa.answer, qa.chunk_index) for qa in some.pairs] == [("40 metres", 0)] * 3 + [("the Sorrel", 0)] * 2 + [
+        ("1969", 1)] * 3
 
 
 def endpoint_client(server, **kwargs):
@@ -93,10 +125,25 @@ def test_it_generates_with_an_endpoint_counting_malformed_answers_and_reporting_
                                       on_call=lambda result, hits: calls.append((result.index, result.ok, hits)))
         output = generate_pairs(chunks, generator, num_pairs=6, reporter=reporter)
     assert [(qa.question, qa.chunk_index) for qa in output.pairs] == [("Alpha one?", 0), ("Alpha two?", 0), ("Beta?", 1)]
+    assert all(qa.fact == "" for qa in output.pairs)  # plain pairs stand alone
     assert output.malformed == 2 and output.failed_chunks == 0 and output.requested == 6
     assert sorted(calls) == [(0, True, 0), (1, True, 0), (2, True, 0)]
     assert reporter.progress_values[-1] == 1.0 and len(reporter.progress_values) == 3
     assert all("Write 2 question-answer pairs" in r.text and "Teach the Greek letters" in r.text for r in chat_server.chat_requests)
+
+
+def test_it_keeps_the_phrasings_of_a_fact_together_from_an_endpoint(chat_server):
+    chat_server.responder = lambda request: Reply.text(json.dumps(FACTS))
+    with endpoint_client(chat_server) as client:
+        output = generate_pairs(["The lake is 40 metres deep.", "The Sorrel floods in spring."], EndpointGenerator(client),
+                                num_pairs=8, reporter=RecordingReporter())
+    assert [r.text.count("Write 4 question-answer pairs") for r in chat_server.chat_requests] == [1, 1]
+    # Both chunks got the same two facts; the second chunk's questions repeat the first's and are dropped.
+    assert len(output.pairs) == 4 and all(qa.chunk_index == 0 for qa in output.pairs)
+    depth = [qa for qa in output.pairs if qa.answer == "40 metres"]
+    # The three phrasings of the depth share one key; the other fact has its own.
+    assert [len(depth), len({qa.fact for qa in depth})] == [3, 1]
+    assert len({qa.fact for qa in output.pairs}) == 2 and all(qa.fact for qa in output.pairs)
 
 
 def test_it_scrubs_personal_data_before_anything_is_sent(chat_server):

@@ -152,8 +152,9 @@ def test_it_shows_the_tiny_models_improvement_on_held_out_questions_of_the_same_
     tuned = ModelRef(path=str(tmp_path / "base"), adapter=str(tmp_path / "model"))
     result = evaluate_heldout(HELDOUT, lambda c, **k: generate(base, c, **k), lambda c, **k: generate(tuned, c, **k),
                               RecordingReporter())
-    # The untrained base writes noise; the tuned model answers in the learnt pattern ("Box N is <colour>."), which
-    # earns part of the words of every reference even where the fact itself was never taught.
-    assert result["tuned"]["token_f1"] >= result["base"]["token_f1"] + 0.2
-    assert result["counts"]["improved"] >= 4
+    # The untrained base writes noise; the tuned model answers in the learnt pattern ("Box N is <colour>."), but the
+    # words it repeats from the question earn nothing: an answer scores only where its colour is the reference's.
     assert all(item["tuned_answer"].startswith("Box ") for item in result["items"])
+    for item, example in zip(result["items"], HELDOUT):
+        colour = example["answer"].split()[-1].rstrip(".")
+        assert (item["tuned"]["token_f1"] > 0) == (colour in item["tuned_answer"].lower().rstrip(".").split()[2:])

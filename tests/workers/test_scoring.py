@@ -51,3 +51,17 @@ def test_it_averages_over_pairs():
     assert set(score("a", "b")) == {"exact_match", "token_f1", "rouge_l"}
     with pytest.raises(ValueError):
         score_many(["a"], [])
+
+
+def test_it_gives_no_credit_for_repeating_the_question():
+    question = "What is the capital of France?"
+    assert token_f1("The capital of France is Paris.", "Paris", question) == 1.0  # a full sentence, right answer
+    assert token_f1("The capital of France.", "Paris", question) == 0.0  # the question's words only
+    # A reference made only of question words is scored on all its words, so it can still be matched.
+    assert token_f1("France", "France", "Where is France?") == 1.0
+    assert score("Lyon is the capital", "Paris", question)["token_f1"] == 0.0
+
+
+def test_it_reads_small_numbers_written_as_words_as_digits():
+    assert token_f1("There are 7 days in a week.", "Seven", "How many days are there in a week?") == 1.0
+    assert token_f1("twelve", "12") == 1.0 and token_f1("eleven", "12") == 0.0

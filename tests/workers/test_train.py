@@ -121,3 +121,63 @@ def test_it_measures_the_held_out_loss_during_and_after_training(tmp_path):
     assert [m["step"] for m in reporter.metrics if "eval_loss" in m] == [5, 10]
     assert result["eval_losses"][-1]["eval_loss"] < result["eval_losses"][0]["eval_loss"] * 1.5
     assert "eval_pairs" not in result["config"]
+
+
+def test_it_measures_exact_match_on_a_bounded_sample_and_shows_that_progress(tmp_path):
+    pairs = [{"question": f"Where does thing{i} live?", "answer": f"Thing{i} lives in {city}."}
+             for i, city in enumerate(["Paris", "Rome", "Oslo", "Lima"] * 10)]
+
+    class Progress(RecordingReporter):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def progress(self, fraction, message=""):
+            super().progress(fraction, message)
+            self.messages.append((round(fraction, 4), message))
+
+    reporter = Progress()
+    result = train(TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=pairs, max_steps=6,
+                               em_sample=8, batch_size=8), reporter)
+    assert result["em_before"] is not None and result["em_after"] is not None
+    assert any("a sample of 8 of the 40 training questions" in line for line in reporter.lines)
+    answered = [(f, m) for f, m in reporter.messages if m.startswith("Exact match:")]
+    # Before training the bar stays at 0; the steps fill 95% of it and the measuring after them the rest.
+    assert answered[0] == (0.0, "Exact match: 8 of 8 questions answered") and answered[-1] == (1.0, "Exact match: 8 of 8 questions answered")
+    steps = [f for f, m in reporter.messages if m.startswith("Step ")]
+    assert steps[-1] == 0.95 and max(steps) == 0.95
+
+
+def test_it_trains_on_the_documents_passages_beside_the_pairs(tmp_path):
+    from workers.train import PASSAGE_PROMPT, passage_pairs, planned_steps
+
+    text = ("The lake was formed by a glacier. Dr. Smith mapped it in 1901. Its water is cold all year. "
+            "Trout live in its northern bay.")
+    pieces = passage_pairs([text, "A single sentence has nothing to continue."], max_chars=100)
+    assert pieces == [
+        {"question": PASSAGE_PROMPT + "The lake was formed by a glacier.",
+         "answer": "Dr. Smith mapped it in 1901. Its water is cold all year."},
+        {"question": PASSAGE_PROMPT + "Its water is cold all year.", "answer": "Trout live in its northern bay."}]
+    config = TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=PAIRS, passages=[text] * 8,
+                         epochs=1, batch_size=8, max_length=64)
+    assert planned_steps(config) == 3  # 16 pairs and 8 passage examples (each short enough for one), 8 a step
+    reporter = RecordingReporter()
+    result = train(config, reporter)
+    assert result["train_steps"] == 3 and result["examples"] == 16
+
+
+def test_it_replays_the_base_models_own_answers_to_general_questions(tmp_path):
+    import json
+
+    from workers.heldout import load_control_set
+    from workers.train import load_replay_prompts
+
+    prompts = load_replay_prompts()
+    control = {c["question"] for c in load_control_set()}
+    assert len(prompts) >= 40 and not set(prompts) & control  # forgetting is measured on questions never replayed
+    reporter = RecordingReporter()
+    result = train(TrainConfig(base_model="tiny-gemma3", output_dir=str(tmp_path), pairs=PAIRS, max_steps=3,
+                               replay_prompts=prompts[:6], evaluate=False), reporter)
+    replayed = json.loads((tmp_path / "replay.json").read_text())
+    assert result["replayed"] == len(replayed) and 0 < len(replayed) <= 6
+    assert {r["question"] for r in replayed} <= set(prompts[:6]) and all(r["answer"] for r in replayed)

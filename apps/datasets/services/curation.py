@@ -197,7 +197,7 @@ def dataset_curate(*, dataset: Dataset, options: dict, reporter, job: Job | None
                                                  batch_size=config.judge_batch_size)
     try:
         result = curate([Example(system=p.system, question=p.question, answer=p.answer) for p in pairs], config,
-                        reporter, complete_many=complete_many)
+                        reporter, complete_many=complete_many, facts=[p.fact for p in pairs])
     finally:
         if client is not None:
             client.close()

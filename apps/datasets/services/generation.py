@@ -164,7 +164,7 @@ def qa_generate(*, dataset: Dataset, reporter, max_pairs: int | None = None, opt
             client.close()
     source = SOURCE_OF_BACKEND[generator.name]
     pairs = [QAPair(dataset=dataset, chunk=chunks[qa.chunk_index], document=chunks[qa.chunk_index].document,
-                    question=qa.question, answer=qa.answer, source=source) for qa in output.pairs]
+                    question=qa.question, answer=qa.answer, fact=qa.fact[:64], source=source) for qa in output.pairs]
     if not pairs:
         if output.errors:
             raise ReadableError(f"No question-answer pairs were made: {output.errors[0]}")

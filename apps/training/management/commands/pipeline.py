@@ -12,7 +12,6 @@ from django.core.files import File
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from workers.tiny_model import TINY_MODEL_ID
 
 LOCAL_USER_EMAIL = "local@localhost"
 
@@ -24,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("files", nargs="+", help="Documents: PDF, DOCX, PPTX, TXT, MD, HTML, CSV, JSON or JSONL")
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a summary.")
         parser.add_argument("--name", default="", help="Dataset name (default: the first file's name).")
-        parser.add_argument("--base-model", default=TINY_MODEL_ID)
+        parser.add_argument("--base-model", default=None,
+                            help="A catalogue id, Hub id or model folder (default: the best real model installed).")
         parser.add_argument("--method", default="lora", choices=["lora", "full"])
         parser.add_argument("--steps", type=int, default=None, help="Training steps.")
 
@@ -66,7 +66,9 @@ class Command(BaseCommand):
         result = {
             "documents": job.result["documents"],
             "qa_pairs": job.result["qa_pairs"],
-            **{k: job.result.get(k) for k in ("train_steps", "loss_first", "loss_last", "em_before", "em_after", "tokens_per_s")},
+            **{k: job.result.get(k) for k in ("base_model", "train_steps", "loss_first", "loss_last", "em_before",
+                                              "em_after", "recall_before", "recall_after", "unseen_before",
+                                              "unseen_after", "control_before", "control_after", "tokens_per_s")},
             "seconds": round(time.monotonic() - started, 2),
             "artifact": str(finetune_artifact_path(finetune)),
             "job": str(job.code),
@@ -74,11 +76,20 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(result))
         else:
-            self.stdout.write(
-                f"{result['documents']} document(s), {result['qa_pairs']} pairs, {result['train_steps']} steps: "
-                f"loss {result['loss_first']:.3f} → {result['loss_last']:.3f}, exact match "
-                f"{result['em_before']:.3f} → {result['em_after']:.3f} in {result['seconds']:.0f} s\n{result['artifact']}"
-            )
+            self.stdout.write(self._summary(result))
+
+    @staticmethod
+    def _summary(result: dict) -> str:
+        def change(name: str) -> str:
+            before, after = result[f"{name}_before"], result[f"{name}_after"]
+            return "not measured" if before is None else f"{before:.2f} → {after:.2f}"
+
+        return (f"{result['documents']} document(s), {result['qa_pairs']} pairs, {result['train_steps']} steps of "
+                f"{result['base_model']} in {result['seconds']:.0f} s\n"
+                f"Recall (new phrasings of trained facts, token F1): {change('recall')}\n"
+                f"Unseen facts (never trained on):                   {change('unseen')}\n"
+                f"Control (general questions; a drop is forgetting):  {change('control')}\n"
+                f"Exact match on training questions:                 {change('em')}\n{result['artifact']}")
 
     def _fail(self, as_json: bool, message: str):
         if as_json:

@@ -1,0 +1,194 @@
+"""Which models a feature may use, and what a worker loads for each: one list and one resolution, shared by prompt
+optimization, benchmarks, GRPO and the playground (and the tuned models' own base models).
+
+A model choice is a string:
+- a base model: a catalogue id (the offline PyPI copies such as "pypi/SmolLM2-135M-Instruct" included), a Hub id, or
+  a folder inside GARAGE_LOCAL_MODEL_DIRS (apps.training.services.base_model_clean says which);
+- one of the user's tuned models: "finetune:<code>".
+
+    model_choice_list_for_user(user=user)                     # what the forms offer, in this order
+    choice = model_choice_clean(user=user, choice=posted)     # when a run is created (ValidationError, Http404)
+    ref = model_choice_ref(user=run.owner, choice=choice)     # in the worker: a workers.inference.ModelRef
+
+Every name ends in workers.catalogue.model_source with the same cache folder (GARAGE_MODELS_DIR), so a PyPI copy is
+converted once for every feature, and a catalogue id never reaches `from_pretrained` as if it were a Hub id."""
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from apps.training.models import FineTune
+from workers.errors import ReadableError
+from workers.tiny_model import TINY_MODEL_ID
+
+FINETUNE_PREFIX = "finetune:"
+BASE, TUNED, TEST = "base", "tuned", "test"
+TEST_MODEL_LABEL = "Tiny test model (built from your data; for trying the platform, it learns nothing useful)"
+# The forms offer the newest tuned models only; older ones are still accepted by name.
+TUNED_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    value: str  # what forms post and the APIs take
+    label: str
+    kind: str  # BASE (an installed real model), TUNED (the user's) or TEST (the tiny model)
+
+
+def base_model_source(name: str) -> str:
+    """What `from_pretrained` loads for a base model name: the converted folder of a PyPI copy (made once, in
+    GARAGE_MODELS_DIR, where training converts it too), a Hub id, or the folder itself. Raises ReadableError when a
+    PyPI copy's package is missing on this machine."""
+    from workers.catalogue import model_source
+
+    return model_source(name, cache_dir=settings.GARAGE_MODELS_DIR)
+
+
+def installed_model_choices() -> list[ModelChoice]:
+    """The real models this server can run now (workers.catalogue: installed, or on the Hub while online), the
+    default first."""
+    from workers.catalogue import catalogue_entries
+
+    entries = [entry for entry in catalogue_entries() if not entry.test_only]
+    default = default_model_choice()
+    entries.sort(key=lambda entry: entry.id != default)  # stable: the catalogue's order otherwise
+    return [ModelChoice(entry.id, entry.label, BASE) for entry in entries]
+
+
+def default_model_choice() -> str:
+    """The model a form proposes: the best real model present for the worker's device (the catalogue decides), the
+    tiny test model only when there is none."""
+    from workers.catalogue import default_base_model
+
+    return default_base_model()
+
+
+def _finished_finetunes(*, user):
+    return FineTune.objects.filter(owner=user).exclude(artifact="").order_by("-created_at")
+
+
+def tuned_model_choices(*, user, limit: int | None = TUNED_LIMIT) -> list[ModelChoice]:
+    """The user's tuned models that finished training, newest first."""
+    finetunes = _finished_finetunes(user=user)
+    if limit is not None:
+        finetunes = finetunes[:limit]
+    return [ModelChoice(f"{FINETUNE_PREFIX}{finetune.code}", f"{finetune.name} (yours, tuned from "
+                                                              f"{_base_label(finetune.base_model)})", TUNED)
+            for finetune in finetunes]
+
+
+def model_choice_list_for_user(*, user) -> list[ModelChoice]:
+    """Every model a feature offers this user: the installed real models, the user's tuned models, and last the
+    tiny test model, labelled as such."""
+    return [*installed_model_choices(), *tuned_model_choices(user=user), ModelChoice(TINY_MODEL_ID, TEST_MODEL_LABEL, TEST)]
+
+
+def model_choice_label(choice: str) -> str:
+    """A short readable name for a stored choice (lists and titles)."""
+    if choice.startswith(FINETUNE_PREFIX):
+        try:
+            finetune = FineTune.objects.filter(code=uuid.UUID(_code(choice))).only("name").first()
+        except ValueError:
+            finetune = None
+        return finetune.name if finetune is not None else "a deleted tuned model"
+    return _base_label(choice)
+
+
+def _base_label(name: str) -> str:
+    from workers.catalogue import CATALOGUE
+
+    if name == TINY_MODEL_ID:
+        return "the tiny test model"
+    entry = CATALOGUE.get(name)
+    return entry.label if entry is not None else name
+
+
+def _code(choice: str) -> str:
+    return choice[len(FINETUNE_PREFIX):].strip()
+
+
+def model_choice_finetune(*, user, choice: str) -> FineTune | None:
+    """The user's fine-tune a "finetune:<code>" choice names (Http404 for anyone else's or an unknown code), or None
+    for a base model."""
+    from apps.training.selectors import finetune_get_for_user
+
+    if not str(choice or "").startswith(FINETUNE_PREFIX):
+        return None
+    try:
+        code = uuid.UUID(_code(choice))
+    except ValueError:
+        raise Http404("No such model.")
+    return finetune_get_for_user(user=user, code=code)
+
+
+def model_choice_clean(*, user, choice: str) -> str:
+    """The choice as it is stored: a base model that a worker may load (see base_model_clean) or one of the user's
+    tuned models that finished training. ValidationError otherwise; Http404 for someone else's tuned model."""
+    from apps.training.services import base_model_clean
+
+    choice = str(choice or "").strip()
+    finetune = model_choice_finetune(user=user, choice=choice)
+    if finetune is None:
+        return base_model_clean(name=choice)
+    if not finetune.artifact:
+        raise ValidationError(f"The model '{finetune.name}' has not finished training yet.")
+    return f"{FINETUNE_PREFIX}{finetune.code}"
+
+
+def model_choice_parts(*, user, choice: str) -> tuple[str, str | None]:
+    """(base, adapter) of a stored choice, before any name is resolved: `base` is a base model name or a folder,
+    `adapter` the LoRA adapter folder of a tuned model (None for a base model or a fully fine-tuned one). For an
+    engine that resolves names itself (GRPO trains from `base` with the adapter folded in). ReadableError when the
+    tuned model is gone."""
+    from apps.training.services import finetune_output_dir
+
+    try:
+        finetune = model_choice_finetune(user=user, choice=choice)
+    except Http404:
+        raise ReadableError("The tuned model this run uses was deleted.")
+    if finetune is None:
+        return choice, None
+    if not finetune.artifact:
+        raise ReadableError(f"The model '{finetune.name}' has not finished training.")
+    output = finetune_output_dir(finetune)
+    if finetune.method == FineTune.Method.FULL:
+        return str(output / "model"), None
+    # The tiny test model was built per fine-tune beside its outputs.
+    base = str(output / "base") if finetune.base_model == TINY_MODEL_ID else finetune.base_model
+    return base, str(output / "model")
+
+
+def model_choice_ref(*, user, choice: str, tiny: Callable[[], Path] | None = None):
+    """What a worker loads for a stored choice, as workers.inference.ModelRef. The tiny test model is the folder
+    `tiny()` builds (default: tiny_test_model). Raises ReadableError when the model cannot be had here."""
+    from workers.inference import ModelRef
+
+    if choice == TINY_MODEL_ID:
+        return ModelRef(path=str((tiny or tiny_test_model)()))
+    base, adapter = model_choice_parts(user=user, choice=choice)
+    return ModelRef(path=base_model_source(base), adapter=adapter)
+
+
+def tiny_test_model() -> Path:
+    """The tiny test model for features that do not build their own, built once (about a second) from GSM8K text so
+    that its tokenizer knows the words and digits of the problems. Built in a side folder and renamed, so a
+    half-built one is never used."""
+    from workers.benchmarks import load_gsm8k
+    from workers.tiny_model import build_tiny_gemma3
+
+    folder = Path(settings.GARAGE_ARTIFACTS_DIR) / "benchmarks" / TINY_MODEL_ID
+    if not (folder / "config.json").is_file():
+        partial = folder.with_name(f"{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        corpus = [f"{p['question']} {p['solution']}" for p in load_gsm8k("train")[:300]]
+        build_tiny_gemma3(partial, corpus)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return folder
