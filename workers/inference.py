@@ -207,6 +207,16 @@ def _prompt(tokenizer, messages) -> str:
         raise ReadableError(f"This model's chat template refused the conversation: {exc}") from exc
 
 
+TURN_ENDS = ("<end_of_turn>", "<|im_end|>")  # the turn ends of the Gemma and ChatML templates
+
+
+def _turn_text(text: str) -> str:
+    """The answer up to its turn end, for tokenizers that do not count the marker as special (GGUF conversions)."""
+    for marker in TURN_ENDS:
+        text = text.split(marker, 1)[0]
+    return text
+
+
 def _eos_ids(model, tokenizer) -> list[int]:
     """Every token that ends a turn: real Gemma models end with <end_of_turn>, which their generation config lists
     while the tokenizer's eos is <eos>; the union stops at either."""
@@ -214,6 +224,11 @@ def _eos_ids(model, tokenizer) -> list[int]:
     ids = [ids] if isinstance(ids, int) else list(ids or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
+    # A model converted from GGUF may lose its generation config: its chat template's turn end still ends a turn.
+    vocabulary = tokenizer.get_vocab()
+    for marker in TURN_ENDS:
+        if marker in vocabulary and vocabulary[marker] not in ids:
+            ids.append(vocabulary[marker])
     return ids
 
 
@@ -282,7 +297,7 @@ def answer(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens:
                                 add_special_tokens=False).to(model.device)
                 out = model.generate(**enc, **kwargs)
                 for row, i in zip(out, indices):
-                    answers[i] = tokenizer.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                    answers[i] = _turn_text(tokenizer.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True))
                 if on_batch is not None:
                     on_batch(min(start + batch_size, len(order)), len(order))
     finally:

@@ -141,3 +141,13 @@ def test_it_reloads_a_model_whose_folder_changed(base, tmp_path):
     os.rename(tmp_path / "m2", folder)
     cache.get(ref)
     assert cache.loads == 2
+
+
+def test_it_ends_a_turn_at_the_templates_marker_even_when_the_model_forgot_it(base):
+    """A model converted from GGUF can lose its generation config (eos <end_of_turn>) and count the marker as text."""
+    model, tokenizer = inference.load(base)
+    model.generation_config.eos_token_id = None
+    ids = inference._eos_ids(model, tokenizer)
+    assert tokenizer.convert_tokens_to_ids("<end_of_turn>") in ids and tokenizer.eos_token_id in ids
+    assert inference._turn_text("August 1993<end_of_turn>\nAugust 1994<end_of_turn>") == "August 1993"
+    assert inference._turn_text("Paris<|im_end|>") == "Paris" and inference._turn_text("Paris") == "Paris"
