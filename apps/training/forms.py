@@ -185,3 +185,14 @@ class PipelineForm(TrainingOptionsForm):
     field_order = ["name", "files"]
     name = forms.CharField(max_length=200, label="Dataset name", initial="My documents")
     files = MultipleFileField(label="Documents", help_text="PDF, Word (.docx), PowerPoint (.pptx), text, Markdown, HTML, CSV, JSON or JSONL files.")
+    # Steps and length follow the pairs the documents give, which exist only after generation: left empty, the
+    # pipeline decides them then (and logs why); a number typed here is kept.
+    FROM_DOCUMENTS = ("max_steps", "max_length")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.FROM_DOCUMENTS:
+            field = self.fields[name]
+            field.required, field.initial = False, None
+            field.widget.attrs.update({"data-from-documents": "1", "placeholder": "From your documents"})
+            field.help_text = "Left empty, decided from the pairs your documents give (and, on a CPU, the time budget)."

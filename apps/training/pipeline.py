@@ -11,13 +11,13 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from apps.core.models import Job, JobEvent
-from apps.core.services import job_enqueue, job_finish
+from apps.core.services import job_enqueue, job_event_add, job_finish
 from apps.core.signals import job_finished
 from apps.datasets.models import Dataset
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
 from apps.evaluation.heldout import heldout_evaluation_after_training
 from apps.training.models import FineTune
-from apps.training.plans import training_defaults
+from apps.training.plans import plan_options, training_plan
 from apps.training.services import base_model_clean, finetune_create_from_dataset, finetune_options
 from workers.catalogue import default_base_model
 
@@ -98,8 +98,12 @@ def _advance(job: Job) -> None:
                                       f"more text, or write pairs by hand on the dataset page.")
             # Settings the person left out follow the model, the pairs just made and the worker's time budget.
             base_model, method = parent.config["base_model"], parent.config["method"]
-            options = training_defaults(base_model=base_model, method=method, dataset=dataset,
-                                        chosen=parent.config["options"])
+            plan = training_plan(base_model=base_model, method=method, dataset=dataset,
+                                 chosen=parent.config["options"],
+                                 document_text=(parent.config["options"] or {}).get("document_text"))
+            for line in plan["warnings"] + plan["reasons"]:  # shown in the pipeline's log before training starts
+                job_event_add(job=parent, type=JobEvent.Type.LOG, data={"line": line})
+            options = plan_options(plan, parent.config["options"])
             finetune = finetune_create_from_dataset(owner=parent.owner, dataset=dataset, note="Frozen by the pipeline",
                                                     base_model=base_model, method=method, options=options, parent=parent)
             _mark_span(finetune.job, Job.Kind.TRAIN)

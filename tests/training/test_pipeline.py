@@ -107,3 +107,15 @@ def test_it_says_no_question_could_be_made_and_keeps_no_empty_version(alice):
     assert pipeline.status == Job.Status.FAILED
     assert pipeline.error_message.startswith("No question could be made from notes.txt")
     assert not DatasetVersion.objects.exists() and not pipeline.children.filter(kind=Job.Kind.TRAIN).exists()
+
+
+def test_it_logs_why_it_trains_as_it_does_and_warns_about_too_few_pairs(alice):
+    from apps.core.models import JobEvent
+
+    pipeline = _start(alice, "a.txt")
+    job_finish(job=pipeline.children.get(), status=Job.Status.SUCCEEDED)
+    QAPair.objects.create(dataset_id=pipeline.config["dataset"], question="What is the capital?", answer="Eldhavn.")
+    job_finish(job=pipeline.children.get(kind=Job.Kind.GENERATE), status=Job.Status.SUCCEEDED)
+    lines = [e.data["line"] for e in pipeline.events.filter(type=JobEvent.Type.LOG)]
+    assert any(line.startswith("Only 1 pair") for line in lines), lines
+    assert any("epoch" in line for line in lines) and pipeline.children.filter(kind=Job.Kind.TRAIN).exists()

@@ -109,6 +109,8 @@
     function show(plan) {
       SETTINGS.forEach(function (name) {
         var field = form.elements[name];
+        // Fields decided from documents not read yet (the pipeline form) stay empty until the person types.
+        if (field && field.dataset.fromDocuments) return;
         if (field && !touched[name] && plan.options[name] !== undefined) field.value = plan.options[name];
       });
       summary.textContent = plan.summary;
