@@ -346,8 +346,11 @@ def stream(ref: ModelRef, messages: list[dict], *, max_new_tokens: int = 256, te
     thread.start()
     try:
         for piece in streamer:
-            if piece:
-                yield piece
+            answer_piece = _turn_text(piece)  # a turn marker decoded as text ends the answer (see _turn_text)
+            if answer_piece:
+                yield answer_piece
+            if answer_piece != piece:
+                break
     finally:
         stopped.set()  # the caller stopped early (closed generator) or we are done: either way end generation
         thread.join()
