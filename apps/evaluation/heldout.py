@@ -23,10 +23,10 @@ from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_event_add
 from apps.datasets.models import VersionExample
 from apps.evaluation.models import HeldoutEvaluation, HeldoutItem
+from apps.evaluation.selectors import group_figures
 from apps.training.models import FineTune
 from apps.training.services import finetune_system_prompt
 from workers.errors import ReadableError
-from workers.heldout import load_control_set
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,8 @@ def heldout_evaluation_examples(*, finetune: FineTune) -> tuple[list[VersionExam
             chosen.append(example)
     engine = [{"question": e.question, "answer": e.answer, "group": GROUP_OF_SPLIT[e.split],
                "system": finetune_system_prompt(finetune, e.system)} for e in chosen]
+    from workers.heldout import load_control_set  # engine code: imported where the worker runs it, as below
+
     control = load_control_set() if django_settings.GARAGE_EVAL_CONTROL else []
     # The control questions are asked as they come, with the fine-tune's system prompt: the way its users ask.
     engine += [{**c, "system": finetune_system_prompt(finetune)} for c in control]
@@ -264,14 +266,6 @@ def heldout_evaluation_run(*, evaluation: HeldoutEvaluation, reporter, answer_ba
 
             clear_cache()
     return heldout_evaluation_store(evaluation=evaluation, examples=examples, asked=asked, result=result)
-
-
-def group_figures(group: dict | None) -> dict | None:
-    """One report group's headline figures: {"n", "token_f1": {"base", "tuned"}, "exact_match": {...}}."""
-    if not group:
-        return None
-    return {"n": group["n"], **{metric: {"base": round(group["base"][metric], 4), "tuned": round(group["tuned"][metric], 4)}
-                                for metric in ("token_f1", "exact_match")}}
 
 
 def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[VersionExample | None], asked: list[dict],

@@ -34,3 +34,10 @@ def benchmark_runs_for_comparison(*, user, codes: list[str], benchmark: str | No
     return list(benchmark_run_list_for_user(user=user, benchmark=benchmark)
                 .filter(job__status=Job.Status.SUCCEEDED).order_by("-created_at")[:20])
 
+
+def group_figures(group: dict | None) -> dict | None:
+    """One report group's headline figures: {"n", "token_f1": {"base", "tuned"}, "exact_match": {...}}."""
+    if not group:
+        return None
+    return {"n": group["n"], **{metric: {"base": round(group["base"][metric], 4), "tuned": round(group["tuned"][metric], 4)}
+                                for metric in ("token_f1", "exact_match")}}

@@ -1,6 +1,8 @@
 """The three figures that say whether a model learned its documents: recall, unseen facts and control."""
 from django import template
 
+from apps.evaluation.selectors import group_figures
+
 register = template.Library()
 
 # A control score that fell by more than this is shown as forgetting; the issue's target allows 0.05.
@@ -47,7 +49,4 @@ def learning_summary(finetune):
 def learning_summary_of(results: dict):
     """A report's own figures, from its stored results ({"groups": {group: {"n", "base": {...}, "tuned": {...}}}})."""
     groups = (results or {}).get("groups") or {}
-    figures = {key: {"n": group["n"], **{metric: {"base": group["base"][metric], "tuned": group["tuned"][metric]}
-                                        for metric in ("token_f1", "exact_match")}}
-               for key, group in groups.items()}
-    return {"rows": learning_rows(figures), "report": None}
+    return {"rows": learning_rows({key: group_figures(group) for key, group in groups.items()}), "report": None}
