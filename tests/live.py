@@ -82,12 +82,13 @@ def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15):
 
 
 @contextmanager
-def celery_worker(queues: str = "default,gpu,inference", concurrency: int = 2, name: str = "test", log_path: Path | None = None, **env):
-    """A real Celery worker process (prefork) on the test database; yields the Popen."""
+def celery_worker(queues: str = "default,gpu,inference", concurrency: int = 2, name: str = "test", log_path: Path | None = None,
+                  pool: str = "prefork", **env):
+    """A real Celery worker process on the test database; yields the Popen."""
     log_path = log_path or Path(settings.VAR_DIR) / f"worker-{name}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "garage", "worker", "-Q", queues, "-c", str(concurrency),
+            [sys.executable, "-m", "celery", "-A", "garage", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
              "-n", f"{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
             cwd=ROOT, env=child_env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

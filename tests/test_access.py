@@ -45,7 +45,8 @@ API_POST = ["/api/v1/finetunes/{finetune}/exports/", "/api/v1/datasets/{dataset}
             "/api/v1/datasets/{dataset}/versions/"]
 # Other methods than GET and POST: (method, url).
 API_WRITE = [("patch", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("put", "/api/v1/datasets/{dataset}/pairs/{pair}/"),
-             ("delete", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("patch", "/api/v1/versions/{version}/")]
+             ("delete", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("patch", "/api/v1/versions/{version}/"),
+             ("delete", "/api/v1/datasets/{dataset}/")]
 PAGES = ["/datasets/{dataset}/", "/jobs/{job}/", "/training/{finetune}/", "/training/{finetune}/download/",
          "/training/{finetune}/outputs/adapter/download/",
          "/datasets/{dataset}/export/?style=messages", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/versions/{version}/",
@@ -57,7 +58,7 @@ PAGE_POSTS = ["/training/{finetune}/exports/", "/datasets/{dataset}/generate/", 
               "/datasets/{dataset}/pairs/add/", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/{dataset}/pairs/{pair}/delete/",
               "/datasets/{dataset}/pairs/{pair}/restore/", "/datasets/{dataset}/restore/", "/datasets/{dataset}/curate/",
               "/datasets/{dataset}/import/", "/datasets/{dataset}/freeze/", "/datasets/versions/{version}/note/",
-              "/datasets/versions/{version}/train/", "/prompts/saved/{prompt}/delete/"]
+              "/datasets/versions/{version}/train/", "/prompts/saved/{prompt}/delete/", "/datasets/{dataset}/delete/"]
 
 
 def test_it_serves_the_owner(alices_things, alice_api, alice_client):
@@ -67,7 +68,7 @@ def test_it_serves_the_owner(alices_things, alice_api, alice_client):
         assert alice_client.get(url.format(**alices_things)).status_code == 200, url
 
 
-def test_it_answers_404_to_strangers(alices_things, bob, bob_api, client):
+def test_it_answers_404_to_strangers(alices_things, alice_api, bob, bob_api, client):
     client.force_login(bob)
     for url in API:
         assert bob_api.get(url.format(**alices_things)).status_code == 404, url
@@ -81,6 +82,9 @@ def test_it_answers_404_to_strangers(alices_things, bob, bob_api, client):
         assert client.post(url.format(**alices_things)).status_code == 404, url
     assert bob_api.get("/api/v1/datasets/").json()["results"] == []
     assert bob_api.get("/api/v1/jobs/").json()["results"] == []
+    # The stranger's deletes touched nothing of Alice's.
+    for url in API:
+        assert alice_api.get(url.format(**alices_things)).status_code == 200, url
 
 
 def test_it_asks_anonymous_visitors_to_sign_in(alices_things, client):
@@ -91,3 +95,16 @@ def test_it_asks_anonymous_visitors_to_sign_in(alices_things, client):
     for url in PAGES:
         response = client.get(url.format(**alices_things))
         assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+@pytest.mark.parametrize("code", ["zzz", "", "0" * 40])
+def test_it_answers_404_to_codes_that_are_no_codes(alice, code):
+    from django.http import Http404
+
+    from apps.core.selectors import job_get_for_user
+    from apps.datasets.selectors import dataset_get_for_user
+    from apps.training.selectors import finetune_get_for_user
+
+    for get in (job_get_for_user, dataset_get_for_user, finetune_get_for_user):
+        with pytest.raises(Http404):
+            get(user=alice, code=code)

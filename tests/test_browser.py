@@ -25,7 +25,7 @@ def test_it_goes_from_sign_in_to_downloaded_model(alice, server, worker, browser
     form.locator("input[name=files]").set_input_files(str(SAMPLE))
     # The test model (the suite never trains a real one): the form then proposes its settings, a rate of 0.01.
     form.locator("select[data-role=model-select]").select_option("tiny-gemma3")
-    page.wait_for_function("document.querySelector('form[data-role=pipeline-form] input[name=learning_rate]').value"
+    page.wait_for_function("() => document.querySelector('form[data-role=pipeline-form] input[name=learning_rate]').value"
                            " === '0.01'")
     form.locator("button[type=submit]").click()
     page.wait_for_url("**/jobs/*/")

@@ -23,6 +23,31 @@ def test_it_starts_and_reuses_the_embedded_redis(tmp_path, monkeypatch):
         redis.Redis.from_url(url).shutdown(nosave=True)
 
 
+def test_it_keeps_queued_messages_when_the_embedded_redis_is_killed_and_started_again(tmp_path, monkeypatch):
+    import os
+    import signal
+    import time
+
+    monkeypatch.setenv("GARAGE_VAR_DIR", str(tmp_path))
+    monkeypatch.setattr(embedded, "EMBEDDED_REDIS_PORT", 6397)
+    url = embedded.start_embedded_redis()
+    try:
+        client = redis.Redis.from_url(url)
+        client.lpush("default", "a job's message")  # as the broker queues a task
+        time.sleep(1.5)  # the append-only file is flushed every second
+        pid = int((tmp_path / "redis" / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)  # a crash: no snapshot is written on the way out
+        for _ in range(100):
+            if not embedded.reachable(url):
+                break
+            time.sleep(0.05)
+        assert embedded.start_embedded_redis() == url
+        assert redis.Redis.from_url(url).lrange("default", 0, -1) == [b"a job's message"]
+        assert (tmp_path / "redis" / "appendonly.aof").exists()
+    finally:
+        redis.Redis.from_url(url).shutdown(nosave=True)
+
+
 def test_it_refuses_an_unreachable_redis_url(monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     with pytest.raises(SystemExit, match="nothing answers there"):

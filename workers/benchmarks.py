@@ -19,11 +19,12 @@ from typing import Callable
 
 from workers.answers import answers_match, extract_answer, reference_answer
 from workers.errors import Cancelled, ReadableError
+from workers.records import HUB_ID, hub_dataset_id_check
 from workers.reporting import Reporter
 
 GSM8K_DIR = Path(__file__).resolve().parent.parent / "data" / "gsm8k"
 AIME_DEFAULT_SOURCE = "HuggingFaceH4/aime_2024"
-HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w-]*(?:\.[\w-]+)*/[A-Za-z0-9][\w-]*(?:\.[\w-]+)*$")
+HUB_ID_RE = HUB_ID  # the one pattern of Hub dataset ids (apps.evaluation checks sources with it)
 BENCHMARKS = {"gsm8k": "GSM8K (grade-school maths, 1,319 test problems)",
               "aime": "AIME (competition maths; answers are integers from 0 to 999)"}
 
@@ -133,10 +134,11 @@ def load_aime(source: str = "", split: str = "") -> list[dict]:
     path = Path(source).expanduser()
     if path.suffix in (".jsonl", ".json"):
         rows = _read_jsonl(path)
-    elif not HUB_ID_RE.match(source) or path.exists():
-        # load_dataset would read a local folder of that name: only Hub ids are passed on.
-        raise ReadableError(f"'{source}' is not a Hugging Face dataset id (owner/name) or a JSONL file.")
     else:
+        try:
+            source = hub_dataset_id_check(source)  # never a local folder, which load_dataset would prefer
+        except ReadableError:
+            raise ReadableError(f"'{source}' is not a Hugging Face dataset id (owner/name) or a JSONL file.") from None
         try:
             from datasets import load_dataset
 

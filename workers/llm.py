@@ -18,7 +18,12 @@ Stable API (others build on it):
   exponential backoff and full jitter; a `Retry-After` header (seconds or an HTTP date) is honoured.
 - 401/403/404 and other 4xx are not retried: they raise (or return) a readable LLMError that names the
   likely cause (wrong key, model or URL). No message ever contains the API key: it travels only in the
-  Authorization header, and anything the server echoes back is redacted before it is shown.
+  Authorization header. Messages give the HTTP status and an explanation written here, never the server's
+  response body: the endpoint is the user's choice, and its answer may be anything (a private page, or the key
+  quoted back).
+- `transport`: an httpx transport, such as workers.outbound.GuardedTransport, which checks the address of every
+  connection; a refused address comes back as a readable, non-retried LLMError. With a transport given, proxy
+  settings from the environment are ignored, because httpx would send proxied requests around the transport.
 - `complete_many` runs at most `concurrency` requests at once and calls `on_result(result)` in the
   calling thread as each finishes (so the callback may write to a database or a reporter). If the callback
   raises (for instance Cancelled), requests not yet started are dropped, the ones already sent finish and
@@ -39,6 +44,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from workers.errors import ReadableError
+from workers.outbound import OutboundRefused
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +157,7 @@ class ChatClient:
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-                                  transport=transport, follow_redirects=False)
+                                  transport=transport, trust_env=transport is None, follow_redirects=False)
         self._sleep = time.sleep  # tests may replace it to check the waits without waiting
 
     def __repr__(self):  # the key stays out of reprs, and so out of tracebacks and logs
@@ -218,6 +224,8 @@ class ChatClient:
     def _send_once(self, body: dict):
         try:
             response = self._http.post(self.endpoint, json=body)
+        except OutboundRefused as exc:  # the guard refused the address: no retry can change that
+            raise LLMError(str(exc))
         except httpx.TimeoutException:
             raise LLMError(f"The endpoint {self.base_url} did not answer within {self.timeout:.0f} seconds.",
                            retryable=True)
@@ -247,8 +255,9 @@ class ChatClient:
         return content or "", response.status_code, usage
 
     def _http_error(self, response: httpx.Response) -> LLMError:
+        """A readable error for an HTTP error status: the status and an explanation written here. The response body
+        is never repeated: it is whatever the endpoint chose to send (see the module docstring)."""
         status = response.status_code
-        detail = self._server_message(response)
         if status == 401:
             message = (f"The endpoint {self.base_url} refused the API key (401 Unauthorized). "
                        "Check the key saved for this provider.")
@@ -258,28 +267,18 @@ class ChatClient:
         elif status == 404:
             message = (f"The endpoint answered 404 Not Found: check the base URL {self.base_url} "
                        f"(it usually ends in /v1) and the model name '{self.model}'.")
+        elif status == 400:
+            message = (f"The endpoint {self.base_url} refused the request (400 Bad Request): the text may be too long "
+                       f"for the model '{self.model}', or the endpoint may not support an option that was sent.")
         elif status == 429:
             message = f"The endpoint {self.base_url} kept rate limiting the requests (429 Too Many Requests)."
         elif status >= 500:
             message = f"The endpoint {self.base_url} had a server error ({status})."
         else:
             message = f"The endpoint {self.base_url} refused the request ({status})."
-        if detail:
-            message = f"{message} It said: {detail}"
         error = LLMError(message, status=status, retryable=status in RETRYABLE_STATUSES or status >= 500)
         error.retry_after = parse_retry_after(response.headers.get("retry-after"))
         return error
-
-    def _server_message(self, response: httpx.Response) -> str:
-        """The server's own explanation, short and with the key blanked out (some servers quote it back)."""
-        try:
-            data = response.json()
-            error = data.get("error", data) if isinstance(data, dict) else data
-            text = error.get("message", "") if isinstance(error, dict) else str(error)
-        except ValueError:
-            text = response.text
-        text = " ".join(str(text or "").split())[:300]
-        return self._redact(text)
 
     def _redact(self, text: str) -> str:
         if self._api_key and len(self._api_key) >= 4:

@@ -23,6 +23,7 @@ import codecs
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -255,12 +256,25 @@ def record_columns(records: list[dict]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- files
 
 
-def decode_bytes(data: bytes) -> str:
-    """Text of a data file: a BOM decides, else UTF-8, else cp1252 (what older spreadsheet exports use)."""
-    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-                          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+# UTF-32 first: its little-endian mark begins with UTF-16's.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"), (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+         (codecs.BOM_UTF8, "utf-8", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+         (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"))
+
+
+def decode_bytes(data: bytes, filename: str = "") -> str:
+    """Text of a data file: a BOM decides, else UTF-8, else cp1252 (what older spreadsheet exports use).
+
+    A file whose byte order mark promises an encoding its bytes then break (cut in the middle of a character,
+    a lone surrogate) is a ReadableError: guessing another encoding would import garbled text."""
+    for bom, encoding, label in _BOMS:
         if data.startswith(bom):
-            return data.decode(encoding)
+            try:
+                return data[len(bom):].decode(encoding)
+            except UnicodeDecodeError as exc:
+                name = f"'{filename}'" if filename else "This file"
+                raise ReadableError(f"{name} starts with a {label} byte order mark, but byte {exc.start + len(bom):,} "
+                                    f"is not valid {label}. Save it again as UTF-8.") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -280,60 +294,138 @@ def json_records(value) -> list:
 
 
 RECORD_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet")
+MB = 1024 * 1024
 
 
-def load_records(data: bytes, filename: str) -> tuple[str, list]:
-    """Parse a JSON, JSONL, CSV/TSV or Parquet file into records. Returns (format, records); ReadableError when it cannot."""
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much of a data file is read into memory. The server passes its settings (GARAGE_IMPORT_MAX_ROWS,
+    GARAGE_IMPORT_MAX_MB); a file beyond a limit ends in a ReadableError before it is parsed whole, since a
+    few kilobytes of Parquet or JSON can otherwise expand to gigabytes of Python objects."""
+
+    max_rows: int = 100_000
+    max_bytes: int = 256 * MB  # text of a JSON/CSV file, or decoded column data of a Parquet file
+    max_depth: int = 32  # nesting of JSON values; chat records need about six levels
+    max_field_chars: int = 131_072  # one CSV field: the csv module's default; pairs keep at most 100,000 anyway
+
+
+def _too_many_rows(filename: str, limits: ReadLimits, rows: int | None = None) -> ReadableError:
+    counted = f"{rows:,} rows" if rows is not None else "more rows than that"
+    return ReadableError(f"'{filename}' has {counted}; imports take at most {limits.max_rows:,} "
+                         "(the server's GARAGE_IMPORT_MAX_ROWS). Split the file and import the parts.")
+
+
+def _too_big(filename: str, limits: ReadLimits) -> ReadableError:
+    return ReadableError(f"'{filename}' holds more than {limits.max_bytes // MB:,} MB of data once unpacked; imports take "
+                         "at most that much (the server's GARAGE_IMPORT_MAX_MB). Split the file and import the parts.")
+
+
+def load_records(data: bytes, filename: str, limits: ReadLimits | None = None) -> tuple[str, list]:
+    """Parse a JSON, JSONL, CSV/TSV or Parquet file into records within `limits` (defaults: ReadLimits()).
+    Returns (format, records); ReadableError when it cannot, or when the file is beyond a limit."""
+    limits = limits or ReadLimits()
     suffix = PurePath(filename or "").suffix.lower()
     if not data.strip():
         raise ReadableError(f"'{filename}' is empty.")
     if suffix == ".parquet" or data[:4] == b"PAR1":
-        return ("parquet", _parquet_records(data, filename))
-    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return ("parquet", _parquet_records(data, filename, limits))
+    if len(data) > limits.max_bytes:
+        raise _too_big(filename, limits)
+    if b"\x00" in data[:4096] and not data.startswith(tuple(bom for bom, _, label in _BOMS if label != "UTF-8")):
         raise ReadableError(f"'{filename}' looks binary, not like JSON, JSONL or CSV.")
-    text = decode_bytes(data)
+    text = decode_bytes(data, filename)
     stripped = text.lstrip()
     if suffix in {".csv", ".tsv"} or (suffix not in {".json", ".jsonl", ".ndjson"} and stripped[:1] not in "[{"):
-        return ("csv", _csv_records(text, tab=suffix == ".tsv"))
+        return ("csv", _csv_records(text, tab=suffix == ".tsv", filename=filename, limits=limits))
     if suffix in {".jsonl", ".ndjson"} or (suffix != ".json" and "\n{" in stripped and not stripped.startswith("[")):
-        return ("jsonl", _jsonl_records(text))
+        return ("jsonl", _jsonl_records(text, filename, limits))
     try:
-        value = json.loads(text)
-        if not isinstance(value, (list, dict)):
-            raise ReadableError("This JSON file holds a single value, not records.")
-        return ("json", json_records(value))
+        value = _json_value(text, filename, limits)
     except json.JSONDecodeError as exc:
         # A .json file that is really JSON Lines is common; try that before giving up.
         try:
-            return ("jsonl", _jsonl_records(text))
+            return ("jsonl", _jsonl_records(text, filename, limits))
         except ReadableError:
             raise ReadableError(f"'{filename}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.")
+    if not isinstance(value, (list, dict)):
+        raise ReadableError("This JSON file holds a single value, not records.")
+    records = json_records(value)
+    if len(records) > limits.max_rows:
+        raise _too_many_rows(filename, limits, len(records))
+    return ("json", records)
 
 
-def _parquet_records(data: bytes, filename: str) -> list[dict]:
+def _json_value(text: str, filename: str, limits: ReadLimits, line: int | None = None):
+    """json.loads, with nesting deeper than the limit refused (the C parser itself stops near Python's
+    recursion limit with a RecursionError, which is answered the same way)."""
+    where = f"'{filename}' line {line}" if line is not None else f"'{filename}'"
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ReadableError(f"{where} is nested too deeply to read.") from None
+    # Walk the containers breadth-first: no recursion, and it stops at the first level past the limit.
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > limits.max_depth:
+            raise ReadableError(f"{where} is nested more than {limits.max_depth} levels deep; training records need far fewer.")
+        level = [child for item in level if isinstance(item, (list, dict))
+                 for child in (item.values() if isinstance(item, dict) else item) if isinstance(child, (list, dict))]
+    return value
+
+
+def _parquet_records(data: bytes, filename: str, limits: ReadLimits) -> list[dict]:
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pyarrow comes with `datasets`; a slim install may lack it
         raise ReadableError("Parquet files need the pyarrow package, which this server lacks. Export the data as JSONL or CSV.")
     try:
-        return pq.read_table(io.BytesIO(data)).to_pylist()
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        metadata = parquet.metadata
+        chunk_sizes = [metadata.row_group(g).column(c).total_uncompressed_size
+                       for g in range(metadata.num_row_groups) for c in range(metadata.num_columns)]
     except Exception as exc:  # pyarrow raises several unrelated types for damaged files
         raise ReadableError(f"'{filename}' is not a readable Parquet file ({type(exc).__name__}).")
+    # The footer tells the row count and the unpacked size of every column chunk: refuse before reading.
+    if metadata.num_rows > limits.max_rows:
+        raise _too_many_rows(filename, limits, metadata.num_rows)
+    if sum(chunk_sizes) > limits.max_bytes:
+        raise _too_big(filename, limits)
+    # A dictionary-encoded value is stored once but decoded for every row that uses it, so the footer's sizes can
+    # understate the decoded data a thousandfold. Read in batches small enough that one batch of the largest
+    # values stays within the limit, and stop as soon as the decoded total passes it.
+    batch_rows = max(1, min(1024, limits.max_bytes // max(1, 2 * max(chunk_sizes, default=1))))
+    records, decoded = [], 0
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_rows):
+            decoded += batch.nbytes
+            if decoded > limits.max_bytes:
+                raise _too_big(filename, limits)
+            records.extend(batch.to_pylist())
+    except ReadableError:
+        raise
+    except Exception as exc:
+        raise ReadableError(f"'{filename}' is not a readable Parquet file ({type(exc).__name__}).")
+    return records
 
 
-def _jsonl_records(text: str) -> list:
+def _jsonl_records(text: str, filename: str = "", limits: ReadLimits | None = None) -> list:
+    limits = limits or ReadLimits()
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(records) >= limits.max_rows:
+            raise _too_many_rows(filename, limits)
         try:
-            records.append(json.loads(line))
+            records.append(_json_value(line, filename, limits, line=number))
         except json.JSONDecodeError as exc:
             raise ReadableError(f"Line {number} is not valid JSON: {exc.msg} at column {exc.colno}.")
     return records
 
 
-def _csv_records(text: str, tab: bool = False) -> list[dict]:
+def _csv_records(text: str, tab: bool = False, filename: str = "", limits: ReadLimits | None = None) -> list[dict]:
+    limits = limits or ReadLimits()
     sample = text[:8192]
     if tab:
         delimiter = "\t"
@@ -343,12 +435,29 @@ def _csv_records(text: str, tab: bool = False) -> list[dict]:
         except csv.Error:
             delimiter = ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    if not reader.fieldnames or not any(name and name.strip() for name in reader.fieldnames):
-        raise ReadableError("This CSV file has no header row naming its columns.")
     try:
-        return [{(k or "").strip(): v for k, v in row.items() if k is not None} for row in reader]
+        fieldnames = reader.fieldnames
     except csv.Error as exc:
         raise ReadableError(f"This CSV file could not be read: {exc}.")
+    if not fieldnames or not any(name and name.strip() for name in fieldnames):
+        raise ReadableError("This CSV file has no header row naming its columns.")
+    records = []
+    field_too_long = ReadableError(f"'{filename}' has a field longer than {limits.max_field_chars:,} characters, more "
+                                   "than a question or an answer can hold.")
+    try:
+        for row in reader:
+            if len(records) >= limits.max_rows:
+                raise _too_many_rows(filename or "This CSV file", limits)
+            # csv's own field limit is one setting for the whole process (other readers raise it), so the
+            # import checks its own.
+            if any(len(v) > limits.max_field_chars for v in row.values() if isinstance(v, str)):
+                raise field_too_long
+            records.append({(k or "").strip(): v for k, v in row.items() if k is not None})
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise field_too_long from None
+        raise ReadableError(f"This CSV file could not be read: {exc}.")
+    return records
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -387,14 +496,29 @@ def to_jsonl(examples: Iterable[Example], style: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- the Hub
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
+# owner/name only: a bare name such as "json", "csv" or "imagefolder" is one of the `datasets` library's own
+# builders, which reads data files from the working directory instead of the Hub.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w-]*(?:\.[\w-]+)*/[A-Za-z0-9][\w-]*(?:\.[\w-]+)*$")
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def hub_dataset_id_check(dataset_id: str) -> str:
+    """The id when it can only name a dataset on the Hugging Face Hub; ReadableError otherwise.
+
+    `datasets.load_dataset(id)` reads a local file or folder of that name, relative to the working directory,
+    before it asks the Hub. A worker's working directory may hold every user's uploads (var/media), so an id
+    that exists as a local path is refused: checked where the data is loaded, in the process that loads it."""
+    dataset_id = (dataset_id or "").strip()
+    if len(dataset_id) > 200 or not HUB_ID.match(dataset_id):
+        raise ReadableError(f"'{dataset_id[:200]}' is not a Hugging Face dataset id such as 'openai/gsm8k'.")
+    if os.path.lexists(dataset_id):
+        raise ReadableError(f"'{dataset_id}' is also the name of a folder on this server, so it is not read: "
+                            "only datasets on the Hugging Face Hub can be imported by id.")
+    return dataset_id
 
 
 def hub_offline(environ=None) -> bool:
     """Whether the Hugging Face libraries were told to stay offline (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE)."""
-    import os
-
     environ = os.environ if environ is None else environ
     return any(str(environ.get(name, "")).strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
@@ -407,8 +531,7 @@ def load_hub_records(dataset_id: str, *, split: str = "train", config: str | Non
     dataset ends at once in a ReadableError instead of a long wait inside `datasets.load_dataset`."""
     import itertools
 
-    if not HUB_ID.match(dataset_id or ""):
-        raise ReadableError(f"'{dataset_id}' is not a Hugging Face dataset id such as 'openai/gsm8k'.")
+    dataset_id = hub_dataset_id_check(dataset_id)
     if hub_offline():
         raise ReadableError("This server is set to work offline (HF_HUB_OFFLINE), so datasets cannot be fetched "
                             "from the Hugging Face Hub. Download the data elsewhere and import the file instead.")

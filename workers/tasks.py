@@ -44,10 +44,12 @@ def curate(job, reporter):
 
 @job_task(Job.Kind.IMPORT, soft_time_limit=1800)
 def import_examples(job, reporter):
+    """Import training examples from a stored file or a Hub dataset (queue `default`). Side effects: see
+    apps.datasets.services.dataset_import_run (pairs created; the file's Document marked ready or failed)."""
     from apps.datasets.models import Dataset
-    from apps.datasets.services import dataset_import_hub
+    from apps.datasets.services import dataset_import_run
 
-    return dataset_import_hub(dataset=Dataset.objects.get(pk=job.config["dataset"]), job_config=job.config, reporter=reporter)
+    return dataset_import_run(dataset=Dataset.objects.get(pk=job.config["dataset"]), job_config=job.config, reporter=reporter)
 
 
 @job_task(Job.Kind.TRAIN)
@@ -158,6 +160,8 @@ def inference_generate(**request):
 
 @app.task(name="core.reap_jobs", ignore_result=True)
 def reap_jobs():
+    """Fail or resume jobs whose worker died, send again the messages the broker lost, and dispatch waiting GPU jobs.
+    Routed to queue `control` (garage.celery), whose worker runs nothing long."""
     from apps.core.scheduling import gpu_dispatch
 
     reaped = jobs_reap()

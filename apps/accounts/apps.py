@@ -8,4 +8,5 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         # Registers the OpenAPI descriptions of the authentication classes with drf-spectacular.
-        from apps.accounts import schema  # noqa: F401
+        from apps.accounts import checks, schema  # noqa: F401
+        # (checks registers the system checks of this app.)

@@ -44,6 +44,15 @@ def emulator_host() -> str:
     return os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", "")
 
 
+def can_check_revocation() -> bool:
+    """Whether revoked tokens and disabled Firebase users can be told apart from live ones here.
+
+    That is read from Google's Identity Toolkit API, which answers a service account only (FIREBASE_CREDENTIALS_FILE),
+    or from the Auth emulator.
+    """
+    return bool(settings.FIREBASE_CREDENTIALS_FILE or emulator_host())
+
+
 def get_app() -> firebase_admin.App:
     """The firebase-admin app for the configured project, created on first use."""
     global _built_from
@@ -74,5 +83,10 @@ def get_app() -> firebase_admin.App:
 
 
 def verify_id_token(id_token: str) -> dict:
-    """The verified claims of a Firebase ID token (firebase-admin's exceptions pass through)."""
-    return auth.verify_id_token(id_token, app=get_app(), clock_skew_seconds=CLOCK_SKEW_SECONDS)
+    """The verified claims of a Firebase ID token (firebase-admin's exceptions pass through).
+
+    Also asks Firebase whether the user's tokens were revoked (a password change, a sign-out everywhere, an
+    administrator's revoke) or the user disabled since this token was issued: a stolen token must stop working then,
+    not an hour later when it expires.
+    """
+    return auth.verify_id_token(id_token, app=get_app(), check_revoked=True, clock_skew_seconds=CLOCK_SKEW_SECONDS)

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from firebase_admin import auth as firebase_auth
+from firebase_admin import exceptions as firebase_exceptions
+from google.auth import exceptions as google_auth_exceptions
 
 from apps.accounts import firebase
 from apps.accounts.models import (
@@ -85,6 +87,13 @@ def _firebase_claims(id_token: str) -> dict:
         raise FirebaseSignInError("Firebase sign-in is not enabled on this server.")
     if not isinstance(id_token, str) or not id_token.strip():
         raise FirebaseSignInError("No Firebase ID token was sent.")
+    if not firebase.can_check_revocation():
+        # Accepting tokens without that check would keep a revoked (stolen) token working until it expires.
+        logger.error("Firebase sign-in is refused: set FIREBASE_CREDENTIALS_FILE to a service account key of the "
+                     "Firebase project, so that revoked tokens and disabled users can be recognised.")
+        raise FirebaseUnavailableError(
+            "Firebase sign-in is not fully set up on this server. Ask its administrator, or sign in with your password."
+        )
     try:
         return firebase.verify_id_token(id_token.strip())
     # Only the exception's class is logged: firebase-admin quotes the token in some of its messages.
@@ -92,6 +101,10 @@ def _firebase_claims(id_token: str) -> dict:
         raise FirebaseSignInError("Your Firebase sign-in has expired. Sign in again to get a fresh token.")
     except firebase_auth.RevokedIdTokenError:
         raise FirebaseSignInError("This Firebase sign-in was revoked. Sign in again.")
+    except firebase_auth.UserDisabledError:
+        raise FirebaseSignInError("Your Firebase account is disabled.")
+    except firebase_auth.UserNotFoundError:
+        raise FirebaseSignInError("Your Firebase account no longer exists.")
     except firebase_auth.CertificateFetchError as exc:
         logger.warning("Could not fetch Google's Firebase certificates (%s).", type(exc).__name__)
         raise FirebaseUnavailableError("Firebase sign-in cannot be checked right now. Try again in a minute.")
@@ -101,15 +114,20 @@ def _firebase_claims(id_token: str) -> dict:
             "This Firebase ID token is not valid for this server: it is malformed, badly signed, "
             "or issued for another Firebase project."
         )
+    except (firebase_exceptions.FirebaseError, google_auth_exceptions.GoogleAuthError) as exc:
+        # The revocation lookup failed: Google unreachable, or the service account refused.
+        logger.warning("Could not check a Firebase user's revocation status (%s).", type(exc).__name__)
+        raise FirebaseUnavailableError("Firebase sign-in cannot be checked right now. Try again in a minute.")
 
 
 def user_from_firebase_token(*, id_token: str) -> User:
     """The user a verified Firebase ID token belongs to, created on their first sign-in.
 
-    Looks the user up by Firebase uid, then by email when Firebase says the email is verified.
+    Looks the user up by Firebase uid, then by email, which Firebase must say is verified.
     Side effects: may create a User (with no usable password) or record the Firebase uid on an
-    existing one. An unverified email never grants access to an existing account, or anyone could
-    create a Firebase account with someone else's address and walk into their data.
+    existing one. An unverified email never creates or joins an account: anyone can create a
+    Firebase account with someone else's address, and would otherwise walk into their data, or
+    take the address before its owner signs up.
     """
     claims = _firebase_claims(id_token)
     uid = claims["uid"]
@@ -120,13 +138,12 @@ def user_from_firebase_token(*, id_token: str) -> User:
     if user is None:
         if not email:
             raise FirebaseSignInError("Your Firebase account has no email address; Gemma Garage needs one.")
+        if not email_verified:
+            raise FirebaseSignInError(
+                "Verify your email address first: open the link Firebase sent to it, then sign in again."
+            )
         existing = User.objects.filter(email__iexact=email).first()
         if existing is not None:
-            if not email_verified:
-                raise FirebaseSignInError(
-                    "An account with this email already exists. Verify your email address in Firebase, "
-                    "or sign in with your password instead."
-                )
             if existing.firebase_uid:
                 raise FirebaseSignInError("This email already belongs to an account linked to another Firebase user.")
             existing.firebase_uid = uid

@@ -27,6 +27,7 @@ from apps.accounts.services import (
     user_create,
     user_from_firebase_token,
 )
+from apps.accounts.throttling import client_ip, throttle_wait, throttled_message, throttled_page
 
 # Users made by sign-up or Firebase are logged in without a password check, so Django must be told
 # which backend vouches for them.
@@ -48,6 +49,18 @@ class PasswordResetView(auth_views.PasswordResetView):
     email_template_name = "accounts/password_reset_email.txt"
     subject_template_name = "accounts/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def post(self, request, *args, **kwargs):
+        # Limited per address and per email asked for: each request sends an email, to an inbox that may not be the
+        # sender's. The same answer whether or not an account uses the email, so the limit reveals nothing.
+        email = (request.POST.get("email") or "").strip().lower()
+        wait = throttle_wait(scope="password_reset", ident=f"ip:{client_ip(request)}")
+        if wait is None and email:
+            wait = throttle_wait(scope="password_reset", ident=f"email:{email}")
+        if wait:
+            return throttled_page(request, wait=wait, message=(
+                f"{throttled_message(wait, 'password reset requests')} A link already sent stays valid."))
+        return super().post(request, *args, **kwargs)
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
@@ -79,6 +92,10 @@ def _safe_next(request, default: str, target: str | None = None) -> str:
 def signup(request):
     if request.user.is_authenticated:
         return redirect(django_settings.LOGIN_REDIRECT_URL)
+    if request.method == "POST":
+        wait = throttle_wait(scope="signup", ident=f"ip:{client_ip(request)}")
+        if wait:
+            return throttled_page(request, wait=wait, message=throttled_message(wait, "sign-ups from this address"))
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = user_create(email=form.cleaned_data["email"], password=form.cleaned_data["password1"])

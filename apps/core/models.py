@@ -56,6 +56,9 @@ class Job(OwnedModel):
     error = models.TextField(blank=True, help_text="Technical detail for administrators; never shown to users.")
     error_message = models.CharField(max_length=500, blank=True, help_text="Readable explanation shown to the user.")
     celery_task_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # When the message carrying celery_task_id was handed to the broker: the reaper sends a queued job again when its
+    # message is older than GARAGE_QUEUED_RESEND_AFTER and the broker no longer holds it. Empty when a send failed.
+    sent_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from apps.core.broker import BROKER_ERRORS, job_message_send
 from apps.core.models import Job
 
 logger = logging.getLogger(__name__)
@@ -61,9 +62,18 @@ def gpu_queue_position(job: Job) -> int | None:
 
 
 def gpu_dispatch() -> int:
-    """Send waiting GPU jobs to the broker while GPU slots are free. Returns how many were sent."""
-    from garage.celery import app
+    """Send waiting GPU jobs to the broker while GPU slots are free. Returns how many were sent.
 
+    While Redis is down nothing is sent and nothing is lost: the jobs keep waiting, and the reaper dispatches again
+    on each run (workers.tasks.reap_jobs)."""
+    try:
+        return _gpu_dispatch()
+    except BROKER_ERRORS as exc:
+        logger.warning("GPU jobs were not dispatched (%s); the reaper tries again", exc)
+        return 0
+
+
+def _gpu_dispatch() -> int:
     client = redis.Redis.from_url(settings.REDIS_URL)
     # One dispatcher at a time across web and worker processes, so free slots are not handed out twice.
     with client.lock("garage:gpu-dispatch", timeout=30, blocking_timeout=10):
@@ -77,9 +87,14 @@ def gpu_dispatch() -> int:
             if per_user[job.owner_id] >= settings.GARAGE_GPU_JOBS_PER_USER:
                 continue
             task_id = str(uuid.uuid4())
-            if not Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, celery_task_id="").update(celery_task_id=task_id):
+            if not Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, celery_task_id="").update(
+                    celery_task_id=task_id, sent_at=timezone.now()):
                 continue  # cancelled or dispatched meanwhile
-            app.send_task(f"jobs.{job.kind}", args=[job.pk], task_id=task_id, queue=GPU_QUEUE)
+            if not job_message_send(job_id=job.pk, kind=job.kind, queue=GPU_QUEUE, task_id=task_id):
+                # Back to waiting, so that the unsent job does not hold the slot; the broker is down for the others too.
+                Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, celery_task_id=task_id).update(
+                    celery_task_id="", sent_at=None)
+                break
             free -= 1
             per_user[job.owner_id] += 1
             sent += 1

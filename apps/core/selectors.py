@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -12,7 +13,7 @@ def job_get_for_user(*, user, code) -> Job:
     """The user's job with this code; 404 for anyone else, so strangers cannot even learn it exists."""
     try:
         return Job.objects.get(owner=user, code=code)
-    except (Job.DoesNotExist, ValueError, TypeError):
+    except (Job.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such job.")
 
 

@@ -5,17 +5,16 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core.broker import BROKER_ERRORS, TASK_NAME, job_message_send, task_ids_in_broker
 from apps.core.models import Job, JobEvent
 from apps.core.realtime import job_publish
 from apps.core.scheduling import GPU_QUEUE, gpu_dispatch
 from apps.core.signals import job_finished
 
 logger = logging.getLogger(__name__)
-
-TASK_NAME = "jobs.{kind}"
 
 
 def job_event_add(*, job: Job, type: str, data: dict, **fields) -> JobEvent:
@@ -35,7 +34,11 @@ def _status_event(job: Job, message: str = "") -> JobEvent:
 
 def job_create(*, owner, kind: str, config: dict | None = None, title: str = "", queue: str = "default",
                parent: Job | None = None, start: bool = True) -> Job:
-    """Create a job row and, unless start=False, enqueue its task once the transaction commits."""
+    """Create a job row and, unless start=False, enqueue its task once the transaction commits. A title longer than
+    the column (it is often built from a name the user chose) is shortened with an ellipsis."""
+    limit = Job._meta.get_field("title").max_length
+    if len(title) > limit:
+        title = title[:limit - 1] + "…"
     job = Job.objects.create(owner=owner, kind=kind, config=config or {}, title=title, queue=queue, parent=parent)
     JobEvent.objects.create(job=job, type=JobEvent.Type.STATUS, data={"status": job.status, "message": "Queued"})
     if start:
@@ -45,29 +48,40 @@ def job_create(*, owner, kind: str, config: dict | None = None, title: str = "",
 
 def job_enqueue(job: Job) -> None:
     """Queue a created job: send the task after commit, with a task id chosen here so that only this message may
-    claim the row. GPU jobs instead wait for the fair dispatcher (apps.core.scheduling), which sends them."""
+    claim the row. GPU jobs instead wait for the fair dispatcher (apps.core.scheduling), which sends them.
+    A broker that is down does not lose the job: it stays queued and the reaper sends it again."""
     from garage.celery import app
 
     if job.queue == GPU_QUEUE and not app.conf.task_always_eager:
-        Job.objects.filter(pk=job.pk).update(celery_task_id="")
-        job.celery_task_id = ""
+        Job.objects.filter(pk=job.pk).update(celery_task_id="", sent_at=None)
+        job.celery_task_id, job.sent_at = "", None
         transaction.on_commit(gpu_dispatch)
         return
     task_id = str(uuid.uuid4())
-    Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
-    job.celery_task_id = task_id
-    name = TASK_NAME.format(kind=job.kind)
+    job.celery_task_id, job.sent_at = task_id, timezone.now()
+    Job.objects.filter(pk=job.pk).update(celery_task_id=task_id, sent_at=job.sent_at)
     if app.conf.task_always_eager:
         # Headless runs (the CLI) execute the task right here instead of through a broker.
         import workers.tasks  # noqa: F401  (registers the tasks in this process)
 
+        name = TASK_NAME.format(kind=job.kind)
         transaction.on_commit(lambda: app.tasks[name].apply(args=[job.pk], task_id=task_id))
     else:
-        transaction.on_commit(lambda: app.send_task(name, args=[job.pk], task_id=task_id, queue=job.queue))
+        transaction.on_commit(lambda: _job_send(job_id=job.pk, kind=job.kind, queue=job.queue, task_id=task_id))
+
+
+def _job_send(*, job_id: int, kind: str, queue: str, task_id: str) -> None:
+    if not job_message_send(job_id=job_id, kind=kind, queue=queue, task_id=task_id):
+        # Not sent: the reaper's next run sends it again (jobs_resend_lost) instead of waiting out the delay.
+        Job.objects.filter(pk=job_id, celery_task_id=task_id).update(sent_at=None)
 
 
 def job_claim(*, job_id: int, task_id: str, worker: str) -> Job | None:
-    """Atomically move a queued job to RUNNING for this task; None if someone else has it or it was cancelled."""
+    """Atomically move a queued job to RUNNING for this task; None if someone else has it or it was cancelled.
+    Only the message carrying the row's current task id may claim it: one the reaper replaced (lost, then found)
+    or one of an earlier run never does."""
+    if not task_id:
+        return None
     now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, celery_task_id=task_id).update(
         status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200], progress=0.0,
@@ -112,7 +126,10 @@ def job_cancel(*, job: Job) -> Job:
         job_cancel(job=child)
     if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(cancel_requested_at=timezone.now()):
         if job.celery_task_id:
-            app.control.revoke(job.celery_task_id)
+            try:
+                app.control.revoke(job.celery_task_id)
+            except BROKER_ERRORS:
+                pass  # only spares the worker a message: the row is cancelled, and a cancelled row is never claimed
         job.refresh_from_db()
         job_finish(job=job, status=Job.Status.CANCELLED)
         return job
@@ -147,9 +164,44 @@ def _has_checkpoint(job: Job) -> bool:
     return job.events.filter(type=JobEvent.Type.LOG, data__has_key="checkpoint_step").exists()
 
 
+def jobs_resend_lost() -> int:
+    """Send again the queued jobs whose message is lost: handed to the broker more than GARAGE_QUEUED_RESEND_AFTER
+    seconds ago (or never, when the send failed), not claimed, and no longer held by the broker (a Redis restarted
+    without its file, a send that failed). Each gets a new task id first, by a conditional update on the old one, so
+    the old message can never claim the row should it turn up. A GPU job goes back to waiting for a slot instead, so
+    that it stops holding one; the dispatcher gives it its new id. Returns how many."""
+    before = timezone.now() - timedelta(seconds=settings.GARAGE_QUEUED_RESEND_AFTER)
+    lost = list(Job.objects.filter(status=Job.Status.QUEUED).exclude(celery_task_id="").exclude(kind=Job.Kind.PIPELINE)
+                .filter(Q(sent_at__lt=before) | Q(sent_at__isnull=True)))
+    if not lost:
+        return 0
+    try:
+        held = task_ids_in_broker({job.queue for job in lost})
+    except BROKER_ERRORS as exc:
+        logger.warning("The broker does not answer (%s); lost job messages are sent on a later run", exc)
+        return 0
+    resent = 0
+    for job in lost:
+        if job.celery_task_id in held:
+            continue  # waiting behind long jobs, not lost: sending it again would only move it to the back of the line
+        still_queued = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, celery_task_id=job.celery_task_id)
+        if job.queue == GPU_QUEUE:
+            if still_queued.update(celery_task_id="", sent_at=None):
+                logger.warning("The message of GPU job %s was lost; it waits for a slot again", job.code)
+                resent += 1
+            continue
+        task_id = str(uuid.uuid4())
+        if still_queued.update(celery_task_id=task_id, sent_at=timezone.now()):
+            logger.warning("The message of job %s was lost; sending it again", job.code)
+            _job_send(job_id=job.pk, kind=job.kind, queue=job.queue, task_id=task_id)
+            resent += 1
+    return resent
+
+
 def jobs_reap() -> int:
     """Handle running jobs whose worker stopped sending heartbeats: a resumable job with a checkpoint is
-    queued again (up to GARAGE_MAX_ATTEMPTS runs) and continues from it; any other is failed. Returns how many."""
+    queued again (up to GARAGE_MAX_ATTEMPTS runs) and continues from it; any other is failed. Then send again the
+    queued jobs whose message was lost (jobs_resend_lost). Returns how many jobs were handled."""
     stale_before = timezone.now() - timedelta(seconds=settings.GARAGE_STALE_AFTER)
     reaped = 0
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before).exclude(kind=Job.Kind.PIPELINE):
@@ -165,4 +217,4 @@ def jobs_reap() -> int:
                       error_message="The worker running this job stopped unexpectedly. You can retry it."):
             logger.warning("Reaped job %s: its worker stopped", job.code)
             reaped += 1
-    return reaped
+    return reaped + jobs_resend_lost()

@@ -1,18 +1,18 @@
 import json
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from apps.core.api import JobSerializer
 from apps.providers.api import GenerateOptionsSerializer
+from apps.datasets.downloads import jsonl_response
 from apps.datasets.models import Dataset, DatasetVersion, Document, QAPair, VersionExample
 from apps.datasets.selectors import (
     dataset_get_for_user,
@@ -21,16 +21,16 @@ from apps.datasets.selectors import (
     dataset_version_get_for_user,
     dataset_version_list_for_user,
     dataset_versions,
-    export_examples,
-    export_filename,
     qa_pair_get_for_user,
     qa_pairs_for_dataset,
     version_examples,
 )
 from apps.datasets.services import (
+    DatasetInUse,
     dataset_create,
     dataset_curate_start,
-    dataset_import_file,
+    dataset_delete,
+    dataset_import_file_start,
     dataset_import_hub_start,
     dataset_version_freeze,
     dataset_version_update,
@@ -43,7 +43,7 @@ from apps.datasets.services import (
     qa_pairs_restore,
 )
 from workers.curate import CurateConfig
-from workers.records import RECORD_SUFFIXES, STYLES, jsonl_lines
+from workers.records import RECORD_SUFFIXES, STYLES
 
 
 def as_api_error(exc: DjangoValidationError) -> ValidationError:
@@ -84,11 +84,14 @@ class _SourceMixin:
 
 
 class QAPairSerializer(_SourceMixin, serializers.ModelSerializer):
-    """A question-answer pair. `document` and `page` say where it came from; `excluded` is why curation set it aside."""
+    """A question-answer pair. `document` and `page` say where it came from; `excluded` is why curation set it aside;
+    `edited` is true once a person changed it (generating pairs again keeps it, as it keeps hand-written ones)."""
 
     document = serializers.SerializerMethodField()
-    chunk_index = serializers.IntegerField(source="chunk.index", read_only=True, default=None)
+    chunk_index = serializers.IntegerField(source="chunk.index", read_only=True, allow_null=True)
     page = serializers.SerializerMethodField()
+    excluded = serializers.ChoiceField(choices=QAPair.Exclusion.choices, allow_blank=True, read_only=True,
+                                       help_text="Why curation set the pair aside; empty while it is kept.")
     # Blank texts pass through to the service, which explains what is missing in a readable message.
     system = serializers.CharField(required=False, allow_blank=True, default="")
     question = serializers.CharField(allow_blank=True)
@@ -96,9 +99,9 @@ class QAPairSerializer(_SourceMixin, serializers.ModelSerializer):
 
     class Meta:
         model = QAPair
-        fields = ["id", "system", "question", "answer", "fact", "source", "rating", "excluded", "excluded_note", "document",
-                  "chunk_index", "page", "created_at", "updated_at"]
-        read_only_fields = ["id", "source", "rating", "excluded", "excluded_note", "document", "chunk_index", "page",
+        fields = ["id", "system", "question", "answer", "fact", "source", "edited", "rating", "excluded", "excluded_note",
+                  "document", "chunk_index", "page", "created_at", "updated_at"]
+        read_only_fields = ["id", "source", "edited", "rating", "excluded", "excluded_note", "document", "chunk_index", "page",
                             "created_at", "updated_at"]
 
 
@@ -113,14 +116,11 @@ class JSONLRenderer(BaseRenderer):
         return json.dumps(data).encode() if data is not None else b""
 
 
-def jsonl_download(*, dataset, style: str, version=None) -> StreamingHttpResponse:
-    """A streamed JSONL attachment of a dataset's current pairs, or of a frozen version."""
+def jsonl_download(*, dataset, style: str, version=None):
+    """A streamed JSONL attachment of a dataset's current pairs, or of a frozen version; 400 for an unknown style."""
     if style not in STYLES:
         raise ValidationError({"message": f"Unknown export style '{style}'. Choose one of: {', '.join(STYLES)}."})
-    lines = jsonl_lines(export_examples(dataset=dataset, version=version), style)
-    response = StreamingHttpResponse((line.encode() for line in lines), content_type="application/jsonl; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{export_filename(dataset=dataset, style=style, version=version)}"'
-    return response
+    return jsonl_response(dataset=dataset, style=style, version=version)
 
 
 STYLE_PARAMETER = OpenApiParameter("style", str, enum=list(STYLES), default="messages",
@@ -152,14 +152,6 @@ class ImportSerializer(serializers.Serializer):
     mapping = MappingField(required=False, allow_null=True, default=None,
                            help_text='Only when the records are not recognised: {"question": col, "answer": col, "system": col}; '
                                      "a value may be a list of columns (joined with a blank line).")
-
-
-class ImportResultSerializer(serializers.Serializer):
-    imported = serializers.IntegerField()
-    skipped = serializers.IntegerField()
-    shape = serializers.CharField(help_text="The recognised shape (messages, conversations, alpaca, ...) or 'mapping'.")
-    document = serializers.UUIDField(help_text="The stored file, which the imported pairs link back to.")
-    filename = serializers.CharField()
 
 
 class CurateSerializer(serializers.Serializer):
@@ -197,13 +189,19 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
 
 class VersionExampleSerializer(_SourceMixin, serializers.ModelSerializer):
     document = serializers.SerializerMethodField()
-    chunk_index = serializers.IntegerField(source="chunk.index", read_only=True, default=None)
+    chunk_index = serializers.IntegerField(source="chunk.index", read_only=True, allow_null=True)
     page = serializers.SerializerMethodField()
 
     class Meta:
         model = VersionExample
         fields = ["position", "split", "fact", "system", "question", "answer", "source", "document", "chunk_index", "page"]
         read_only_fields = fields
+
+
+class DatasetInUseSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    blocked_by = serializers.ListField(child=serializers.CharField(), help_text="What must be deleted first, e.g. "
+                                                                              "\"fine tune 'Valley v1'\".")
 
 
 class RestoredSerializer(serializers.Serializer):
@@ -216,7 +214,6 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
 
     serializer_class = DatasetSerializer
     lookup_field = "code"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
@@ -234,8 +231,18 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
             raise as_api_error(exc)
         serializer.instance = self.get_queryset().get(pk=dataset.pk)
 
+    @extend_schema(responses={204: None, 409: DatasetInUseSerializer})
+    def destroy(self, request, *args, **kwargs):
+        """Delete the dataset with its documents (and their stored files), pairs and frozen versions. While fine-tunes
+        or other runs trained on it remain, answers 409 naming them in `blocked_by`."""
+        try:
+            dataset_delete(dataset=dataset_get_for_user(user=request.user, code=kwargs["code"]))
+        except DatasetInUse as exc:
+            return Response({"message": str(exc), "blocked_by": exc.blockers}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(request={"multipart/form-data": UploadSerializer}, responses={201: DocumentSerializer, 200: DocumentSerializer(many=True)})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def documents(self, request, code=None):
         """GET lists the dataset's documents; POST uploads one (multipart field `file`) and queues its extraction."""
         dataset = dataset_get_for_user(user=request.user, code=code)
@@ -250,12 +257,19 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         return Response(DocumentSerializer(document).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request={"multipart/form-data": ImportSerializer, "application/json": ImportSerializer},
-                   responses={201: ImportResultSerializer, 202: JobSerializer})
+                   responses={202: JobSerializer})
     @action(detail=True, methods=["post"], url_path="import", url_name="import")
     def import_examples(self, request, code=None):
-        """Import training examples: a file (multipart `file`) is read at once (201), a Hugging Face dataset id
-        (`hub_id`) is fetched by a job (202). Chat, ShareGPT, Alpaca, prompt/completion and question/answer records
-        are recognised; otherwise give a `mapping` of columns."""
+        """Queue a job that imports training examples (202 with the job) from an uploaded file (multipart `file`;
+        stored as one of the dataset's documents) or a Hugging Face dataset (`hub_id`, owner/name). Chat, ShareGPT,
+        Alpaca, prompt/completion and question/answer records are recognised; otherwise give a `mapping` of columns.
+
+        A bad request (no source or two, an empty, oversized or unsupported file, a malformed id, an offline
+        server) answers 400 at once. What is inside the data is read by the worker within the server's limits
+        (GARAGE_IMPORT_MAX_ROWS rows, GARAGE_IMPORT_MAX_MB of unpacked data): follow the job
+        (`/api/v1/jobs/{code}/`). It ends succeeded with `result` {imported, skipped, shape, document, filename} or
+        failed with a readable `error_message` (unrecognised records, an unknown column, undecodable text, a file
+        beyond a limit)."""
         dataset = dataset_get_for_user(user=request.user, code=code)
         data = ImportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -264,11 +278,11 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
             raise ValidationError({"message": "Send a file or a Hugging Face dataset id (`hub_id`), one of the two."})
         try:
             if values.get("file"):
-                result = dataset_import_file(dataset=dataset, uploaded_file=values["file"], mapping=values.get("mapping"))
-                return Response(result, status=status.HTTP_201_CREATED)
-            job = dataset_import_hub_start(dataset=dataset, dataset_id=values["hub_id"], split=values.get("split") or "train",
-                                           config=values.get("config") or "", mapping=values.get("mapping"),
-                                           limit=values.get("limit"))
+                job = dataset_import_file_start(dataset=dataset, uploaded_file=values["file"], mapping=values.get("mapping"))
+            else:
+                job = dataset_import_hub_start(dataset=dataset, dataset_id=values["hub_id"], split=values.get("split") or "train",
+                                               config=values.get("config") or "", mapping=values.get("mapping"),
+                                               limit=values.get("limit"))
         except DjangoValidationError as exc:
             raise as_api_error(exc)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -425,12 +439,10 @@ class DatasetVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mi
     def get_object(self):
         return dataset_version_get_for_user(user=self.request.user, code=self.kwargs["code"])
 
-    @extend_schema(parameters=[OpenApiParameter("dataset", OpenApiTypes.UUID, description="Only this dataset's versions.")])
+    @extend_schema(parameters=[OpenApiParameter("dataset", str, description="Only this dataset's versions (its code); "
+                                                                      "a code of no dataset of yours gives an empty list.")])
     def list(self, request, *args, **kwargs):
-        try:
-            return super().list(request, *args, **kwargs)
-        except DjangoValidationError:  # a malformed dataset code
-            return self.get_paginated_response([])
+        return super().list(request, *args, **kwargs)
 
     def perform_update(self, serializer):
         serializer.instance = dataset_version_update(version=serializer.instance,

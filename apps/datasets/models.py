@@ -110,6 +110,8 @@ class QAPair(models.Model):
     fact = models.CharField(max_length=64, blank=True, default="",
                             help_text="Key shared by the phrasings of one fact (the same answer asked several ways); "
                                       "empty when the pair stands alone.")
+    edited = models.BooleanField(default=False, help_text="Changed by hand after it was made: generating pairs again "
+                                                          "keeps it, as it keeps pairs written by hand.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,6 +1,8 @@
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
@@ -19,14 +21,14 @@ def dataset_get_for_user(*, user, code) -> Dataset:
     """The user's dataset; 404 for anyone else."""
     try:
         return Dataset.objects.get(owner=user, code=code)
-    except (Dataset.DoesNotExist, ValueError, TypeError):
+    except (Dataset.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such dataset.")
 
 
 def document_get_for_user(*, user, code) -> Document:
     try:
         return Document.objects.select_related("dataset").get(owner=user, code=code)
-    except (Document.DoesNotExist, ValueError, TypeError):
+    except (Document.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such document.")
 
 
@@ -45,13 +47,20 @@ def qa_pair_get_for_user(*, user, dataset, pk) -> QAPair:
     try:
         return QAPair.objects.select_related("chunk__document", "document", "dataset").get(
             pk=pk, dataset=dataset, dataset__owner=user)
-    except (QAPair.DoesNotExist, ValueError, TypeError):
+    except (QAPair.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such pair.")
 
 
+def qa_pairs_by_hand(*, dataset) -> QuerySet[QAPair]:
+    """Pairs written or edited by hand: generating pairs again keeps them."""
+    return dataset.pairs.filter(Q(source=QAPair.Source.MANUAL) | Q(edited=True))
+
+
 def dataset_pair_counts(*, dataset) -> dict:
-    counts = dataset.pairs.aggregate(included=Count("id", filter=Q(excluded="")), set_aside=Count("id", filter=~Q(excluded="")))
-    return counts
+    """How many pairs are in the dataset, set aside by curation, and written or edited by hand (kept when the
+    pairs are generated again)."""
+    return dataset.pairs.aggregate(included=Count("id", filter=Q(excluded="")), set_aside=Count("id", filter=~Q(excluded="")),
+                                   by_hand=Count("id", filter=Q(source=QAPair.Source.MANUAL) | Q(edited=True)))
 
 
 def dataset_versions(*, dataset) -> QuerySet[DatasetVersion]:
@@ -59,8 +68,14 @@ def dataset_versions(*, dataset) -> QuerySet[DatasetVersion]:
 
 
 def dataset_version_list_for_user(*, user, dataset_code=None) -> QuerySet[DatasetVersion]:
+    """The user's versions, newest first; only one dataset's when `dataset_code` is given (none for a code that
+    is not a UUID: a filter value from a query string, not a lookup that could fail)."""
     versions = DatasetVersion.objects.filter(owner=user).select_related("dataset")
     if dataset_code:
+        try:
+            dataset_code = uuid.UUID(str(dataset_code))
+        except ValueError:
+            return versions.none()
         versions = versions.filter(dataset__code=dataset_code)
     return versions.order_by("-created_at", "-number")
 
@@ -69,14 +84,14 @@ def dataset_version_get_for_user(*, user, code) -> DatasetVersion:
     """The user's dataset version; 404 for anyone else."""
     try:
         return DatasetVersion.objects.select_related("dataset").get(owner=user, code=code)
-    except (DatasetVersion.DoesNotExist, ValueError, TypeError):
+    except (DatasetVersion.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such dataset version.")
 
 
 def dataset_version_by_number(*, dataset, number) -> DatasetVersion:
     try:
         return dataset.versions.select_related("dataset").get(number=int(number))
-    except (DatasetVersion.DoesNotExist, ValueError, TypeError):
+    except (DatasetVersion.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404(f"This dataset has no version {number}.")
 
 

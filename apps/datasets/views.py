@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core.models import Job
+from apps.datasets.downloads import jsonl_response
 from apps.datasets.forms import CurateForm, DatasetForm, FreezeForm, ImportForm, PairForm, UploadForm
 from apps.datasets.models import Chunk, Document
 from apps.datasets.selectors import (
@@ -20,16 +21,16 @@ from apps.datasets.selectors import (
     dataset_versions,
     document_excerpt,
     document_get_for_user,
-    export_examples,
-    export_filename,
     qa_pair_get_for_user,
     qa_pairs_for_dataset,
     version_examples,
 )
 from apps.datasets.services import (
+    DatasetInUse,
     dataset_create,
     dataset_curate_start,
-    dataset_import_file,
+    dataset_delete,
+    dataset_import_file_start,
     dataset_import_hub_start,
     dataset_version_freeze,
     dataset_version_update,
@@ -43,7 +44,7 @@ from apps.datasets.services import (
 )
 from apps.training.forms import TrainingOptionsForm
 from apps.training.services import finetune_create, finetune_create_from_dataset
-from workers.records import STYLES, jsonl_lines
+from workers.records import STYLES
 
 PAIRS_PER_PAGE = 25
 
@@ -65,8 +66,12 @@ def _back_to(dataset, request=None, anchor: str = ""):
 def dataset_list(request):
     form = DatasetForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        dataset = dataset_create(owner=request.user, **form.cleaned_data)
-        return redirect("datasets:detail", code=dataset.code)
+        try:
+            dataset = dataset_create(owner=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("datasets:detail", code=dataset.code)
     page = Paginator(dataset_list_for_user(user=request.user), 20).get_page(request.GET.get("page"))
     return render(request, "datasets/dataset_list.html", {"page": page, "form": form})
 
@@ -99,6 +104,19 @@ def dataset_detail(request, code):
         "freeze_form": FreezeForm(auto_id="freeze_%s"),
         "has_generate_form": _has_template("datasets/_generate_form.html"),
     })
+
+
+@require_POST
+@login_required
+def dataset_delete_view(request, code):
+    dataset = dataset_get_for_user(user=request.user, code=code)
+    try:
+        dataset_delete(dataset=dataset)
+    except DatasetInUse as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("datasets:detail", kwargs={"code": dataset.code}) + "#delete")
+    messages.info(request, f"Deleted the dataset '{dataset.name}'.")
+    return redirect("datasets:list")
 
 
 @require_POST
@@ -261,28 +279,24 @@ def import_view(request, code):
         messages.error(request, " ".join(form.non_field_errors()) or "Check the import form.")
         return redirect("datasets:detail", code=dataset.code)
     data = form.cleaned_data
+    # Both kinds run as a job (a file is parsed by the worker, within the import limits): its page shows the
+    # progress and, at the end, how many examples came in or why none did.
     try:
         if data.get("file"):
-            result = dataset_import_file(dataset=dataset, uploaded_file=data["file"], mapping=form.mapping())
+            job = dataset_import_file_start(dataset=dataset, uploaded_file=data["file"], mapping=form.mapping())
         else:
             job = dataset_import_hub_start(dataset=dataset, dataset_id=data["hub_id"], split=data.get("split") or "train",
                                            config=data.get("hub_config") or "", mapping=form.mapping(), limit=data.get("limit"))
-            return redirect("jobs:detail", code=job.code)
     except ValidationError as exc:
         messages.error(request, _readable(exc))
         return redirect("datasets:detail", code=dataset.code)
-    skipped = f"; {result['skipped']} rows without a question and an answer were skipped" if result["skipped"] else ""
-    messages.info(request, f"Imported {result['imported']} examples from '{result['filename']}'{skipped}.")
-    return redirect(reverse("datasets:detail", kwargs={"code": dataset.code}) + "#pairs")
+    return redirect("jobs:detail", code=job.code)
 
 
 def _jsonl_response(*, dataset, style: str, version=None):
     if style not in STYLES:
         raise Http404(f"Unknown export style. Choose one of: {', '.join(STYLES)}.")
-    lines = jsonl_lines(export_examples(dataset=dataset, version=version), style)
-    response = StreamingHttpResponse((line.encode() for line in lines), content_type="application/jsonl; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{export_filename(dataset=dataset, style=style, version=version)}"'
-    return response
+    return jsonl_response(dataset=dataset, style=style, version=version)
 
 
 @login_required

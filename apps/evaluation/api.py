@@ -14,8 +14,8 @@ from apps.training.selectors import finetune_get_for_user
 
 
 class BenchmarkRunSerializer(serializers.ModelSerializer):
-    finetune = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    job = JobSerializer(read_only=True)
+    finetune = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = BenchmarkRun

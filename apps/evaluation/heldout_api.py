@@ -41,7 +41,7 @@ class HeldoutItemSerializer(serializers.ModelSerializer):
 
 class HeldoutEvaluationSerializer(serializers.ModelSerializer):
     finetune = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    job = JobSerializer(read_only=True)
+    job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = HeldoutEvaluation
@@ -83,6 +83,10 @@ class HeldoutStartSerializer(serializers.Serializer):
                                          help_text="Replace personal data before the judge sees the text.")
 
 
+class HeldoutFilterSerializer(serializers.Serializer):
+    finetune = serializers.UUIDField(required=False, help_text="Only the evaluations of this fine-tune (its code).")
+
+
 class HeldoutEvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Held-out evaluations of the signed-in user's fine-tunes: base and tuned model on the questions training never
     saw. One runs after every training; start another with POST."""
@@ -93,14 +97,16 @@ class HeldoutEvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return HeldoutEvaluation.objects.none()
-        code = self.request.query_params.get("finetune")
+        query = HeldoutFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        code = query.validated_data.get("finetune")
         finetune = finetune_get_for_user(user=self.request.user, code=code) if code else None
         return heldout_evaluation_list_for_user(user=self.request.user, finetune=finetune)
 
     def get_object(self):
         return heldout_evaluation_get_for_user(user=self.request.user, code=self.kwargs["code"])
 
-    @extend_schema(parameters=[OpenApiParameter("finetune", str, description="Only the evaluations of this fine-tune.")])
+    @extend_schema(parameters=[HeldoutFilterSerializer])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 

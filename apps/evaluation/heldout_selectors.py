@@ -1,4 +1,5 @@
 """Reads of the held-out evaluation. Every access goes through the owner's selectors (404 for anyone else)."""
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -17,7 +18,7 @@ def heldout_evaluation_get_for_user(*, user, code) -> HeldoutEvaluation:
     try:
         return (HeldoutEvaluation.objects.select_related("job", "finetune", "finetune__version", "finetune__dataset")
                 .get(owner=user, code=code))
-    except (HeldoutEvaluation.DoesNotExist, ValueError, TypeError):
+    except (HeldoutEvaluation.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such evaluation.")
 
 

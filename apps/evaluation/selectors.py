@@ -1,4 +1,5 @@
 """Reads of the evaluation app. Every access to a run goes through the owner's selectors (404 for anyone else)."""
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -15,7 +16,7 @@ def benchmark_run_get_for_user(*, user, code) -> BenchmarkRun:
     """The user's benchmark run; 404 for anyone else."""
     try:
         return BenchmarkRun.objects.select_related("job", "finetune").get(owner=user, code=code)
-    except (BenchmarkRun.DoesNotExist, ValueError, TypeError):
+    except (BenchmarkRun.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such benchmark run.")
 
 

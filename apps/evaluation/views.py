@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 
 from apps.evaluation.forms import BenchmarkRunForm
 from apps.evaluation.models import BenchmarkRun
@@ -76,7 +77,7 @@ def run_items_download(request, code):
                               "formatted": item.formatted, "correct": item.correct}, ensure_ascii=False) + "\n"
 
     response = StreamingHttpResponse(lines(), content_type="application/jsonl; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="benchmark-{run.benchmark}-{run.code}.jsonl"'
+    response["Content-Disposition"] = content_disposition_header(True, f"benchmark-{run.benchmark}-{run.code}.jsonl")
     return response
 
 

@@ -8,3 +8,8 @@ class HubConfig(AppConfig):
 
     def ready(self):
         from apps.hub import receivers  # noqa: F401  (connects the automatic push to job_finished)
+        from apps.hub.publish import hub_session_guard
+        from apps.providers.services import allowed_endpoints
+
+        # Hub addresses are checked like every other address this server is asked to contact.
+        hub_session_guard(allowed=allowed_endpoints)

@@ -5,7 +5,12 @@ same code serves the web process (checking a token, listing repos) and the worke
 `huggingface_hub` reads HF_ENDPOINT once, at import; every call here passes `endpoint=` explicitly so that the
 Hub a connection was made on (a mirror, or the tests' local server) is the one that is used. Tokens are passed
 per call and never logged: huggingface_hub's own messages carry URLs, not headers, and every failure is turned
-into a message written here."""
+into a message written here.
+
+Every request huggingface_hub makes goes through the outbound guard (workers/outbound.py): `hub_session_guard`,
+called when Django starts (apps.hub.apps), gives huggingface_hub an HTTP client whose transport refuses non-public
+addresses outside GARAGE_ALLOWED_ENDPOINTS and connects only to the addresses it checked, the Hub's redirects
+(to its file storage) included. A refused address raises OutboundRefused, a ReadableError."""
 from __future__ import annotations
 
 import os
@@ -15,8 +20,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workers.errors import Cancelled, ReadableError
+from workers.outbound import GuardedTransport, httpx2_transport
 
 CARD = "README.md"
+
+
+def hub_session_guard(*, allowed) -> None:
+    """Make huggingface_hub, in this process, send its requests through the outbound guard with `allowed` (an
+    allow-list or a function returning one, read at each connection). Uses huggingface_hub's own hook for its
+    client (set_client_factory), with the settings of its default client: its request hook, redirects followed,
+    per-call timeouts. Environment proxies are not used: a proxied request would go around the guard."""
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    http = getattr(_http, "httpx2", None) or _http.httpx  # huggingface_hub 2 talks through httpx2, 1 through httpx
+    hook = getattr(_http, "hf_request_event_hook", None)
+
+    def client_factory():
+        transport = httpx2_transport(allowed) if http.__name__ == "httpx2" else GuardedTransport(allowed)
+        return http.Client(event_hooks={"request": [hook] if hook else []}, follow_redirects=True, timeout=None,
+                           transport=transport, trust_env=False)
+
+    set_client_factory(client_factory)
 
 
 def _network_errors() -> tuple[type[Exception], ...]:

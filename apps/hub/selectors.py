@@ -1,6 +1,7 @@
 """Reads of the hub app: a user's connection and preferences, their push jobs, and what a fine-tune can publish."""
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -44,7 +45,7 @@ def hub_push_get_for_user(*, user, code) -> Job:
     """The user's push job; 404 for anyone else and for jobs of other kinds."""
     try:
         return Job.objects.get(owner=user, kind=Job.Kind.PUSH, code=code)
-    except (Job.DoesNotExist, ValueError, TypeError):
+    except (Job.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such push.")
 
 

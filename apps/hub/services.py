@@ -28,22 +28,28 @@ from apps.core.services import job_create, job_event_add
 from apps.hub.models import TOKEN_HINT_CHARS, TOKEN_HINT_MIN_LENGTH, HubConnection, HubPreferences
 from apps.hub.publish import PushConfig, hub_model_list, hub_whoami, push
 from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_files
+from apps.providers.services import outbound_transport
 from apps.training.exports import finetune_card_facts, finetune_file_stem
 from apps.training.models import FineTune
 from apps.training.services import finetune_artifact_path
 from workers.errors import ReadableError
 from workers.export import base_portable_name, model_card
+from workers.outbound import OutboundRefused
 
 logger = logging.getLogger(__name__)
 
 OAUTH_SCOPES = "openid profile write-repos manage-repos"
 OAUTH_SESSION_KEY = "hub_oauth"
+OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+                          "unsupported_grant_type", "invalid_scope"})
 # An access token this close to its expiry is refreshed first: a push may take a while to reach the Hub.
 REFRESH_MARGIN = timedelta(minutes=2)
 # Shorter than SQLite's busy timeout (20 s): the refresh holds a row lock while it waits for the Hub.
 TOKEN_REQUEST_TIMEOUT = 15.0
 RECONNECT_MESSAGE = ("Your Hugging Face sign-in has expired and could not be renewed. Connect your account again on "
                      "the Hugging Face page.")
+# A {field} of a repository name pattern: only {name}, {date} and {id} are known.
+_PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
 _REPO_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?")
 
 
@@ -101,8 +107,10 @@ def hub_connection_create_with_token(*, owner, token: str) -> HubConnection:
     token = (token or "").strip()
     if not token:
         raise ValidationError("Paste an access token from huggingface.co/settings/tokens.")
-    if len(token) > 2048 or re.search(r"\s", token):
-        raise ValidationError("That does not look like an access token: it is too long or contains spaces.")
+    # Tokens are short ASCII strings; anything else could not even be sent in an HTTP header.
+    if len(token) > 2048 or re.search(r"\s", token) or not token.isascii():
+        raise ValidationError("That does not look like an access token: it is too long or contains spaces or "
+                              "characters that tokens never have.")
     endpoint = hub_endpoint()
     try:
         who = hub_whoami(endpoint=endpoint, token=token)
@@ -153,9 +161,13 @@ class _TokenRequestFailed(Exception):
 
 
 def _oauth_request(method: str, url: str, **kwargs) -> dict:
-    """One request to the Hub's OAuth endpoints, as JSON. Raises _TokenRequestFailed (never with a token in it)."""
+    """One request to the Hub's OAuth endpoints, as JSON, through the outbound guard. Raises _TokenRequestFailed
+    (never with a token in it)."""
     try:
-        response = httpx.request(method, url, timeout=TOKEN_REQUEST_TIMEOUT, **kwargs)
+        with httpx.Client(transport=outbound_transport(), trust_env=False, timeout=TOKEN_REQUEST_TIMEOUT) as client:
+            response = client.request(method, url, **kwargs)
+    except OutboundRefused as exc:
+        raise _TokenRequestFailed(str(exc)) from None
     except httpx.TransportError:
         raise _TokenRequestFailed("Could not reach Hugging Face: the network seems to be down. Try again later.",
                                   network=True) from None
@@ -166,8 +178,10 @@ def _oauth_request(method: str, url: str, **kwargs) -> dict:
     if response.status_code != 200:
         try:
             code = response.json().get("error", "")
-        except ValueError:
+        except (ValueError, AttributeError):
             code = ""
+        # Only the standard OAuth error codes are named: nothing else the server sent is repeated.
+        code = code if isinstance(code, str) and code in OAUTH_ERRORS else ""
         raise _TokenRequestFailed(f"Hugging Face refused the sign-in (HTTP {response.status_code}{', ' + code if code else ''}).")
     try:
         return response.json()
@@ -379,14 +393,19 @@ def hub_publish_gate(*, finetune: FineTune, confirmed: bool = False, enforce: bo
 # ------------------------------------------------------------------------------------------------ pushing
 
 def hub_repo_name_render(*, pattern: str, name: str, code: str = "", day=None) -> str:
-    """A repository name from a pattern such as "{name}-{date}"; ValidationError when it cannot make a valid one."""
+    """A repository name from a pattern such as "{name}-{date}"; ValidationError when it cannot make a valid one.
+
+    The fields are replaced as plain text. str.format would also obey format specifications written by the user:
+    "{name:>100000000}" pads to 100 MB, "{name:>1e15}" fails with an unexpected error."""
     safe = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "-", name)).strip("-.") or "model"
-    try:
-        rendered = pattern.format(name=safe, date=(day or timezone.localdate()).isoformat(), id=code.replace("-", "")[:8])
-    except (KeyError, IndexError, ValueError):
+    values = {"name": safe, "date": (day or timezone.localdate()).isoformat(), "id": code.replace("-", "")[:8]}
+    unknown = [field for field in _PATTERN_FIELD.findall(pattern) if field not in values]
+    outside = _PATTERN_FIELD.sub("", pattern)
+    if unknown or "{" in outside or "}" in outside:
+        shown = f" (not “{{{unknown[0][:40]}}}”)" if unknown else ""
         raise ValidationError("The repository name pattern may only use {name}, {date} and {id}, such as "
-                              "“{name}-{date}”.")
-    return hub_repo_name_clean(name=rendered)
+                              f"“{{name}}-{{date}}”{shown}.")
+    return hub_repo_name_clean(name=_PATTERN_FIELD.sub(lambda match: values[match.group(1)], pattern))
 
 
 def hub_repo_name_clean(*, name: str) -> str:

@@ -16,6 +16,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from apps.accounts.models import API_TOKEN_PREFIX
 from apps.accounts.services import api_token_authenticate
+from apps.accounts.throttling import throttle_wait, throttled_message
+from apps.core.parsers import JSONBodyError, json_loads_checked
 from apps.playground.selectors import chat_model_get_for_user, chat_model_list_for_user
 from apps.playground.services import inference_enqueue, inference_messages, inference_options, inference_stop
 
@@ -53,6 +55,12 @@ async def _authenticate(request):
     if user is None:
         return None, _error(401, "Missing or invalid API token. Send `Authorization: Bearer gg_…` with a token from "
                                  "your account settings.", code="invalid_api_key")
+    wait = await sync_to_async(throttle_wait)(scope="openai", ident=f"user:{user.pk}")
+    if wait:
+        # OpenAI's own shape for this refusal; OpenAI clients wait for Retry-After and try again by themselves.
+        response = _error(429, throttled_message(wait), type="requests", code="rate_limit_exceeded")
+        response["Retry-After"] = str(wait)
+        return None, response
     return user, None
 
 
@@ -101,9 +109,9 @@ async def chat_completions(request):
     if failure:
         return failure
     try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "The request body is not valid JSON.")
+        body = json_loads_checked(request.body or b"null")
+    except JSONBodyError as exc:
+        return _error(400, str(exc))
     if not isinstance(body, dict):
         return _error(400, "The request body must be a JSON object.")
     model_id = body.get("model")
@@ -120,8 +128,12 @@ async def chat_completions(request):
         options = _options(body)
     except ValidationError as exc:
         return _error(400, " ".join(exc.messages), param=exc.error_list[0].code)
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        return _error(400, "`stream_options` must be an object, such as {\"include_usage\": true}.",
+                      param="stream_options")
     stream = bool(body.get("stream"))
-    include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
+    include_usage = stream and bool(stream_options.get("include_usage"))
 
     layer = get_channel_layer()
     channel = await layer.new_channel()

@@ -8,12 +8,14 @@ Client → server: {"type": "generate", "column": i, "messages": [...], "options
 import asyncio
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
+from apps.accounts.throttling import throttle_wait, throttled_message
 from apps.playground.selectors import chat_model_get_for_user
 from apps.playground.services import inference_enqueue, inference_messages, inference_options, inference_stop
 
@@ -69,6 +71,12 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             options = inference_options(content.get("options") if isinstance(content.get("options"), dict) else {})
         except ValidationError as exc:
             await self.send_json({"type": "error", "column": column, "message": " ".join(exc.messages)})
+            return
+        # Each prompt costs a worker's time: counted per user, like the OpenAI-compatible endpoint.
+        wait = await sync_to_async(throttle_wait)(scope="playground", ident=f"user:{self.user.pk}")
+        if wait:
+            await self.send_json({"type": "error", "column": column, "retry_after": wait,
+                                  "message": throttled_message(wait, "prompts")})
             return
         for request_id, state in list(self.active.items()):  # a new prompt replaces the column's running answer
             if state["column"] == column:

@@ -4,7 +4,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.core.api import JobSerializer
+from apps.core.api import JobSerializer, JSONObjectField
 from apps.datasets.api import as_api_error
 from apps.datasets.selectors import dataset_version_get_for_user
 from apps.prompts.models import OptimizedPrompt, PromptCandidate, SavedPrompt
@@ -33,8 +33,8 @@ class PromptCandidateSerializer(serializers.ModelSerializer):
 
 
 class OptimizedPromptSerializer(serializers.ModelSerializer):
-    version = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    job = JobSerializer(read_only=True)
+    version = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    job = JobSerializer(read_only=True, allow_null=True)
     candidates = PromptCandidateSerializer(many=True, read_only=True)
 
     class Meta:
@@ -64,7 +64,7 @@ class OptimizedPromptCreateSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=OptimizedPrompt.Metric.choices, default=OptimizedPrompt.Metric.F1)
     budget = serializers.IntegerField(help_text="Model calls in all, task and reflection; never exceeded.")
     seed_prompt = serializers.CharField(required=False, default="", allow_blank=True)
-    settings = serializers.JSONField(required=False, default=dict, help_text=", ".join(DEFAULTS) + ".")
+    settings = JSONObjectField(required=False, default=dict, help_text=", ".join(DEFAULTS) + ".")
 
 
 class SaveSerializer(serializers.Serializer):
@@ -74,7 +74,7 @@ class SaveSerializer(serializers.Serializer):
 
 
 class SavedPromptSerializer(serializers.ModelSerializer):
-    source_run = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    source_run = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = SavedPrompt

@@ -6,14 +6,16 @@ from apps.providers.models import ExternalCallAudit, PiiPattern, ProviderCredent
 @admin.register(ProviderCredential)
 class ProviderCredentialAdmin(admin.ModelAdmin):
     """Saved endpoints can be inspected and deleted here. The key is never shown, not even encrypted, and
-    only its owner can set it (from their Providers page or the API)."""
+    only its owner can set it (from their Providers page or the API). The base URL is read-only too: the saved key
+    is sent to it, and changing where it goes needs the key again (provider_credential_update), which only the
+    owner has."""
 
     list_display = ("name", "owner", "base_url", "model", "key_display", "created_at", "updated_at")
     list_filter = ("created_at",)
     search_fields = ("name", "base_url", "model", "owner__email")
     list_select_related = ("owner",)
     fields = ("code", "owner", "name", "base_url", "model", "key_display", "created_at", "updated_at")
-    readonly_fields = ("code", "owner", "key_display", "created_at", "updated_at")
+    readonly_fields = ("code", "owner", "base_url", "key_display", "created_at", "updated_at")
     ordering = ("-created_at",)
 
     @admin.display(description="API key")

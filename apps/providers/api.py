@@ -73,7 +73,8 @@ class ProviderCredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
         return Response(self.get_serializer(credential).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, code=None):
-        """Change the name, base URL, model or key (an empty `api_key` removes the key)."""
+        """Change the name, base URL, model or key (an empty `api_key` removes the key). A base URL on another origin
+        (scheme, host or port) needs `api_key` again when a key is saved: the key only goes where it was saved for."""
         credential = self.get_object()
         serializer = self.get_serializer(credential, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

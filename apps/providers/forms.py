@@ -14,7 +14,8 @@ class ProviderCredentialForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "http://127.0.0.1:8000/v1", "autocomplete": "off"}),
         help_text="The OpenAI-compatible API's base URL. vLLM and llama.cpp: http://host:8000/v1; Ollama: "
                   "http://host:11434/v1; Gemini: https://generativelanguage.googleapis.com/v1beta/openai; "
-                  "OpenAI: https://api.openai.com/v1.",
+                  "OpenAI: https://api.openai.com/v1. Addresses on this server's machine or private network work "
+                  "only where the administrator allows them (GARAGE_ALLOWED_ENDPOINTS).",
     )
     model = forms.CharField(max_length=200, help_text="The model name the endpoint expects.")
     api_key = forms.CharField(

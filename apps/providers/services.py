@@ -35,6 +35,7 @@ from apps.providers.selectors import (
 )
 from workers.errors import ReadableError
 from workers.llm import ChatClient, Result, normalise_base_url
+from workers.outbound import GuardedTransport, check_url
 from workers.pii import PiiScrubber, clean_label, compile_user_pattern
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,19 @@ SITE_DEFAULT = "default"
 SITE_DEFAULT_NAME = "site default"
 # A connection test answers the person waiting on the page: one short try, no retries.
 TEST_TIMEOUT = 15.0
+KEY_AGAIN_MESSAGE = "Enter the API key again: the key is only sent to the endpoint it was saved for."
+
+
+def allowed_endpoints() -> list[str]:
+    """The administrator's allow-list of non-public hosts and ranges (GARAGE_ALLOWED_ENDPOINTS). Guards are given
+    this function rather than its value, so that they read the setting at each check."""
+    return settings.GARAGE_ALLOWED_ENDPOINTS
+
+
+def outbound_transport() -> GuardedTransport:
+    """An httpx transport that refuses non-public addresses outside the allow-list and connects only to the
+    addresses it checked (workers.outbound). Every request to an address a user chose goes through one."""
+    return GuardedTransport(allowed=allowed_endpoints)
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,9 @@ class Endpoint:
     api_key: str = field(repr=False, default="")
     provider: str = SITE_DEFAULT_NAME  # what the audit log names it by
     credential_id: int | None = None
+    # The site's default endpoint (GARAGE_LLM_BASE_URL) is set by an administrator, not by users, and usually is
+    # a server on this machine or its private network: it is trusted and not put through the address guard.
+    trusted: bool = False
 
     def client(self, *, timeout: float | None = None, max_retries: int | None = None,
                concurrency: int | None = None) -> ChatClient:
@@ -63,6 +80,7 @@ class Endpoint:
             timeout=settings.GARAGE_LLM_TIMEOUT if timeout is None else timeout,
             max_retries=settings.GARAGE_LLM_MAX_RETRIES if max_retries is None else max_retries,
             concurrency=settings.GARAGE_LLM_CONCURRENCY if concurrency is None else concurrency,
+            transport=None if self.trusted else outbound_transport(),
         )
 
 
@@ -81,7 +99,22 @@ def clean_base_url(base_url: str) -> str:
         raise ValidationError("Put the API key in the key field, not inside the URL.")
     if parts.query or parts.fragment:
         raise ValidationError("The base URL must not have a query string or fragment.")
+    try:
+        parts.port
+    except ValueError:
+        raise ValidationError("The base URL's port must be a number between 0 and 65535.")
+    try:
+        check_url(url, allowed=allowed_endpoints)
+    except ReadableError as exc:  # a forbidden address, or a malformed allow-list
+        raise ValidationError(str(exc))
     return url
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Where requests to a URL go: scheme, host and port (the default port spelled out)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").rstrip(".").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
 
 
 def _key_fields(api_key: str) -> dict:
@@ -112,7 +145,11 @@ def provider_credential_create(*, owner, name: str, base_url: str, model: str, a
 def provider_credential_update(*, credential: ProviderCredential, name: str | None = None, base_url: str | None = None,
                                model: str | None = None, api_key: str | None = None) -> ProviderCredential:
     """Change some fields of a saved endpoint; an api_key of None keeps the key, "" removes it.
-    Side effect: updates the row (re-encrypting the key when a new one is given)."""
+    Side effect: updates the row (re-encrypting the key when a new one is given).
+
+    A base URL on another origin (scheme, host or port) with a stored key needs the key given again (or removed
+    with ""): otherwise anyone who can edit the URL could have the saved key sent to a server of their choice.
+    Raises ValidationError with KEY_AGAIN_MESSAGE then."""
     if name is not None:
         name = name.strip()
         if not name:
@@ -121,7 +158,10 @@ def provider_credential_update(*, credential: ProviderCredential, name: str | No
             raise ValidationError(f"You already have a provider named “{name}”.")
         credential.name = name[:100]
     if base_url is not None:
-        credential.base_url = clean_base_url(base_url)
+        base_url = clean_base_url(base_url)
+        if credential.has_key and api_key is None and _origin(base_url) != _origin(credential.base_url):
+            raise ValidationError(KEY_AGAIN_MESSAGE)
+        credential.base_url = base_url
     if model is not None:
         if not model.strip():
             raise ValidationError("Give the model name the endpoint expects.")
@@ -173,7 +213,7 @@ def provider_endpoint_resolve(*, owner, provider: str) -> Endpoint:
         if default is None:
             raise ReadableError("This server no longer has a default chat endpoint; choose another provider.")
         return Endpoint(base_url=default["base_url"], model=default["model"], api_key=settings.GARAGE_LLM_API_KEY,
-                        provider=SITE_DEFAULT_NAME)
+                        provider=SITE_DEFAULT_NAME, trusted=True)
     try:
         credential = provider_credential_get_for_user(user=owner, code=provider)
     except Http404:
@@ -212,7 +252,9 @@ def audit_hook(*, owner, endpoint: Endpoint, purpose: str, job=None):
 
 
 def provider_credential_test(*, credential: ProviderCredential) -> tuple[bool, str]:
-    """Send one tiny chat request to the saved endpoint. Returns (ok, readable message).
+    """Send one tiny chat request to the saved endpoint. Returns (ok, readable message). The message gives the
+    outcome and HTTP status, never what the endpoint answered: this request runs in the web process, to an address
+    the user chose, and must not become a way to read other servers' pages.
     Side effect: one audit row (the request leaves the machine)."""
     try:
         endpoint = provider_endpoint_resolve(owner=credential.owner, provider=str(credential.code))
@@ -225,8 +267,7 @@ def provider_credential_test(*, credential: ProviderCredential) -> tuple[bool, s
                             result=result)
     if not result.ok:
         return False, result.error
-    answer = " ".join((result.text or "").split())[:60]
-    return True, f"{credential.name} answered in {result.seconds:.1f} s" + (f": “{answer}”" if answer else ".")
+    return True, f"{credential.name} answered in {result.seconds:.1f} s with a chat completion (HTTP {result.status})."
 
 
 def pii_pattern_create(*, owner, label: str, pattern: str) -> PiiPattern:

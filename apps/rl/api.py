@@ -1,16 +1,15 @@
-import json
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import JobSerializer
+from apps.core.api import CheckedJSONField, JobSerializer, JSONObjectField
+from apps.core.parsers import BoundedJSONParser
 from apps.datasets.api import as_api_error
 from apps.datasets.selectors import dataset_version_get_for_user
 from apps.rl.models import GrpoRun, RewardPreview
@@ -33,21 +32,11 @@ from apps.rl.views import library_json
 from apps.training.services import BACKENDS
 
 
-def _json_value(value, label):
-    """Multipart requests carry JSON fields as text."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value or "null")
-        except ValueError:
-            raise serializers.ValidationError({"message": f"{label} is not valid JSON."})
-    return value
-
-
 class GrpoRunSerializer(serializers.ModelSerializer):
-    version = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    base_benchmark = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    tuned_benchmark = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    job = JobSerializer(read_only=True)
+    version = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    base_benchmark = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    tuned_benchmark = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = GrpoRun
@@ -72,14 +61,14 @@ class GrpoRunCreateSerializer(serializers.Serializer):
                                          help_text="With source 'upload' (multipart): a JSONL file, one object per line "
                                                    "with 'prompt' (or 'question') and optional 'answer', 'solution', "
                                                    "'system'.")
-    rewards = serializers.JSONField(help_text="Reward function specs, such as [{\"type\": \"format\", \"weight\": 0.5}, "
-                                              "{\"type\": \"answer_match\"}]; see GET /api/v1/reward-functions/.")
-    settings = serializers.JSONField(required=False, default=dict,
-                                     help_text="num_generations, prompts_per_step, max_prompt_length, "
-                                               "max_completion_length, learning_rate, beta, temperature, max_steps, "
-                                               "lora_r, lora_alpha, warmup_steps, warmup_learning_rate, warmup_template, "
-                                               "system_prompt, checkpoint_every, prompt_limit, seed, backend ("
-                                               + ", ".join(BACKENDS) + ").")
+    rewards = CheckedJSONField(help_text="Reward function specs, such as [{\"type\": \"format\", \"weight\": 0.5}, "
+                                         "{\"type\": \"answer_match\"}]; see GET /api/v1/reward-functions/.")
+    settings = JSONObjectField(required=False, default=dict,
+                               help_text="num_generations, prompts_per_step, max_prompt_length, "
+                                         "max_completion_length, learning_rate, beta, temperature, max_steps, "
+                                         "lora_r, lora_alpha, warmup_steps, warmup_learning_rate, warmup_template, "
+                                         "system_prompt, checkpoint_every, prompt_limit, seed, backend ("
+                                         + ", ".join(BACKENDS) + ").")
 
 
 class RecipeSerializer(serializers.Serializer):
@@ -90,7 +79,7 @@ class RecipeSerializer(serializers.Serializer):
     provider = serializers.CharField(required=False, default="default", max_length=64,
                                      help_text="'default' (the site's endpoint) or one of your providers' codes.")
     rubric = serializers.CharField(required=False, default="", allow_blank=True, max_length=4000)
-    settings = serializers.JSONField(required=False, default=dict, help_text="Overrides of the recipe's settings.")
+    settings = JSONObjectField(required=False, default=dict, help_text="Overrides of the recipe's settings.")
 
 
 class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -98,7 +87,7 @@ class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = GrpoRunSerializer
     lookup_field = "code"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
@@ -119,13 +108,10 @@ class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 return Response({"message": "Name one of your dataset versions (version)."},
                                 status=status.HTTP_400_BAD_REQUEST)
             version = dataset_version_get_for_user(user=request.user, code=values["version"])
-        settings = _json_value(values["settings"], "settings") or {}
-        if not isinstance(settings, dict):
-            return Response({"message": "settings must be an object."}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            run = grpo_run_create(owner=request.user, rewards=_json_value(values["rewards"], "rewards"),
+            run = grpo_run_create(owner=request.user, rewards=values["rewards"],
                                   source=values["source"], version=version, prompts_file=values.get("prompts_file"),
-                                  base_model=values["base_model"], method=values["method"], settings=settings,
+                                  base_model=values["base_model"], method=values["method"], settings=values["settings"],
                                   name=values["name"])
         except DjangoValidationError as exc:
             raise as_api_error(exc)
@@ -139,8 +125,6 @@ class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = RecipeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if not isinstance(values["settings"], dict):
-            return Response({"message": "settings must be an object."}, status=status.HTTP_400_BAD_REQUEST)
         try:
             run = grpo_recipe_create(owner=request.user, judge=values["judge"], provider=values["provider"],
                                      rubric=values["rubric"], base_model=values["base_model"], settings=values["settings"])
@@ -165,7 +149,7 @@ class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 class RewardPreviewSerializer(serializers.ModelSerializer):
-    job = JobSerializer(read_only=True)
+    job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = RewardPreview
@@ -180,7 +164,7 @@ class SampleSerializer(serializers.Serializer):
 
 
 class RewardPreviewCreateSerializer(serializers.Serializer):
-    rewards = serializers.JSONField()
+    rewards = CheckedJSONField()
     samples = SampleSerializer(many=True, required=False, default=list,
                                help_text="Completions to score at once. Or leave empty and give base_model.")
     base_model = serializers.CharField(required=False, default="", allow_blank=True, max_length=300,

@@ -182,8 +182,8 @@ class PlanView(APIView):
 
 class FineTuneSerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    version = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    job = JobSerializer(read_only=True)
+    version = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = FineTune
@@ -194,8 +194,8 @@ class FineTuneSerializer(serializers.ModelSerializer):
 class FineTuneCreateSerializer(serializers.Serializer):
     version = serializers.UUIDField(required=False, help_text="A frozen dataset version to train on.")
     dataset = serializers.UUIDField(required=False, help_text="Or a dataset: its current pairs are frozen into a new version.")
-    name = serializers.CharField(required=False, default="", allow_blank=True)
-    base_model = serializers.CharField(required=False, allow_blank=True, default="",
+    name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+    base_model = serializers.CharField(required=False, allow_blank=True, default="", max_length=300,
                                        help_text="Left out: the best real model installed for the worker's device.")
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
     backend = serializers.ChoiceField(choices=list(BACKENDS.items()), default="auto")
@@ -290,7 +290,7 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(responses={200: OutputSerializer(many=True)},
                    description="The files made so far (training zip, exports, card), with download links.")
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def outputs(self, request, code=None):
         finetune = self.get_object()
         items = [{"name": item["name"], "label": item["label"], "bytes": item["bytes"],
@@ -315,7 +315,7 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 class PipelineSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     files = serializers.ListField(child=serializers.FileField(), min_length=1)
-    base_model = serializers.CharField(required=False, allow_blank=True, default="",
+    base_model = serializers.CharField(required=False, allow_blank=True, default="", max_length=300,
                                        help_text="Left out: the best real model installed for the worker's device.")
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
     max_steps = _recommended_field("max_steps")

@@ -83,8 +83,17 @@ def _advance(job: Job) -> None:
         job_finish(job=parent, status=Job.Status.CANCELLED)
         return
     dataset = Dataset.objects.get(pk=parent.config["dataset"])
-    # In a transaction, so the next step's task is sent (on commit) only after its span is recorded.
+    # In a transaction, so the next step's task is sent (on commit) only after its span is recorded; and one step's
+    # end at a time per pipeline: two extractions ending together would otherwise both see every extraction done and
+    # both start generation (and so training). The row lock on the pipeline serialises them on PostgreSQL; on SQLite
+    # every transaction takes the database's write lock as it begins (transaction_mode IMMEDIATE), which does the
+    # same. Under the lock, the next step's job is the record that it started: the second caller finds it and stops.
     with transaction.atomic():
+        Job.objects.select_for_update().filter(pk=parent.pk).values_list("pk", flat=True).get()
+        next_kind = {Job.Kind.EXTRACT: Job.Kind.GENERATE, Job.Kind.GENERATE: Job.Kind.TRAIN,
+                     Job.Kind.TRAIN: Job.Kind.EVALUATE}.get(job.kind)
+        if next_kind and parent.children.filter(kind=next_kind).exists():
+            return  # another caller has started the next step
         if job.kind == Job.Kind.EXTRACT:
             if parent.children.filter(kind=Job.Kind.EXTRACT).exclude(status=Job.Status.SUCCEEDED).exists():
                 return  # other documents are still being extracted

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -12,7 +13,7 @@ def finetune_get_for_user(*, user, code) -> FineTune:
     """The user's fine-tune; 404 for anyone else."""
     try:
         return FineTune.objects.select_related("dataset", "job").get(owner=user, code=code)
-    except (FineTune.DoesNotExist, ValueError, TypeError):
+    except (FineTune.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such model.")
 
 

@@ -4,16 +4,23 @@ Two ways to get a token firebase-admin accepts without the network:
 - emulator mode (FIREBASE_AUTH_EMULATOR_HOST set), where firebase-admin accepts unsigned tokens;
 - real RS256 tokens signed with a key made here, whose certificate firebase-admin receives in place
   of Google's (google-auth's certificate fetch is replaced; nothing else is).
+Either way firebase-admin then asks the Identity Toolkit API whether the user's tokens were revoked: a
+local HTTP server answers it (FakeIdentityToolkit), at the emulator's address or at Google's API
+address, which is pointed at it, with a service-account key whose token endpoint it also serves.
 """
 import base64
 import datetime
 import ipaddress
 import json
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import firebase_admin
+import firebase_admin._user_mgt
 import google.oauth2.id_token
 import jwt
 import pytest
@@ -88,13 +95,87 @@ def firebase_enabled(settings, network_attempts):
         pass  # the test never built one
 
 
+class FakeIdentityToolkit:
+    """The two Google endpoints firebase-admin calls to check for revocation, on 127.0.0.1: the OAuth token
+    endpoint of a service account (POST /token) and the Identity Toolkit's user lookup (POST …/accounts:lookup).
+
+    Every user exists, is enabled and has never had tokens revoked, unless a test says otherwise.
+    """
+
+    ACCESS_TOKEN = "fake-access-token"
+
+    def __init__(self):
+        self.revoked_at: dict[str, int] = {}  # uid -> seconds since the epoch; tokens issued before are revoked
+        self.disabled: set[str] = set()
+        self.deleted: set[str] = set()
+        self.lookups: list[dict] = []  # {"uid": …, "authorization": …} of each lookup
+        self.url = ""
+
+    def revoke(self, uid: str) -> None:
+        """As firebase-admin's revoke_refresh_tokens does: tokens issued before now are no longer valid."""
+        self.revoked_at[uid] = int(time.time()) + 1
+
+    def _answer(self, path: str, body: dict, authorization: str) -> dict:
+        if path.endswith("/token"):
+            return {"access_token": self.ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}
+        if path.endswith(f"/projects/{FIREBASE_PROJECT}/accounts:lookup"):
+            uid = (body.get("localId") or [""])[0]
+            self.lookups.append({"uid": uid, "authorization": authorization})
+            if uid in self.deleted:
+                return {"kind": "identitytoolkit#GetAccountInfoResponse"}
+            return {"users": [{"localId": uid, "disabled": uid in self.disabled,
+                               "validSince": str(self.revoked_at.get(uid, 0))}]}
+        raise LookupError(path)
+
+    @contextmanager
+    def running(self):
+        toolkit = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw) if raw.startswith(b"{") else {}
+                    payload, status = toolkit._answer(self.path, body, self.headers.get("Authorization", "")), 200
+                except LookupError:
+                    payload, status = {"error": {"code": 404, "message": "NOT_FOUND"}}, 404
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("http://")
+
+
 @pytest.fixture
-def firebase_emulator(monkeypatch, firebase_enabled):
-    """Emulator mode, pointed at a port where nothing listens, to show nothing is asked of the emulator."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{port}")
+def identity_toolkit():
+    with FakeIdentityToolkit().running() as toolkit:
+        yield toolkit
+
+
+@pytest.fixture
+def firebase_emulator(monkeypatch, firebase_enabled, identity_toolkit):
+    """Emulator mode, with the emulator's user lookup answered by the fake Identity Toolkit."""
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", identity_toolkit.host)
+    return identity_toolkit
 
 
 def _b64(data: dict) -> str:
@@ -157,7 +238,22 @@ def other_key() -> SigningKey:
 
 
 @pytest.fixture
-def google_certs(monkeypatch, firebase_enabled, google_key):
+def service_account(settings, monkeypatch, tmp_path, firebase_enabled, identity_toolkit, google_key):
+    """A service-account key file, as the Firebase console gives them, whose OAuth token endpoint is the fake's;
+    Google's Identity Toolkit address is pointed at the fake too."""
+    path = tmp_path / "service-account.json"
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": FIREBASE_PROJECT, "private_key_id": "test-key",
+        "private_key": google_key.private_pem.decode(), "client_email": f"garage@{FIREBASE_PROJECT}.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": f"{identity_toolkit.url}/token",
+    }))
+    settings.FIREBASE_CREDENTIALS_FILE = str(path)
+    monkeypatch.setattr(firebase_admin._user_mgt.UserManager, "ID_TOOLKIT_URL", f"{identity_toolkit.url}/v1")
+    return identity_toolkit
+
+
+@pytest.fixture
+def google_certs(monkeypatch, firebase_enabled, google_key, service_account):
     """Real signature checking, with google_key's certificate served in place of Google's.
 
     Returns the list of certificate URLs firebase-admin asked for.

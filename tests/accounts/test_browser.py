@@ -10,8 +10,8 @@ import pytest
 from django.db import connections
 
 from apps.accounts.models import User
-from tests.accounts.conftest import FIREBASE_PROJECT
-from tests.live import asgi_server, free_port
+from tests.accounts.conftest import FIREBASE_PROJECT, FakeIdentityToolkit
+from tests.live import asgi_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 GOOD_PASSWORD = "the right password"
@@ -26,11 +26,11 @@ export const inMemoryPersistence = { type: "NONE" };
 export function initializeAuth(app, deps) { window.firebasePersistence = deps.persistence.type; return { app }; }
 export function connectAuthEmulator(auth, url) { window.firebaseEmulatorUrl = url; }
 const b64 = (data) => btoa(JSON.stringify(data)).replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
-function emulatorToken(email) {
+function emulatorToken(email, verified) {
   const now = Math.floor(Date.now() / 1000), uid = "uid-" + email.split("@")[0];
   return b64({ alg: "none", typ: "JWT" }) + "." + b64({
     iss: "https://securetoken.google.com/%(project)s", aud: "%(project)s", sub: uid, user_id: uid,
-    iat: now, exp: now + 3600, auth_time: now, email, email_verified: false,
+    iat: now, exp: now + 3600, auth_time: now, email, email_verified: verified,
     firebase: { sign_in_provider: "password" },
   }) + ".";
 }
@@ -40,17 +40,21 @@ export async function signInWithEmailAndPassword(auth, email, password) {
     error.code = "auth/invalid-credential";
     throw error;
   }
-  return { user: { getIdToken: async () => emulatorToken(email) } };
+  // Addresses starting with "new" have not been verified yet.
+  const verified = !email.startsWith("new");
+  return { user: { email, emailVerified: verified, getIdToken: async () => emulatorToken(email, verified) } };
 }
 export const createUserWithEmailAndPassword = signInWithEmailAndPassword;
+export async function sendEmailVerification(user) { window.verificationSentTo = user.email; }
 """ % {"project": FIREBASE_PROJECT, "password": GOOD_PASSWORD}
 
 
 @pytest.fixture(scope="module")
 def firebase_server(django_db_setup):
-    """The ASGI server with Firebase on, in emulator mode (nothing listens at the emulator address)."""
-    with asgi_server(FIREBASE_PROJECT_ID=FIREBASE_PROJECT, FIREBASE_API_KEY="test-api-key",
-                     FIREBASE_AUTH_EMULATOR_HOST=f"127.0.0.1:{free_port()}") as url:
+    """The ASGI server with Firebase on, in emulator mode; the fake Identity Toolkit answers as the emulator."""
+    with FakeIdentityToolkit().running() as toolkit, asgi_server(
+        FIREBASE_PROJECT_ID=FIREBASE_PROJECT, FIREBASE_API_KEY="test-api-key", FIREBASE_AUTH_EMULATOR_HOST=toolkit.host,
+    ) as url:
         yield url
 
 
@@ -111,3 +115,18 @@ def test_it_signs_in_through_the_firebase_form(firebase_server, page):
     assert "dana@example.com" in page.inner_text("header")
     assert User.objects.get(email="dana@example.com").firebase_uid == "uid-dana"
     assert {url.rsplit("/", 1)[-1] for url in page.requested if "gstatic" in url} == {"firebase-app.js", "firebase-auth.js"}
+
+
+def test_it_asks_to_verify_a_new_firebase_address_before_signing_in(firebase_server, page):
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{firebase_server}/accounts/login/")
+    page.fill("#firebase-email", "newcomer@example.com")
+    page.fill("#firebase-password", GOOD_PASSWORD)
+    page.click("button:has-text('Create a Firebase account')")
+    page.wait_for_selector("#firebase-error:not([hidden])")
+    assert page.inner_text("#firebase-error") == (
+        "Firebase sent a link to newcomer@example.com to verify the address. Open it, then sign in here again.")
+    assert page.evaluate("window.verificationSentTo") == "newcomer@example.com"
+    assert not User.objects.exists()
+    assert not [e for e in errors if "Content Security Policy" in e], errors

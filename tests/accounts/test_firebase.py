@@ -1,4 +1,7 @@
+import time
+
 import firebase_admin
+import firebase_admin._user_mgt
 import google.auth.exceptions
 import google.oauth2.id_token
 import pytest
@@ -9,8 +12,10 @@ from rest_framework.test import APIClient
 from apps.accounts.context_processors import firebase as firebase_context
 from apps.accounts.firebase import APP_NAME
 from apps.accounts.models import User
+from apps.accounts.checks import firebase_credentials
 from apps.accounts.services import FirebaseSignInError, api_token_create, user_from_firebase_token
 from tests.accounts.conftest import FIREBASE_PROJECT, GOOGLE_CERTS_URL, emulator_token
+from tests.live import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +35,14 @@ def test_it_accepts_unsigned_tokens_in_emulator_mode(firebase_emulator, network_
     assert user.email == "emu@example.com" and user.firebase_uid == "emu-1"
     assert not user.has_usable_password()
     assert network_attempts == []
+    assert [lookup["uid"] for lookup in firebase_emulator.lookups] == ["emu-1"]  # the emulator was asked
+
+
+def test_it_refuses_a_revoked_token_in_emulator_mode(firebase_emulator):
+    token = emulator_token(uid="emu-3", email="emu3@example.com")
+    firebase_emulator.revoke("emu-3")
+    response = bearer(token).get(ME)
+    assert response.status_code == 401 and response.json()["message"] == "This Firebase sign-in was revoked. Sign in again."
 
 
 def test_it_rejects_emulator_tokens_of_another_project(firebase_emulator):
@@ -45,11 +58,57 @@ def test_it_authenticates_the_api_with_an_emulator_token(firebase_emulator):
 
 # --- real RS256 tokens checked against a local certificate ---------------------------------------
 
-def test_it_accepts_a_token_signed_by_google(google_certs, google_key, network_attempts):
+def test_it_accepts_a_token_signed_by_google(google_certs, google_key, service_account, network_attempts):
     response = bearer(google_key.sign(uid="uid-dana", email="dana@example.com")).get(ME)
     assert response.status_code == 200 and response.json()["email"] == "dana@example.com"
     assert google_certs == [GOOGLE_CERTS_URL]
     assert network_attempts == []
+    # Revocation was checked with the service account's access token.
+    assert service_account.lookups == [{"uid": "uid-dana", "authorization": f"Bearer {service_account.ACCESS_TOKEN}"}]
+
+
+def test_it_refuses_a_revoked_token(google_certs, google_key, service_account, alice):
+    alice.firebase_uid = "uid-alice"
+    alice.save()
+    token = google_key.sign(uid="uid-alice", email="alice@example.com")
+    assert bearer(token).get(ME).status_code == 200
+    service_account.revoke("uid-alice")  # a password change, or "sign out everywhere"
+    response = bearer(token).get(ME)
+    assert response.status_code == 401 and response.json()["message"] == "This Firebase sign-in was revoked. Sign in again."
+    # A token issued after the revocation works again.
+    time.sleep(max(0, service_account.revoked_at["uid-alice"] - time.time()) + 0.1)
+    fresh = google_key.sign(uid="uid-alice", email="alice@example.com", iat=int(time.time()), auth_time=int(time.time()))
+    assert bearer(fresh).get(ME).status_code == 200
+
+
+@pytest.mark.parametrize("state, message", [
+    ("disabled", "Your Firebase account is disabled."),
+    ("deleted", "Your Firebase account no longer exists."),
+])
+def test_it_refuses_tokens_of_disabled_and_deleted_firebase_users(google_certs, google_key, service_account, state,
+                                                                   message):
+    getattr(service_account, state).add("uid-dana")
+    response = bearer(google_key.sign(uid="uid-dana", email="dana@example.com")).get(ME)
+    assert response.status_code == 401 and response.json()["message"] == message
+    assert not User.objects.exists()
+
+
+def test_it_answers_503_when_revocation_cannot_be_checked(google_certs, google_key, monkeypatch):
+    monkeypatch.setattr(firebase_admin._user_mgt.UserManager, "ID_TOOLKIT_URL", f"http://127.0.0.1:{free_port()}/v1")
+    response = bearer(google_key.sign()).get(ME)
+    assert response.status_code == 503 and "Try again" in response.json()["message"]
+    assert not User.objects.exists()
+
+
+def test_it_refuses_firebase_sign_in_without_a_service_account(google_certs, google_key, settings, network_attempts):
+    """Without one, revoked tokens could not be recognised: sign-in is refused, and the system check says why."""
+    settings.FIREBASE_CREDENTIALS_FILE = ""
+    response = bearer(google_key.sign()).get(ME)
+    assert response.status_code == 503 and "not fully set up" in response.json()["message"]
+    assert not User.objects.exists() and network_attempts == []
+    assert [w.id for w in firebase_credentials(None)] == ["accounts.W001"]
+    settings.FIREBASE_CREDENTIALS_FILE = "/somewhere/key.json"
+    assert firebase_credentials(None) == []
 
 
 @pytest.mark.parametrize("case", ["expired", "wrong key", "wrong audience", "unknown key id", "garbage"])
@@ -84,7 +143,7 @@ def test_it_answers_503_when_google_certificates_cannot_be_fetched(monkeypatch, 
 
 
 def test_it_creates_the_user_on_first_sign_in_only(google_certs, google_key):
-    token = google_key.sign(uid="uid-erin", email="erin@example.com", email_verified=False)
+    token = google_key.sign(uid="uid-erin", email="erin@example.com")
     first = user_from_firebase_token(id_token=token)
     second = user_from_firebase_token(id_token=token)
     assert first == second and User.objects.count() == 1
@@ -101,9 +160,20 @@ def test_it_links_an_existing_account_by_verified_email(google_certs, google_key
 def test_it_refuses_an_unverified_email_that_belongs_to_an_existing_account(google_certs, google_key, alice):
     token = google_key.sign(uid="uid-mallory", email="alice@example.com", email_verified=False)
     response = bearer(token).get(ME)
-    assert response.status_code == 401 and "already exists" in response.json()["message"]
+    assert response.status_code == 401 and response.json()["message"].startswith("Verify your email address first")
     alice.refresh_from_db()
     assert alice.firebase_uid is None
+
+
+@pytest.mark.parametrize("email_verified", [False, None])  # said to be unverified, or not said at all
+def test_it_creates_no_account_for_an_unverified_email(google_certs, google_key, email_verified):
+    """Anyone can make a Firebase account with someone else's address: it must not take that address here."""
+    token = google_key.sign(uid="uid-mallory", email="victim@example.com", email_verified=email_verified)
+    response = bearer(token).get(ME)
+    assert response.status_code == 401
+    assert response.json()["message"] == (
+        "Verify your email address first: open the link Firebase sent to it, then sign in again.")
+    assert not User.objects.exists()
 
 
 def test_it_finds_the_user_by_firebase_uid_after_an_email_change(google_certs, google_key, alice):

@@ -103,3 +103,85 @@ def test_it_reaps_a_job_whose_worker_was_killed(alice, settings, django_db_setup
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error_message == "The worker running this job stopped unexpectedly. You can retry it."
+
+
+SEND_WHILE_REDIS_IS_DOWN = """
+import json, django
+django.setup()
+from apps.accounts.models import User
+from apps.core.services import job_create
+owner = User.objects.get(pk={owner})
+jobs = [job_create(owner=owner, kind="sleep", queue=queue, config={{"steps": 2, "seconds": 0.05}}) for queue in ("default", "gpu")]
+print(json.dumps([job.pk for job in jobs]))
+"""
+
+
+def test_it_keeps_jobs_whose_send_failed_while_redis_was_down_and_runs_them_once_it_is_back(alice, worker, settings):
+    import subprocess
+    import sys
+
+    from apps.core.scheduling import gpu_dispatch
+    from tests.live import ROOT, child_env, free_port
+
+    settings.GARAGE_GPU_SLOTS = 1
+    # A web process whose broker is down: creating the jobs must neither fail nor lose them.
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    done = subprocess.run([sys.executable, "-c", SEND_WHILE_REDIS_IS_DOWN.format(owner=alice.pk)], cwd=ROOT,
+                          env=child_env(REDIS_URL=dead_redis), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    default_job, gpu_job = (Job.objects.get(pk=pk) for pk in json.loads(done.stdout.strip().splitlines()[-1]))
+    assert default_job.status == gpu_job.status == Job.Status.QUEUED
+    assert default_job.celery_task_id and default_job.sent_at is None  # marked as unsent: the reaper's next run sends it
+    assert gpu_job.celery_task_id == ""  # still waiting for a slot, not holding one
+    # Redis is back: one reaper run (as workers.tasks.reap_jobs does it) sends both.
+    assert jobs_reap() == 1
+    assert gpu_dispatch() == 1
+    for job in (default_job, gpu_job):
+        wait_for(lambda: Job.objects.get(pk=job.pk).is_final, 60, what=f"job {job.pk} to run")
+        assert Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED
+
+
+def test_it_runs_workers_from_an_empty_folder_apart_from_the_uploads(worker, settings):
+    import psutil
+
+    from garage.celery import worker_directory
+    from tests.live import ROOT
+
+    processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+    # The main process and every pool process (not the short device measurement a gpu worker starts as it comes up).
+    folders = {Path(process.cwd()) for process in processes if "celery" in process.cmdline()}
+    assert folders == {worker_directory()}, folders
+    media = Path(settings.MEDIA_ROOT).resolve()
+    assert worker_directory() not in (ROOT, media) and media not in worker_directory().parents
+    # No relative name of Hub-id shape (`a/b`, `..` included) reaches the uploads from there.
+    assert (worker_directory() / ".." / "..").resolve() not in (media, *media.parents)
+
+
+def test_it_reaps_on_its_own_queue_while_long_jobs_hold_every_default_slot(alice, settings, django_db_setup):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.core.services import job_cancel
+    from workers.tasks import reap_jobs
+
+    settings.GARAGE_STALE_AFTER = 60
+    dead = job_create(owner=alice, kind=Job.Kind.SLEEP, start=False)
+    Job.objects.filter(pk=dead.pk).update(status=Job.Status.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5))
+    control_log = Path(settings.VAR_DIR) / "worker-control.log"
+    # As `garage run` starts them: two slots on `default`, a solo worker on `control`.
+    with celery_worker(queues="default", concurrency=2, name="busy"), \
+            celery_worker(queues="control", concurrency=1, pool="solo", name="control", log_path=control_log):
+        pushes = [job_create(owner=alice, kind=Job.Kind.SLEEP, config={"steps": 600, "seconds": 0.1}) for _ in range(2)]
+        wait_for(lambda: Job.objects.filter(pk__in=[p.pk for p in pushes], status=Job.Status.RUNNING).count() == 2, 60,
+                 what="two long jobs to hold the default worker")
+        try:
+            reap_jobs.apply_async()  # as the schedule sends it
+            wait_for(lambda: Job.objects.get(pk=dead.pk).is_final, 30, interval=0.2, what="the reaper")
+            assert Job.objects.get(pk=dead.pk).status == Job.Status.FAILED
+            assert "core.reap_jobs" in control_log.read_text()
+        finally:
+            for push in pushes:
+                job_cancel(job=Job.objects.get(pk=push.pk))
+            wait_for(lambda: not Job.objects.filter(pk__in=[p.pk for p in pushes]).exclude(status__in=Job.FINAL).exists(),
+                     30, what="the long jobs to stop")

@@ -35,9 +35,16 @@ def test_it_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
                 return False
 
         wait_for(login_page, 60, interval=0.3, what="the login page")
+        wait_for(lambda: log.read_text().count("ready.") >= 4, 90, what="the four workers")
         children = psutil.Process(process.pid).children(recursive=True)
-        assert len(children) >= 3  # web, two workers (and their pool processes)
-        wait_for(lambda: log.read_text().count("ready.") >= 2, 60, what="both workers")
+        assert len(children) >= 5  # web, four workers (and their pool processes)
+        workers = {" ".join(child.cmdline()): child for child in children if "celery" in child.cmdline()}
+        queues = sorted(cmd.split(" -Q ")[1].split()[0] for cmd in workers if " -Q " in cmd)
+        assert queues == ["control", "default", "gpu", "inference"]
+        # The reaper's schedule lives in the control worker, out of reach of long jobs on `default`.
+        assert [cmd.split(" -Q ")[1].split()[0] for cmd in workers if " -B" in cmd] == ["control"]
+        # Every worker process runs from an empty folder of its own, not from where the uploads are.
+        assert {child.cwd() for child in workers.values()} == {str(tmp_path / "worker" / "home" / "cwd")}
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
         gone, alive = psutil.wait_procs(children, timeout=30)

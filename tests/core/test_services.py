@@ -23,6 +23,12 @@ def test_it_claims_a_queued_job_only_once_and_only_for_its_task(alice):
     assert job_claim(job_id=job.pk, task_id="t1", worker="w") is None
 
 
+def test_it_shortens_a_title_longer_than_its_column(alice):
+    job = _job(alice, title="Fine-tune " + "n" * 300)
+    job.refresh_from_db()
+    assert len(job.title) == 200 and job.title.startswith("Fine-tune nnn") and job.title.endswith("…")
+
+
 def test_it_ends_a_job_in_exactly_one_final_status(alice):
     job = _job(alice)
     assert job_finish(job=job, status=Job.Status.SUCCEEDED, result={"x": 1})
@@ -95,3 +101,75 @@ def test_it_requeues_a_dead_training_that_has_a_checkpoint(alice, settings, djan
     assert statuses == {resumable.pk: "queued", no_checkpoint.pk: "failed", too_many.pk: "failed", not_resumable.pk: "failed"}
     resumable.refresh_from_db()
     assert resumable.celery_task_id != old_task and len(callbacks) == 1
+
+
+# Lost broker messages: the real Redis (REDIS_URL) holds the messages; a queue no worker reads keeps them in line.
+LINE = "resend-test"
+
+
+@pytest.fixture
+def broker():
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(LINE, "gpu")
+    yield client
+    client.delete(LINE, "gpu")
+
+
+def _sent_long_ago(job, seconds=600):
+    Job.objects.filter(pk=job.pk).update(sent_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_it_sends_a_lost_message_again_under_a_new_task_id_that_alone_may_claim(alice, broker, settings,
+                                                                              django_capture_on_commit_callbacks):
+    from apps.core.broker import task_ids_in_broker
+
+    settings.GARAGE_QUEUED_RESEND_AFTER = 60
+    with django_capture_on_commit_callbacks(execute=True):
+        lost = job_create(owner=alice, kind=Job.Kind.SLEEP, queue=LINE)
+    old_task = lost.celery_task_id
+    assert old_task in task_ids_in_broker([LINE])
+    broker.delete(LINE)  # the message is lost (a Redis restarted without its file)
+    assert jobs_reap() == 0  # not yet: it was sent a moment ago
+    _sent_long_ago(lost)
+    assert jobs_reap() == 1
+    lost.refresh_from_db()
+    assert lost.status == Job.Status.QUEUED and lost.celery_task_id != old_task
+    held = task_ids_in_broker([LINE])
+    assert lost.celery_task_id in held and old_task not in held and broker.llen(LINE) == 1
+    assert job_claim(job_id=lost.pk, task_id=old_task, worker="w") is None  # the old message, turning up late
+    assert job_claim(job_id=lost.pk, task_id=lost.celery_task_id, worker="w").status == Job.Status.RUNNING
+
+
+def test_it_leaves_a_message_that_still_waits_in_line_where_it_is(alice, broker, settings,
+                                                                 django_capture_on_commit_callbacks):
+    settings.GARAGE_QUEUED_RESEND_AFTER = 60
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = job_create(owner=alice, kind=Job.Kind.SLEEP, queue=LINE)
+    _sent_long_ago(waiting, seconds=3600)  # behind hours of other work, but not lost
+    assert jobs_reap() == 0
+    assert Job.objects.get(pk=waiting.pk).celery_task_id == waiting.celery_task_id
+    assert broker.llen(LINE) == 1
+
+
+def test_it_frees_the_gpu_slot_of_a_lost_gpu_message_and_dispatches_it_again(alice, broker, settings,
+                                                                            django_capture_on_commit_callbacks):
+    from apps.core.scheduling import gpu_dispatch
+
+    settings.GARAGE_QUEUED_RESEND_AFTER, settings.GARAGE_GPU_SLOTS = 60, 1
+    with django_capture_on_commit_callbacks(execute=True):
+        lost = job_create(owner=alice, kind=Job.Kind.SLEEP, queue="gpu")
+        other = job_create(owner=alice, kind=Job.Kind.SLEEP, queue="gpu")
+    lost.refresh_from_db()
+    old_task = lost.celery_task_id
+    assert old_task and not Job.objects.get(pk=other.pk).celery_task_id  # the only slot is taken
+    broker.delete("gpu")
+    _sent_long_ago(lost)
+    assert jobs_reap() == 1
+    assert Job.objects.get(pk=lost.pk).celery_task_id == ""  # waiting again: it holds no slot
+    assert gpu_dispatch() == 1  # the oldest waiting job goes first, under a new id
+    lost.refresh_from_db()
+    assert lost.celery_task_id not in ("", old_task) and not Job.objects.get(pk=other.pk).celery_task_id
+    assert job_claim(job_id=lost.pk, task_id=old_task, worker="w") is None

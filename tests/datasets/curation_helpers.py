@@ -50,3 +50,16 @@ def run_job_body(job):
     from workers.jobs import JobReporter
 
     return app.tasks[f"jobs.{job.kind}"].job_function(job, JobReporter(job))
+
+
+def run_job(job):
+    """Run a queued job's real task in this process (claim, body, one final status), as a worker would after
+    receiving its message. Returns the job as it ended."""
+    import workers.tasks  # noqa: F401  (registers the tasks)
+    from apps.core.models import Job
+    from garage.celery import app
+
+    Job.objects.filter(pk=job.pk).update(celery_task_id="test-task")
+    app.tasks[f"jobs.{job.kind}"].apply(args=[job.pk], task_id="test-task")
+    job.refresh_from_db()
+    return job

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.core.models import Job
 from apps.datasets.models import Document, QAPair
 from apps.datasets.services import dataset_create, dataset_import_hub_start
-from tests.datasets.curation_helpers import dataset_with_pairs
+from tests.datasets.curation_helpers import dataset_with_pairs, run_job
 from tests.fakes.hub_server import HubServer
 from tests.live import ROOT, child_env
 from workers.records import STYLES
@@ -31,6 +31,16 @@ def import_file(api, code, name, data, **fields):
     return api.post(f"/api/v1/datasets/{code}/import/", {"file": SimpleUploadedFile(name, data), **fields}, format="multipart")
 
 
+def import_job(api, code, name, data, **fields) -> Job:
+    """Post a file import, which answers 202 with its job, and run the job as the worker would."""
+    response = import_file(api, code, name, data, **fields)
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(code=response.json()["code"])
+    assert job.kind == Job.Kind.IMPORT and job.status == Job.Status.QUEUED and job.queue == "default"
+    assert not QAPair.objects.filter(dataset__code=code, source=QAPair.Source.IMPORTED).exists()  # nothing read yet
+    return run_job(job)
+
+
 @pytest.mark.parametrize("style", STYLES)
 def test_it_round_trips_every_export_style_through_the_api(alice, alice_api, style):
     source = dataset_with_pairs(alice)
@@ -40,10 +50,10 @@ def test_it_round_trips_every_export_style_through_the_api(alice, alice_api, sty
     data = b"".join(response.streaming_content)
     assert len(data.splitlines()) == 4
     code = new_dataset(alice_api)
-    imported = import_file(alice_api, code, f"export.{'jsonl' if style != 'alpaca' else 'json'}", data)
-    assert imported.status_code == 201, imported.content
-    assert imported.json()["imported"] == 4 and imported.json()["skipped"] == 0
-    assert imported.json()["shape"] == {"messages": "messages", "alpaca": "alpaca", "sharegpt": "conversations"}[style]
+    job = import_job(alice_api, code, f"export.{'jsonl' if style != 'alpaca' else 'json'}", data)
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    assert job.result["imported"] == 4 and job.result["skipped"] == 0
+    assert job.result["shape"] == {"messages": "messages", "alpaca": "alpaca", "sharegpt": "conversations"}[style]
     target = source.__class__.objects.get(code=code)
     assert triples(target) == triples(source)
     assert set(target.pairs.values_list("source", flat=True)) == {QAPair.Source.IMPORTED}
@@ -66,10 +76,10 @@ def test_it_exports_a_frozen_version_by_number_and_refuses_unknown_styles(alice,
 def test_it_imports_a_csv_with_a_column_mapping_and_keeps_the_file_as_the_source(alice_api):
     code = new_dataset(alice_api)
     csv = "Prompt;Context;Reply;Persona\nTranslate;cat;chat;You translate.\nTranslate;dog;chien;\n;;orphan;\n".encode("cp1252")
-    response = import_file(alice_api, code, "words.csv", csv,
-                           mapping=json.dumps({"question": ["Prompt", "Context"], "answer": "Reply", "system": "Persona"}))
-    assert response.status_code == 201, response.content
-    body = response.json()
+    job = import_job(alice_api, code, "words.csv", csv,
+                     mapping=json.dumps({"question": ["Prompt", "Context"], "answer": "Reply", "system": "Persona"}))
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    body = job.result
     assert (body["imported"], body["skipped"], body["shape"], body["filename"]) == (2, 1, "mapping", "words.csv")
     dataset = Document.objects.get(code=body["document"]).dataset
     assert triples(dataset) == [("You translate.", "Translate\n\ncat", "chat"), ("", "Translate\n\ndog", "chien")]
@@ -83,25 +93,34 @@ def test_it_imports_a_csv_with_a_column_mapping_and_keeps_the_file_as_the_source
 
 
 @pytest.mark.parametrize("name, data, fields, message", [
+    ("notes.csv", b"title,body\nA,B\n", {"mapping": '{"question": "title"}'}, "Say which columns hold the question and the answer"),
+    ("notes.csv", b"title,body\nA,B\n", {"mapping": "not json"}, "must be a JSON object"),
+    ("notes.pdf", b"%PDF-1.4", {}, "import takes .json, .jsonl"),
+    ("empty.jsonl", b"", {}, "is empty"),
+])
+def test_it_refuses_a_bad_import_request_at_once(alice_api, name, data, fields, message):
+    code = new_dataset(alice_api)
+    response = import_file(alice_api, code, name, data, **fields)
+    assert response.status_code == 400, response.content
+    assert message in str(response.json()), response.json()
+    assert not QAPair.objects.exists() and not Document.objects.exists() and not Job.objects.exists()
+
+
+@pytest.mark.parametrize("name, data, fields, message", [
     ("notes.csv", b"title,body\nA,B\n", {}, "does not look like chat, question/answer"),
     ("notes.csv", b"title,body\nA,B\n", {}, "its columns: title, body"),
     ("notes.csv", b"title,body\nA,B\n", {"mapping": '{"question": "q", "answer": "body"}'}, "No column named 'q'. The columns are: body, title"),
-    ("notes.csv", b"title,body\nA,B\n", {"mapping": '{"question": "title"}'}, "Say which columns hold the question and the answer"),
-    ("notes.csv", b"title,body\nA,B\n", {"mapping": "not json"}, "must be a JSON object"),
     ("notes.csv", b"title,body\n,\n", {"mapping": '{"question": "title", "answer": "body"}'}, "no rows with both a question and an answer"),
-    ("notes.pdf", b"%PDF-1.4", {}, "import takes .json, .jsonl"),
-    ("empty.jsonl", b"", {}, "is empty"),
     ("broken.jsonl", b'{"question": "Q?", "answer": "A."}\n{oops}\n', {}, "Line 2 is not valid JSON"),
 ])
-def test_it_explains_what_is_wrong_with_an_import(alice_api, name, data, fields, message):
+def test_it_explains_in_the_failed_job_what_is_wrong_with_the_data(alice_api, name, data, fields, message):
     code = new_dataset(alice_api)
-    if data:
-        response = import_file(alice_api, code, name, data, **fields)
-    else:
-        response = alice_api.post(f"/api/v1/datasets/{code}/import/", {"file": SimpleUploadedFile(name, b"")}, format="multipart")
-    assert response.status_code == 400, response.content
-    assert message in str(response.json()), response.json()
-    assert not QAPair.objects.exists() and not Document.objects.exists()
+    job = import_job(alice_api, code, name, data, **fields)
+    assert job.status == Job.Status.FAILED and message in job.error_message, job.error_message
+    assert not QAPair.objects.exists()
+    document = Document.objects.get()  # the upload stays listed, marked failed with the same reason
+    assert document.status == Document.Status.FAILED and message in document.error_message
+    assert alice_api.get(f"/api/v1/jobs/{job.code}/").json()["error_message"] == job.error_message
 
 
 def test_it_needs_exactly_one_source_and_honours_the_upload_limit(alice_api, settings):
@@ -139,16 +158,17 @@ def test_it_queues_hub_imports_as_jobs(alice_api):
         "mapping": {"question": ["question"], "answer": ["answer"]}}
 
 
-def run_tasks_in_a_process(jobs, **env):
+def run_tasks_in_a_process(jobs, cwd=ROOT, **env):
     """Run the jobs' real Celery tasks (claim, body, final status) in a fresh process, as the headless CLI does:
-    the Hugging Face libraries read HF_ENDPOINT when imported, so only a new process can be pointed at a fake Hub."""
+    the Hugging Face libraries read HF_ENDPOINT when imported, so only a new process can be pointed at a fake Hub.
+    `cwd` is the process's working directory (the project is found through PYTHONPATH wherever it runs)."""
     lines = ["import django", "django.setup()", "import workers.tasks", "from garage.celery import app"]
     for job in jobs:
         task_id = str(uuid.uuid4())
         Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
         lines.append(f"app.tasks['jobs.{job.kind}'].apply(args=[{job.pk}], task_id='{task_id}')")
-    done = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=ROOT, env=child_env(**env), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=cwd, env=child_env(PYTHONPATH=ROOT, **env),
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     for job in jobs:
         job.refresh_from_db()

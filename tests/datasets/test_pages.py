@@ -9,7 +9,7 @@ from apps.core.models import Job
 from apps.datasets.models import DatasetVersion, QAPair
 from apps.datasets.services import dataset_version_freeze, document_upload
 from apps.training.models import FineTune
-from tests.datasets.curation_helpers import PAGE_TWO, dataset_with_pairs
+from tests.datasets.curation_helpers import PAGE_TWO, dataset_with_pairs, run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -128,16 +128,30 @@ def test_it_imports_and_exports_from_the_pages(alice, alice_client, dataset):
         "East of the copper hills.", "Green.", "Three.", "The Amber river."]
     assert alice_client.get(f"/datasets/{dataset.code}/export/", {"style": "xml"}).status_code == 404
     other = dataset_with_pairs(alice, name="Copy", pairs=[("Seed?", "Yes.", "")])
-    response = alice_client.post(f"/datasets/{other.code}/import/", {"file": SimpleUploadedFile("lumen.jsonl", data)}, follow=True)
-    assert "Imported 4 examples from &#x27;lumen.jsonl&#x27;." in page_text(response)
-    assert other.pairs.count() == 5
-    mapped = alice_client.post(f"/datasets/{other.code}/import/", {
-        "file": SimpleUploadedFile("faq.csv", b"ask,tell\nOpen on Sunday?,No.\n"), "question_column": "ask", "answer_column": "tell"},
-        follow=True)
-    assert "Imported 1 examples" in page_text(mapped) and other.pairs.filter(question="Open on Sunday?").exists()
-    unknown = alice_client.post(f"/datasets/{other.code}/import/", {"file": SimpleUploadedFile("faq.csv", b"ask,tell\nA,B\n")},
-                                follow=True)
-    assert "its columns: ask, tell" in page_text(unknown)
+
+    def import_from_page(fields) -> Job:
+        """Post the import form: it answers with the job's page, whose live panel follows the import."""
+        response = alice_client.post(f"/datasets/{other.code}/import/", fields)
+        job = Job.objects.filter(kind=Job.Kind.IMPORT).latest("created_at")
+        assert response.status_code == 302 and response["Location"] == f"/jobs/{job.code}/"
+        assert other.pairs.count() == pairs_before  # nothing is parsed in the web request
+        # While it runs, the dataset page shows the job's progress too.
+        assert f'data-job="{job.code}"' in page_text(alice_client.get(f"/datasets/{other.code}/"))
+        return run_job(job)
+
+    pairs_before = other.pairs.count()
+    job = import_from_page({"file": SimpleUploadedFile("lumen.jsonl", data)})
+    assert job.status == Job.Status.SUCCEEDED and job.result["imported"] == 4 and other.pairs.count() == 5
+    assert "Imported 4 examples from lumen.jsonl" in page_text(alice_client.get(f"/jobs/{job.code}/"))
+    pairs_before = other.pairs.count()
+    job = import_from_page({"file": SimpleUploadedFile("faq.csv", b"ask,tell\nOpen on Sunday?,No.\n"),
+                            "question_column": "ask", "answer_column": "tell"})
+    assert job.result["imported"] == 1 and other.pairs.filter(question="Open on Sunday?").exists()
+    pairs_before = other.pairs.count()
+    job = import_from_page({"file": SimpleUploadedFile("faq.csv", b"ask,tell\nA,B\n")})
+    assert job.status == Job.Status.FAILED
+    assert "its columns: ask, tell" in page_text(alice_client.get(f"/jobs/{job.code}/"))
+    assert "its columns: ask, tell" in page_text(alice_client.get(f"/datasets/{other.code}/"))  # on the failed document
     neither = alice_client.post(f"/datasets/{other.code}/import/", {}, follow=True)
     assert "Choose a file or give a Hugging Face dataset id" in page_text(neither)
 

@@ -124,7 +124,7 @@ def test_it_connects_with_a_pasted_token_and_never_shows_it(alice_client, alice,
 def test_it_refuses_bad_and_read_only_tokens_readably(alice_client, hub):
     read_only = hub.add_user("reader", role="read")
     for token, message in (("hf_not-a-real-token-0000", "did not accept this token"), (read_only, "can only read"),
-                           ("two words", "contains spaces")):
+                           ("two words", "contains spaces"), ("hf_tökén", "characters that tokens never have")):
         response = alice_client.post("/hub/token/", {"token": token})
         page = response.content.decode()
         assert response.status_code == 400 and message in page, token

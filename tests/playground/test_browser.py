@@ -41,6 +41,6 @@ def test_it_streams_answers_into_the_columns_as_a_prompt_is_sent(alice, alice_mo
     # A follow-up is a second turn in each column.
     page.fill("[data-role=prompt]", "Where does item3 live?")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelectorAll('[data-column=\"0\"] [data-role=answer]').length === 2 && "
+    page.wait_for_function("() => document.querySelectorAll('[data-column=\"0\"] [data-role=answer]').length === 2 && "
                            "document.querySelector('[data-column=\"0\"]').dataset.state === 'done'", timeout=60000)
     assert tuned.locator("[data-role=answer]").nth(1).inner_text().strip() == "Item3 lives in Lima."

@@ -72,9 +72,10 @@ def test_it_reencrypts_saved_keys_after_a_rotation(alice, alice_provider, settin
 
 
 def test_it_tests_a_connection_and_audits_it(alice, alice_provider, chat_server):
-    chat_server.script(Reply.text("OK"))
+    chat_server.script(Reply.text("OK, and here is a secret page"))
     ok, message = provider_credential_test(credential=alice_provider)
-    assert ok and "Lab vLLM answered" in message and "OK" in message
+    assert ok and "Lab vLLM answered" in message and "HTTP 200" in message
+    assert "secret page" not in message  # what the endpoint answered is never shown
     provider_credential_update(credential=alice_provider, api_key="sk-wrong-key-000000000000")
     ok, message = provider_credential_test(credential=alice_provider)
     assert not ok and "refused the API key" in message and "sk-wrong" not in message

@@ -61,7 +61,8 @@ def test_it_retries_server_errors_and_gives_up_readably(chat_server):
         chat_server.script(*[Reply.status(503, "Overloaded")] * 4)
         result = client.call(HELLO)
     assert not result.ok and result.attempts == 4 and result.status == 503
-    assert "server error (503)" in result.error and "Overloaded" in result.error and "4 attempts" in result.error
+    assert "server error (503)" in result.error and "4 attempts" in result.error
+    assert "Overloaded" not in result.error  # the server's own words are never repeated
     assert len(chat_server.chat_requests) == 7
 
 
@@ -105,8 +106,7 @@ def test_it_explains_refusals_without_retrying_or_echoing_the_key(chat_server, c
     assert len(chat_server.chat_requests) == 1 or setup == "wrong path"
     assert KEY not in str(error.value) and "sk-the-right-one" not in str(error.value)
     assert KEY not in caplog.text and "sk-the-right-one" not in caplog.text
-    if setup == "wrong key":
-        assert "[key]" in error.value.message  # the server's own message, with the key blanked out
+    assert "It said" not in error.value.message  # the response body is never repeated
 
 
 def test_it_explains_an_unreachable_endpoint(chat_server):

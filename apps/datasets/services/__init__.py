@@ -1,7 +1,9 @@
 """Writes of the datasets app, one module per concern; import them from here."""
 from apps.datasets.services.documents import (  # noqa: F401
+    DatasetInUse,
     clean_filename,
     dataset_create,
+    dataset_delete,
     document_extract,
     document_upload,
     extract_limits,
@@ -14,8 +16,10 @@ from apps.datasets.services.curation import (  # noqa: F401
     dataset_curate,
     dataset_curate_start,
     dataset_import_file,
+    dataset_import_file_start,
     dataset_import_hub,
     dataset_import_hub_start,
+    dataset_import_run,
     qa_pair_create,
     qa_pair_restore,
     qa_pair_update,

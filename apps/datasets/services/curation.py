@@ -15,10 +15,11 @@ from apps.datasets.services.documents import clean_filename
 from workers.curate import CurateConfig, curate
 from workers.errors import ReadableError
 from workers.records import (
-    HUB_ID,
     RECORD_SUFFIXES,
     Example,
+    ReadLimits,
     examples_from_records,
+    hub_dataset_id_check,
     hub_offline,
     load_hub_records,
     load_records,
@@ -29,7 +30,6 @@ from workers.records import (
 MAX_QUESTION_CHARS = 20_000
 MAX_ANSWER_CHARS = 100_000
 MAX_SYSTEM_CHARS = 20_000
-HUB_IMPORT_LIMIT = 100_000
 
 
 # ---------------------------------------------------------------------------------------------- pairs by hand
@@ -58,7 +58,8 @@ def qa_pair_update(*, pair: QAPair, question: str | None = None, answer: str | N
                    system: str | None = None) -> QAPair:
     """Change a pair's texts (None leaves a field as it is). Frozen versions keep their own copies, so they do not change.
 
-    Side effects: saves the QAPair; a judge's rating no longer applies to the new text and is cleared."""
+    Side effects: saves the QAPair, marked `edited` (regeneration keeps it); a judge's rating no longer applies to
+    the new text and is cleared."""
     cleaned = _clean_pair_fields(question=pair.question if question is None else question,
                                  answer=pair.answer if answer is None else answer,
                                  system=pair.system if system is None else system)
@@ -67,7 +68,8 @@ def qa_pair_update(*, pair: QAPair, question: str | None = None, answer: str | N
         for name in changed:
             setattr(pair, name, cleaned[name])
         pair.rating = None
-        pair.save(update_fields=changed + ["rating", "updated_at"])
+        pair.edited = True  # so that generating pairs again does not throw the person's work away
+        pair.save(update_fields=changed + ["rating", "edited", "updated_at"])
     return pair
 
 
@@ -88,10 +90,13 @@ def qa_pairs_add_examples(*, dataset: Dataset, examples: list[Example], source: 
                           document: Document | None = None) -> int:
     """Add examples (workers.records.Example) as pairs of the dataset, e.g. those an extractor recognised in a
     JSON or CSV document. Side effects: creates QAPairs. Examples too long to be useful are skipped; returns how many were added."""
-    pairs = [QAPair(dataset=dataset, document=document, source=source, system=e.system.strip(),
-                    question=e.question.strip(), answer=e.answer.strip())
+    def clean(text: str) -> str:
+        return text.replace("\x00", "").strip()  # PostgreSQL cannot store NUL in text; it carries no meaning
+
+    pairs = [QAPair(dataset=dataset, document=document, source=source, system=clean(e.system),
+                    question=clean(e.question), answer=clean(e.answer))
              for e in examples
-             if e.question.strip() and e.answer.strip() and len(e.question) <= MAX_QUESTION_CHARS
+             if clean(e.question) and clean(e.answer) and len(e.question) <= MAX_QUESTION_CHARS
              and len(e.answer) <= MAX_ANSWER_CHARS and len(e.system) <= MAX_SYSTEM_CHARS]
     QAPair.objects.bulk_create(pairs, batch_size=1000)
     return len(pairs)
@@ -240,6 +245,8 @@ def _mapping(raw) -> dict | None:
             columns = []
         if columns:
             mapping[role] = columns
+    if any("\x00" in column for columns in mapping.values() for column in columns):
+        raise ValidationError("A column name in the mapping holds a NUL character; no column is named so.")
     unknown = set(raw) - {"question", "answer", "system"}
     if unknown:
         raise ValidationError(f"The mapping may name only question, answer and system, not {', '.join(sorted(map(str, unknown)))}.")
@@ -266,11 +273,20 @@ def _examples(records: list, mapping: dict | None, what: str) -> tuple[list[Exam
     return detected.examples, detected.shape, detected.skipped
 
 
-def dataset_import_file(*, dataset: Dataset, uploaded_file, mapping: dict | None = None) -> dict:
-    """Import training examples from a JSON, JSONL, CSV/TSV or Parquet file, recognised by shape or by a column mapping.
+def _import_limits() -> ReadLimits:
+    return ReadLimits(max_rows=settings.GARAGE_IMPORT_MAX_ROWS, max_bytes=settings.GARAGE_IMPORT_MAX_MB * 1024 * 1024)
 
-    Side effects: stores the file as a Document of the dataset (so every imported pair links back to it) and
-    creates QAPairs with source "imported". Raises ValidationError with a readable message for bad files or mappings."""
+
+_FILE_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+
+
+def dataset_import_file_start(*, dataset: Dataset, uploaded_file, mapping: dict | None = None, start: bool = True) -> Job:
+    """Store a JSON, JSONL, CSV/TSV or Parquet file and queue a job that imports its training examples.
+
+    The file is parsed by the worker, never in the web request: a few kilobytes of Parquet or JSON can unpack to
+    gigabytes. Side effects: stores the file as a pending Document of the dataset (every imported pair links back
+    to it) and creates an import Job (queued unless start=False). Raises ValidationError with a readable message
+    for an empty, oversized or unsupported file or a bad mapping; what is inside the file is the job's to judge."""
     mapping = _mapping(mapping)
     filename = clean_filename(getattr(uploaded_file, "name", ""))
     size = uploaded_file.size
@@ -283,39 +299,66 @@ def dataset_import_file(*, dataset: Dataset, uploaded_file, mapping: dict | None
         raise ValidationError(f"'{filename}': import takes {', '.join(RECORD_SUFFIXES)} files. "
                               "Upload other documents to generate pairs from their text.")
     uploaded_file.seek(0)
-    data = uploaded_file.read()
-    try:
-        file_format, records = load_records(data, filename)
-        examples, shape, skipped = _examples(records, mapping, f"'{filename}'")
-    except ReadableError as exc:
-        raise ValidationError(str(exc))
-    if not examples:
-        raise ValidationError(f"'{filename}' has no rows with both a question and an answer.")
-    uploaded_file.seek(0)
     with transaction.atomic():
         document = Document.objects.create(owner=dataset.owner, dataset=dataset, file=uploaded_file, filename=filename,
-                                           size=size, format=file_format, status=Document.Status.READY, pages=1)
+                                           size=size, format=_FILE_FORMATS[suffix], status=Document.Status.PENDING)
+        job = job_create(owner=dataset.owner, kind=Job.Kind.IMPORT, title=f"Import {filename} into {dataset.name}",
+                         config={"dataset": dataset.pk, "document": document.pk, "filename": filename, "mapping": mapping},
+                         start=start)
+        document.job = job
+        document.save(update_fields=["job"])
+    return job
+
+
+def dataset_import_file(*, dataset: Dataset, job_config: dict, reporter) -> dict:
+    """Run a file import (the job's body): read the stored file within the import limits (GARAGE_IMPORT_MAX_ROWS,
+    GARAGE_IMPORT_MAX_MB; Parquet's are checked from its footer before anything is decoded), recognise the records
+    or apply the mapping. Side effects: creates QAPairs with source "imported" and marks the Document ready, or
+    marks it failed with the readable error and re-raises the ReadableError."""
+    document = Document.objects.get(pk=job_config["document"], dataset=dataset)
+    reporter.phase("reading", document.filename)
+    try:
+        with document.file.open("rb") as stored:
+            data = stored.read(settings.GARAGE_MAX_UPLOAD_BYTES + 1)
+        file_format, records = load_records(data, document.filename, _import_limits())
+        del data
+        reporter.progress(0.5, f"{len(records):,} rows read")
+        examples, shape, skipped = _examples(records, job_config.get("mapping"), f"'{document.filename}'")
+        if not examples:
+            raise ReadableError(f"'{document.filename}' has no rows with both a question and an answer.")
+    except ReadableError as exc:
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.FAILED, error_message=str(exc)[:500])
+        raise
+    with transaction.atomic():
         imported = qa_pairs_add_examples(dataset=dataset, examples=examples, document=document)
-    return {"imported": imported, "skipped": skipped + len(examples) - imported, "shape": shape,
-            "document": str(document.code), "filename": filename}
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.READY, format=file_format, pages=1,
+                                                       error_message="")
+    skipped += len(examples) - imported
+    reporter.log(f"Imported {imported:,} examples from {document.filename} ({shape}); skipped {skipped:,} rows")
+    return {"imported": imported, "skipped": skipped, "shape": shape, "document": str(document.code),
+            "filename": document.filename}
 
 
 def dataset_import_hub_start(*, dataset: Dataset, dataset_id: str, split: str = "train", config: str = "",
                              mapping: dict | None = None, limit: int | None = None, start: bool = True) -> Job:
-    """Queue a job importing examples from a Hugging Face dataset. Fails at once, readably, for a malformed id or
-    when the server is set to work offline. Side effects: creates an import Job (queued unless start=False)."""
-    dataset_id, split, config = (dataset_id or "").strip(), (split or "train").strip(), (config or "").strip()
-    if not HUB_ID.match(dataset_id):
-        raise ValidationError(f"'{dataset_id}' is not a Hugging Face dataset id such as 'openai/gsm8k'.")
+    """Queue a job importing examples from a Hugging Face dataset. Fails at once, readably, for a malformed id, an
+    id that is also a local folder (the worker checks again where it loads), or when the server is set to work
+    offline. Side effects: creates an import Job (queued unless start=False)."""
+    split, config = (split or "train").strip(), (config or "").strip()
+    try:
+        dataset_id = hub_dataset_id_check(dataset_id)
+    except ReadableError as exc:
+        raise ValidationError(str(exc))
     if hub_offline():
         raise ValidationError("This server works offline (HF_HUB_OFFLINE is set), so it cannot fetch datasets from the "
                               "Hugging Face Hub. Download the data elsewhere and import the file instead.")
+    most = settings.GARAGE_IMPORT_MAX_ROWS
     try:
-        limit = HUB_IMPORT_LIMIT if limit in (None, "") else int(limit)
+        limit = most if limit in (None, "") else int(limit)
     except (TypeError, ValueError):
         raise ValidationError("The number of rows must be a whole number.")
-    if not 1 <= limit <= HUB_IMPORT_LIMIT:
-        raise ValidationError(f"Import between 1 and {HUB_IMPORT_LIMIT:,} rows.")
+    if not 1 <= limit <= most:
+        raise ValidationError(f"Import between 1 and {most:,} rows.")
     return job_create(owner=dataset.owner, kind=Job.Kind.IMPORT, title=f"Import {dataset_id} into {dataset.name}",
                       config={"dataset": dataset.pk, "hub_id": dataset_id, "split": split, "config": config,
                               "mapping": _mapping(mapping), "limit": limit}, start=start)
@@ -327,7 +370,8 @@ def dataset_import_hub(*, dataset: Dataset, job_config: dict, reporter) -> dict:
     hub_id, split = job_config["hub_id"], job_config.get("split") or "train"
     reporter.phase("downloading", f"{hub_id} ({split})")
     records = load_hub_records(hub_id, split=split, config=job_config.get("config") or None,
-                               limit=job_config.get("limit") or HUB_IMPORT_LIMIT)
+                               limit=min(job_config.get("limit") or settings.GARAGE_IMPORT_MAX_ROWS,
+                                         settings.GARAGE_IMPORT_MAX_ROWS))
     reporter.progress(0.7, f"{len(records):,} rows read")
     examples, shape, skipped = _examples(records, job_config.get("mapping"), f"'{hub_id}'")
     if not examples:
@@ -338,3 +382,10 @@ def dataset_import_hub(*, dataset: Dataset, job_config: dict, reporter) -> dict:
         imported = qa_pairs_add_examples(dataset=dataset, examples=examples, document=document)
     reporter.log(f"Imported {imported:,} examples from {hub_id} ({shape}); skipped {skipped + len(examples) - imported:,} rows")
     return {"imported": imported, "skipped": skipped + len(examples) - imported, "shape": shape, "document": str(document.code)}
+
+
+def dataset_import_run(*, dataset: Dataset, job_config: dict, reporter) -> dict:
+    """The import job's body: a stored file (config `document`) or a Hub dataset (config `hub_id`)."""
+    if job_config.get("document"):
+        return dataset_import_file(dataset=dataset, job_config=job_config, reporter=reporter)
+    return dataset_import_hub(dataset=dataset, job_config=job_config, reporter=reporter)

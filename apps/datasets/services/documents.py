@@ -1,4 +1,5 @@
 """Writes of the datasets app: datasets, document uploads and their extraction."""
+import logging
 import re
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from workers.errors import ReadableError
 from workers.extract import Limits, detect_format, extract_file, extract_isolated
 
 MB = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 def extract_limits() -> Limits:
@@ -28,11 +30,61 @@ def extract_limits() -> Limits:
                   time_limit=settings.GARAGE_EXTRACT_TIME_LIMIT, memory_mb=settings.GARAGE_EXTRACT_MEMORY_MB)
 
 
+MAX_NAME_CHARS = Dataset._meta.get_field("name").max_length
+MAX_DESCRIPTION_CHARS = 20_000
+
+
 def dataset_create(*, owner, name: str, description: str = "") -> Dataset:
-    name = (name or "").strip()
+    """Create a dataset. Side effects: creates the Dataset. Raises ValidationError for an empty, too long or
+    NUL-holding name or description (PostgreSQL cannot store NUL; cutting a long name would change it unseen)."""
+    name, description = (name or "").strip(), (description or "").strip()
     if not name:
         raise ValidationError("Give the dataset a name.")
-    return Dataset.objects.create(owner=owner, name=name[:200], description=description.strip())
+    if len(name) > MAX_NAME_CHARS:
+        raise ValidationError(f"The name is longer than {MAX_NAME_CHARS} characters.")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise ValidationError(f"The description is longer than {MAX_DESCRIPTION_CHARS:,} characters.")
+    if "\x00" in name + description:
+        raise ValidationError("The name and description cannot hold a NUL character.")
+    return Dataset.objects.create(owner=owner, name=name, description=description)
+
+
+class DatasetInUse(Exception):
+    """The dataset cannot be deleted: models were trained on it. `blockers` names them ("fine tune 'Sky'")."""
+
+    def __init__(self, blockers: list[str]):
+        self.blockers = blockers
+        shown = ", ".join(blockers[:10]) + (f" and {len(blockers) - 10} more" if len(blockers) > 10 else "")
+        super().__init__(f"This dataset cannot be deleted while models trained on it remain: {shown}. "
+                         "Delete them first.")
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    """Delete a dataset with its documents, chunks, pairs and frozen versions, then its documents' stored files.
+
+    Side effects: deletes the rows and, once that has committed, the uploaded files from storage (so a deletion
+    that fails keeps them). Raises DatasetInUse, naming them, when fine-tunes or other runs were trained on it:
+    they keep their data's rows, so they go first."""
+    from django.db.models import ProtectedError, RestrictedError
+
+    files = list(dataset.documents.exclude(file="").values_list("file", flat=True))
+    try:
+        with transaction.atomic():
+            dataset.delete()
+    except (ProtectedError, RestrictedError) as exc:
+        blocking = getattr(exc, "protected_objects", None) or getattr(exc, "restricted_objects", None) or []
+        names = {f"{obj._meta.verbose_name} '{obj}'" for obj in blocking}
+        raise DatasetInUse(sorted(names)) from None
+    storage = Document._meta.get_field("file").storage
+
+    def remove_files():
+        for name in files:
+            try:
+                storage.delete(name)
+            except Exception:  # a file already gone or a storage hiccup must not undo a finished deletion
+                logger.warning("Could not delete stored file %s of a deleted dataset", name, exc_info=True)
+
+    transaction.on_commit(remove_files)
 
 
 def clean_filename(name: str) -> str:

@@ -10,6 +10,7 @@ from django.db import transaction
 from apps.core.models import Job
 from apps.core.services import job_create
 from apps.datasets.models import Chunk, Dataset, Document, QAPair
+from apps.datasets.selectors import qa_pairs_by_hand
 from workers.generate import (
     BACKENDS,
     EndpointGenerator,
@@ -145,7 +146,7 @@ def qa_generate(*, dataset: Dataset, reporter, max_pairs: int | None = None, opt
     (a job's config; without options, the offline extractive generator with `max_pairs`).
 
     Side effects: for an endpoint, sends the chunks (PII-scrubbed when asked) to it and writes one audit row
-    per request; then deletes earlier generated pairs (hand-written and imported ones stay) and creates
+    per request; then deletes earlier generated pairs (those edited by hand, hand-written and imported ones stay) and creates
     QAPairs. When nothing usable came back, raises ReadableError and keeps the earlier pairs."""
     from workers.errors import ReadableError
 
@@ -173,18 +174,22 @@ def qa_generate(*, dataset: Dataset, reporter, max_pairs: int | None = None, opt
                                 f"question-answer pairs ({output.malformed} unusable). Try another model.")
         raise ReadableError("No question-answer pairs could be made: the documents have no complete sentences.")
     with transaction.atomic():
-        dataset.pairs.filter(source__in=QAPair.GENERATED).delete()
+        # Pairs a person edited or wrote stay: regenerating replaces only what a generator made and nobody touched.
+        dataset.pairs.filter(source__in=QAPair.GENERATED, edited=False).delete()
+        kept_by_hand = qa_pairs_by_hand(dataset=dataset).count()
         QAPair.objects.bulk_create(pairs)
     summary = f"Made {len(pairs)} question-answer pairs from {len(chunks)} chunks with the {generator.name.replace('_', ' ')} generator"
     if output.malformed or output.failed_chunks:
         summary += f" ({output.malformed} malformed items skipped, {output.failed_chunks} chunks failed)"
     reporter.log(summary)
+    if kept_by_hand:
+        reporter.log(f"Kept {kept_by_hand} pair{'s' if kept_by_hand != 1 else ''} edited or written by hand")
     pii_replacements = getattr(generator, "pii_replacements", 0)
     if pii_replacements:
         reporter.log(f"Replaced {pii_replacements} pieces of personal data with placeholders before sending")
     return {"pairs": len(pairs), "chunks": len(chunks), "backend": generator.name, "requested": output.requested,
             "malformed": output.malformed, "failed_chunks": output.failed_chunks, "pii_replacements": pii_replacements,
-            **stats}
+            "kept_by_hand": kept_by_hand, **stats}
 
 
 def qa_pair_delete(*, pair: QAPair) -> None:

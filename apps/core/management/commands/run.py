@@ -10,7 +10,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from garage.celery import CONTROL_QUEUE
 from garage.embedded import ensure_redis
+from workers.outbound import LOOPBACK
 
 
 def _free_port(host: str, preferred: int) -> int:
@@ -22,8 +24,8 @@ def _free_port(host: str, preferred: int) -> int:
 
 
 class Command(BaseCommand):
-    help = ("Run the web server, a Celery worker for queue 'default' (with the reaper), one for queue 'gpu' and one "
-            "for queue 'inference'.")
+    help = ("Run the web server and the Celery workers: one for queue 'default', one for queue 'gpu', one for queue "
+            "'inference' and one for queue 'control' (the reaper and its schedule).")
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("GARAGE_HOST", "127.0.0.1"))
@@ -32,6 +34,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, no_worker, **options):
         env = dict(os.environ, REDIS_URL=ensure_redis(), DJANGO_SETTINGS_MODULE="garage.settings")
+        # One person's machine runs its own Ollama or vLLM on loopback: allow that unless the variable says otherwise.
+        env.setdefault("GARAGE_ALLOWED_ENDPOINTS", ",".join(LOOPBACK))
         os.environ["REDIS_URL"] = env["REDIS_URL"]
         call_command("migrate", interactive=False, verbosity=0)
         port = _free_port(host, port)
@@ -39,9 +43,13 @@ class Command(BaseCommand):
         commands = {"web": [python, "-m", "uvicorn", "garage.asgi:application", "--host", host, "--port", str(port),
                             "--no-access-log", "--ws-ping-interval", "20"]}
         if not no_worker:
-            beat_schedule = str(settings.VAR_DIR / "celerybeat-schedule")
             commands["worker-default"] = [python, "-m", "celery", "-A", "garage", "worker", "-Q", "default", "-c", "2",
-                                          "-n", "default@%h", "-B", "-s", beat_schedule, "--loglevel", "INFO"]
+                                          "-n", "default@%h", "--loglevel", "INFO"]
+            # The reaper (and the dispatch of waiting GPU jobs) with the schedule that sends it: a worker of its own, so
+            # that hours-long pushes on `default` cannot stop it. One process (solo pool): its tasks are short.
+            beat_schedule = str(settings.VAR_DIR / "celerybeat-schedule")
+            commands["worker-control"] = [python, "-m", "celery", "-A", "garage", "worker", "-Q", CONTROL_QUEUE,
+                                          "-P", "solo", "-n", "control@%h", "-B", "-s", beat_schedule, "--loglevel", "INFO"]
             # One training at a time per GPU (or per CPU machine).
             commands["worker-gpu"] = [python, "-m", "celery", "-A", "garage", "worker", "-Q", "gpu", "-c", "1",
                                       "-n", "gpu@%h", "--loglevel", "INFO"]
