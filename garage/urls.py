@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.core.views import dashboard
@@ -34,4 +36,6 @@ urlpatterns = [
     path("playground/", include("apps.playground.urls")),
     path("v1/", include("apps.playground.api_urls")),  # OpenAI-compatible: clients append /chat/completions to a base URL
     path("admin/", admin.site.urls),
+    # Browsers and feed readers ask for /favicon.ico whatever the page links to.
+    path("favicon.ico", RedirectView.as_view(url=static("garage/favicon.ico"), permanent=True)),
 ]

@@ -46,14 +46,14 @@ API_POST = ["/api/v1/finetunes/{finetune}/exports/", "/api/v1/datasets/{dataset}
 # Other methods than GET and POST: (method, url).
 API_WRITE = [("patch", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("put", "/api/v1/datasets/{dataset}/pairs/{pair}/"),
              ("delete", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("patch", "/api/v1/versions/{version}/"),
-             ("delete", "/api/v1/datasets/{dataset}/")]
+             ("delete", "/api/v1/datasets/{dataset}/"), ("patch", "/api/v1/finetunes/{finetune}/")]
 PAGES = ["/datasets/{dataset}/", "/jobs/{job}/", "/training/{finetune}/", "/training/{finetune}/download/",
          "/training/{finetune}/outputs/adapter/download/",
          "/datasets/{dataset}/export/?style=messages", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/versions/{version}/",
          "/datasets/versions/{version}/export/?style=alpaca", "/datasets/documents/{document}/",
          "/benchmarks/{benchmark}/", "/benchmarks/{benchmark}/items.jsonl", "/prompts/saved/{prompt}/",
          "/hub/publish/{finetune}/", "/playground/?model={finetune}", "/playground/?prompt={prompt}"]
-PAGE_POSTS = ["/training/{finetune}/exports/", "/datasets/{dataset}/generate/", "/datasets/{dataset}/train/", "/datasets/{dataset}/upload/",
+PAGE_POSTS = ["/training/{finetune}/exports/", "/training/{finetune}/rename/", "/datasets/{dataset}/generate/", "/datasets/{dataset}/train/", "/datasets/{dataset}/upload/",
               "/jobs/{job}/cancel/", "/jobs/{job}/retry/",
               "/datasets/{dataset}/pairs/add/", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/{dataset}/pairs/{pair}/delete/",
               "/datasets/{dataset}/pairs/{pair}/restore/", "/datasets/{dataset}/restore/", "/datasets/{dataset}/curate/",

@@ -365,7 +365,9 @@ def grpo_train(config: GRPOTrainConfig, reporter: Reporter, *, judge_client=None
                 judged["failures"] = stats.failures
         values = {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in values.items() if v is not None}
         history.append({"step": state.global_step, **values})
-        if state.global_step == 1 or state.global_step % config.sample_every == 0:
+        # The first step's samples, every `sample_every` steps, and the last step's: a finished run shows what it
+        # ended with.
+        if state.global_step in (1, config.max_steps) or state.global_step % config.sample_every == 0:
             values["samples"] = recorder.latest()
         return values
 

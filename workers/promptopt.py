@@ -377,11 +377,17 @@ class PromptOptimizer:
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
+    def _front(self) -> list[int]:
+        """The indices of the candidates now on the Pareto front."""
+        return [self.pool[i].index for i in sorted(pareto_front([c.val_scores for c in self.pool]))]
+
     def _record(self, candidate: _Candidate) -> None:
         candidate.calls_used = self.used
         self.on_candidate(candidate.public())
+        # The event carries the whole candidate and the front it leaves, so that a page can draw both as they come.
         summary = {"candidate": candidate.index, "parent": candidate.parent if candidate.parent is not None else -1,
-                   "calls_used": self.used, "status": candidate.status,
+                   "calls_used": self.used, "status": candidate.status, "prompt": candidate.prompt,
+                   "note": candidate.note, "front": self._front(),
                    "best_val_score": max(c.val_score for c in self.pool) if self.pool else 0.0}
         for name in ("val_score", "minibatch_score", "minibatch_parent_score"):
             if getattr(candidate, name) is not None:
@@ -480,7 +486,6 @@ class PromptOptimizer:
             self._record(child)
 
         best = max(self.pool, key=lambda c: (c.val_score, -c.index))
-        front = pareto_front([c.val_scores for c in self.pool])
         self.reporter.log(f"Best prompt: candidate #{best.index}, validation {best.val_score:.3f} "
                           f"(seed {seed.val_score:.3f}); {self.used} of {config.budget} calls used.")
         self.reporter.progress(1.0, "Done")
@@ -489,7 +494,7 @@ class PromptOptimizer:
             "seed_val_score": seed.val_score, "improved": best.index != seed.index,
             "calls_used": self.used, "task_calls": self.task_calls, "reflection_calls": self.reflection_calls,
             "failed_calls": self.failed_calls, "budget": config.budget, "stopped": stopped,
-            "front": [self.pool[i].index for i in sorted(front)], "metric": config.metric,
+            "front": self._front(), "metric": config.metric,
             "train_examples": len(config.train), "val_examples": len(config.val),
             "candidates": [c.public() for c in self.candidates], "seconds": round(time.monotonic() - started, 3),
         }

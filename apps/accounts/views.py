@@ -41,7 +41,16 @@ class SignInView(auth_views.LoginView):
 
 
 class SignOutView(auth_views.LogoutView):
-    """POST only (Django refuses a GET), so that a link or an image cannot sign anyone out."""
+    """Signs out on a POST only, so that a link or an image cannot sign anyone out. A GET (a typed or bookmarked
+    address) shows a page that asks, with the button that sends the POST."""
+
+    http_method_names = ["get", "post", "options"]
+    template_name = "accounts/logout_confirm.html"
+
+    def get(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect(self.get_success_url())
+        return render(request, self.template_name)
 
 
 class PasswordResetView(auth_views.PasswordResetView):

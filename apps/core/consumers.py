@@ -1,13 +1,18 @@
-"""Websocket stream of one job's updates, for its owner only."""
+"""Websocket streams of jobs, for their owner only: one job's updates (JobConsumer), and the signed-in user's list of
+jobs (UserJobsConsumer)."""
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
-from apps.core.realtime import job_group_name
-from apps.core.selectors import job_events, job_get_for_user
+from apps.core.realtime import job_group_name, user_jobs_group_name
+from apps.core.selectors import job_events, job_get_for_user, job_list_for_user
 
 # Close code for "not found / not yours": the same answer as the pages' 404.
 CLOSE_NOT_FOUND = 4404
+# Close code for a connection without a signed-in user, to a stream that is only ever someone's own.
+CLOSE_SIGNED_OUT = 4401
+# How many of the newest jobs a list's snapshot holds, by default and at most (`?limit=`).
+RECENT_JOBS, RECENT_JOBS_MAX = 20, 50
 
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
@@ -43,6 +48,48 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
 
     async def job_update(self, message):
         await self.send_json({"type": "update", "job": message["job"], "event": message["event"]})
+
+
+class UserJobsConsumer(AsyncJsonWebsocketConsumer):
+    """The signed-in user's top-level jobs, for live lists of jobs (the dashboard). On connect: join the user's own
+    group, then send a snapshot of the newest jobs (`?limit=`), so a reconnecting page catches up; after that, every
+    status or progress change of any of their jobs, new jobs included. Nobody else's jobs ever reach this group."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
+        self.group = user_jobs_group_name(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        jobs = await database_sync_to_async(_recent_jobs)(user, _limit(self.scope.get("query_string", b"")))
+        await self.send_json({"type": "snapshot", "jobs": jobs})
+
+    async def disconnect(self, close_code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def job_update(self, message):
+        await self.send_json({"type": "update", "job": message["job"]})
+
+
+def _recent_jobs(user, limit: int) -> list[dict]:
+    return [job.snapshot() for job in job_list_for_user(user=user)[:limit]]
+
+
+def _limit(query_string: bytes) -> int:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query_string.decode()).get("limit", [""])
+    try:
+        return max(1, min(int(values[0]), RECENT_JOBS_MAX))
+    except ValueError:
+        return RECENT_JOBS
 
 
 def _after_id(query_string: bytes) -> int:

@@ -59,7 +59,7 @@ def json_loads_checked(text: str | bytes):
     except UnicodeDecodeError:
         raise JSONBodyError("The JSON is not valid UTF-8 text.") from None
     except ValueError as exc:
-        raise JSONBodyError(f"The JSON is not valid: {exc}.") from None
+        raise JSONBodyError(f"The request body is not valid JSON: {exc}.") from None
     json_value_check(value)
     return value
 

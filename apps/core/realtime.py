@@ -6,6 +6,9 @@ import threading
 
 from channels.layers import get_channel_layer
 
+from apps.core.models import JobEvent
+from apps.core.selectors import AHEAD_SHOWN, queue_line, waiting_state
+
 logger = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 5.0
@@ -13,6 +16,15 @@ PUBLISH_TIMEOUT = 5.0
 
 def job_group_name(code) -> str:
     return f"job-{code}"
+
+
+def user_jobs_group_name(user_id) -> str:
+    """The group of everyone watching a user's list of jobs (the dashboard): their top-level jobs' state changes."""
+    return f"user-jobs-{user_id}"
+
+
+# Events that change what a list of jobs shows; metrics and log lines go only to the job's own group.
+LIST_EVENT_TYPES = frozenset({JobEvent.Type.STATUS, JobEvent.Type.PROGRESS})
 
 
 class _PublisherLoop:
@@ -43,9 +55,40 @@ _publisher = _PublisherLoop()
 
 
 def job_publish(*, job, event=None) -> None:
-    """Send the job's current state (and the event that changed it) to everyone watching the job."""
+    """Send the job's current state (and the event that changed it) to everyone watching the job and, when a top-level
+    job's status or progress changed, to everyone watching its owner's list of jobs."""
     message = {"type": "job.update", "job": job.snapshot(), "event": event.as_message() if event else None}
+    groups = [job_group_name(job.code)]
+    if job.parent_id is None and (event is None or event.type in LIST_EVENT_TYPES):
+        groups.append(user_jobs_group_name(job.owner_id))
     try:
-        _publisher.run(get_channel_layer().group_send(job_group_name(job.code), message))
+        _publisher.run(_group_send(groups, message))
     except Exception:  # A Redis hiccup must not fail the job: clients catch up from the database on reconnect.
         logger.warning("Could not publish an update of job %s", job.code, exc_info=True)
+
+
+async def _group_send(groups: list[str], message: dict) -> None:
+    layer = get_channel_layer()
+    for group in groups:
+        await layer.group_send(group, message)
+
+
+def queue_publish(*, queue: str) -> None:
+    """Tell the jobs waiting in `queue` their new place in line, after the line moved (a job joined, left, started or
+    ended): one update per waiting job, only on such moves and never on progress, and only to the jobs whose text can
+    have changed (those further back than AHEAD_SHOWN read "more than ..." before and after)."""
+    messages = [(job_group_name(job.code),
+                 {"type": "job.update", "job": job.snapshot(waiting=waiting_state(position=position, reason=reason)),
+                  "event": None})
+                for job, position, reason in queue_line(queue=queue) if position is None or position <= AHEAD_SHOWN + 2]
+
+    async def send_all():
+        layer = get_channel_layer()
+        await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+
+    if not messages:
+        return
+    try:
+        _publisher.run(send_all())
+    except Exception:  # as in job_publish: pages catch up from the database when they connect again
+        logger.warning("Could not publish the new places in line of queue %s", queue, exc_info=True)

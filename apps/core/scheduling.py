@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.core.broker import BROKER_ERRORS, job_message_send
 from apps.core.models import Job
+from apps.core.realtime import queue_publish
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +31,19 @@ def _active(jobs) -> Q:
     return Q(status=Job.Status.RUNNING) | (Q(status=Job.Status.QUEUED) & ~Q(celery_task_id=""))
 
 
+def gpu_active_per_user() -> Counter:
+    """How many GPU jobs each user has running or handed to the broker."""
+    gpu = Job.objects.filter(queue=GPU_QUEUE)
+    return Counter(gpu.filter(_active(gpu)).values_list("owner_id", flat=True))
+
+
 def gpu_waiting_order() -> list[Job]:
     """The GPU jobs not yet dispatched, in the order they will be dispatched (ignoring free slots).
 
     Round robin between users: fewest active jobs first, then the user whose last GPU job started longest
     ago (or never), then the oldest job. Each pick counts as active and as just started for the next pick."""
     gpu = Job.objects.filter(queue=GPU_QUEUE)
-    running = Counter(gpu.filter(_active(gpu)).values_list("owner_id", flat=True))
+    running = gpu_active_per_user()
     last_start = dict(gpu.filter(started_at__isnull=False).values("owner_id").annotate(last=Max("started_at"))
                       .values_list("owner_id", "last"))
     never = datetime.min.replace(tzinfo=dt_timezone.utc)
@@ -52,34 +59,28 @@ def gpu_waiting_order() -> list[Job]:
     return order
 
 
-def gpu_queue_position(job: Job) -> int | None:
-    if job.status != Job.Status.QUEUED or job.celery_task_id:
-        return None
-    for position, waiting in enumerate(gpu_waiting_order(), start=1):
-        if waiting.pk == job.pk:
-            return position
-    return None
-
-
-def gpu_dispatch() -> int:
+def gpu_dispatch(*, line_moved: bool = False) -> int:
     """Send waiting GPU jobs to the broker while GPU slots are free. Returns how many were sent.
 
-    While Redis is down nothing is sent and nothing is lost: the jobs keep waiting, and the reaper dispatches again
-    on each run (workers.tasks.reap_jobs)."""
+    Then, when it sent any or `line_moved` says the caller changed the line (a job joined, left or ended), every job
+    still waiting learns its new place (apps.core.realtime.queue_publish). While Redis is down nothing is sent and
+    nothing is lost: the jobs keep waiting, and the reaper dispatches again on each run (workers.tasks.reap_jobs)."""
     try:
-        return _gpu_dispatch()
+        sent = _gpu_dispatch()
     except BROKER_ERRORS as exc:
         logger.warning("GPU jobs were not dispatched (%s); the reaper tries again", exc)
-        return 0
+        sent = 0
+    if sent or line_moved:
+        queue_publish(queue=GPU_QUEUE)
+    return sent
 
 
 def _gpu_dispatch() -> int:
     client = redis.Redis.from_url(settings.REDIS_URL)
     # One dispatcher at a time across web and worker processes, so free slots are not handed out twice.
     with client.lock("garage:gpu-dispatch", timeout=30, blocking_timeout=10):
-        gpu = Job.objects.filter(queue=GPU_QUEUE)
-        free = settings.GARAGE_GPU_SLOTS - gpu.filter(_active(gpu)).count()
-        per_user = Counter(gpu.filter(_active(gpu)).values_list("owner_id", flat=True))
+        per_user = gpu_active_per_user()
+        free = settings.GARAGE_GPU_SLOTS - sum(per_user.values())
         sent = 0
         for job in gpu_waiting_order():
             if free <= 0:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.core.broker import BROKER_ERRORS, TASK_NAME, job_message_send, task_ids_in_broker
 from apps.core.models import Job, JobEvent
-from apps.core.realtime import job_publish
+from apps.core.realtime import job_publish, queue_publish
 from apps.core.scheduling import GPU_QUEUE, gpu_dispatch
 from apps.core.signals import job_finished
 
@@ -40,7 +40,9 @@ def job_create(*, owner, kind: str, config: dict | None = None, title: str = "",
     if len(title) > limit:
         title = title[:limit - 1] + "…"
     job = Job.objects.create(owner=owner, kind=kind, config=config or {}, title=title, queue=queue, parent=parent)
-    JobEvent.objects.create(job=job, type=JobEvent.Type.STATUS, data={"status": job.status, "message": "Queued"})
+    event = JobEvent.objects.create(job=job, type=JobEvent.Type.STATUS, data={"status": job.status, "message": "Queued"})
+    # Open lists of the owner's jobs show the new job at once; only once it is committed, so none shows a phantom.
+    transaction.on_commit(lambda: job_publish(job=job, event=event))
     if start:
         job_enqueue(job)
     return job
@@ -55,7 +57,7 @@ def job_enqueue(job: Job) -> None:
     if job.queue == GPU_QUEUE and not app.conf.task_always_eager:
         Job.objects.filter(pk=job.pk).update(celery_task_id="", sent_at=None)
         job.celery_task_id, job.sent_at = "", None
-        transaction.on_commit(gpu_dispatch)
+        transaction.on_commit(lambda: gpu_dispatch(line_moved=True))
         return
     task_id = str(uuid.uuid4())
     job.celery_task_id, job.sent_at = task_id, timezone.now()
@@ -91,12 +93,14 @@ def job_claim(*, job_id: int, task_id: str, worker: str) -> Job | None:
         return None
     job = Job.objects.get(pk=job_id)
     _status_event(job, "Started")
+    transaction.on_commit(lambda: queue_publish(queue=job.queue))  # the jobs behind it move up
     return job
 
 
 def job_finish(*, job: Job, status: str, result: dict | None = None, error: str = "", error_message: str = "") -> bool:
     """Move a job to one final status, exactly once. Returns False when it was already final."""
     assert status in Job.FINAL
+    left_the_line = job.status == Job.Status.QUEUED  # as the caller last read it: cancelled before it started
     now = timezone.now()
     fields = {"status": status, "finished_at": now, "error": error, "error_message": error_message[:500]}
     if status == Job.Status.SUCCEEDED:
@@ -112,7 +116,9 @@ def job_finish(*, job: Job, status: str, result: dict | None = None, error: str 
     _status_event(job, message)
     job_finished.send(sender=Job, job=job)
     if job.queue == GPU_QUEUE:
-        transaction.on_commit(gpu_dispatch)  # a GPU slot is free again
+        transaction.on_commit(lambda: gpu_dispatch(line_moved=True))  # a GPU slot is free again, or the line shorter
+    elif left_the_line:
+        transaction.on_commit(lambda: queue_publish(queue=job.queue))
     return True
 
 

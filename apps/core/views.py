@@ -2,21 +2,26 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from apps.core.models import Job
-from apps.core.selectors import job_get_for_user, job_list_for_user, job_queue_position
+from apps.core.selectors import job_get_for_user, job_list_for_user, job_subject
 from apps.core.services import job_cancel, job_retry
 from apps.datasets.selectors import dataset_list_for_user
 from apps.training.forms import PipelineForm
 from apps.training.selectors import finetune_list_for_user
 
 
+# The dashboard's recent jobs: rendered here, then kept live (and this long) by the user's websocket of jobs.
+DASHBOARD_JOBS = 5
+
+
 @login_required
 def dashboard(request):
     return render(request, "core/dashboard.html", {
         "pipeline_form": PipelineForm(user=request.user),
-        "jobs": job_list_for_user(user=request.user)[:5],
+        "jobs": job_list_for_user(user=request.user)[:DASHBOARD_JOBS], "jobs_limit": DASHBOARD_JOBS,
         "datasets": dataset_list_for_user(user=request.user)[:5],
         "finetunes": finetune_list_for_user(user=request.user)[:5],
     })
@@ -38,8 +43,16 @@ def job_detail(request, code):
         finetune = finetune_get_for_user(user=request.user, code=job.result["finetune"])
     return render(request, "core/job_detail.html", {
         "job": job, "children": job.children.order_by("created_at"), "finetune": finetune,
-        "queue_position": job_queue_position(job=job),
+        "subject": job_subject(job=job),
     })
+
+
+def _back(request, job):
+    """Back to the page the button was on (its panel sends `next`), else to the job's page; never to another site."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(target)
+    return redirect("jobs:detail", code=job.code)
 
 
 @require_POST
@@ -47,7 +60,7 @@ def job_detail(request, code):
 def job_cancel_view(request, code):
     job = job_cancel(job=job_get_for_user(user=request.user, code=code))
     messages.info(request, "The job was cancelled." if job.is_final else "Cancelling: the job stops at its next step.")
-    return redirect("jobs:detail", code=job.code)
+    return _back(request, job)
 
 
 @require_POST
@@ -59,4 +72,4 @@ def job_retry_view(request, code):
     else:
         job_retry(job=job)
         messages.info(request, "The job was queued again.")
-    return redirect("jobs:detail", code=job.code)
+    return _back(request, job)

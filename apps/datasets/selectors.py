@@ -57,10 +57,11 @@ def qa_pairs_by_hand(*, dataset) -> QuerySet[QAPair]:
 
 
 def dataset_pair_counts(*, dataset) -> dict:
-    """How many pairs are in the dataset, set aside by curation, and written or edited by hand (kept when the
-    pairs are generated again)."""
+    """How many pairs are in the dataset, set aside by curation, written or edited by hand (kept when the pairs are
+    generated again), and made by a generator and left untouched (replaced when the pairs are generated again)."""
     return dataset.pairs.aggregate(included=Count("id", filter=Q(excluded="")), set_aside=Count("id", filter=~Q(excluded="")),
-                                   by_hand=Count("id", filter=Q(source=QAPair.Source.MANUAL) | Q(edited=True)))
+                                   by_hand=Count("id", filter=Q(source=QAPair.Source.MANUAL) | Q(edited=True)),
+                                   generated=Count("id", filter=Q(source__in=QAPair.GENERATED, edited=False)))
 
 
 def dataset_versions(*, dataset) -> QuerySet[DatasetVersion]:

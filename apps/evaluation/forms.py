@@ -2,40 +2,21 @@ from django import forms
 
 from apps.evaluation.models import BenchmarkRun
 from apps.evaluation.services import DEFAULT_SETTINGS
-from apps.training.model_choices import BASE, TEST, TUNED, default_model_choice, model_choice_list_for_user
+from apps.training.model_choices import (FINETUNE_PREFIX, default_model_choice, model_choice_list_for_user,
+                                         model_picker_groups)
+from apps.training.widgets import ModelPicker
 from workers.benchmarks import DEFAULT_PROMPTS
 
 
-def model_choices(*, user) -> list:
-    """The models every feature offers (apps.training.model_choices), grouped, as `base:<id>` or
-    `finetune:<code>`."""
-    offered = model_choice_list_for_user(user=user) if user is not None else []
-    groups = [("Installed models", BASE, "base:"), ("Your fine-tuned models", TUNED, ""), ("For tests", TEST, "base:")]
-    choices = [("", "—")]
-    for title, kind, prefix in groups:
-        options = [(f"{prefix}{choice.value}", choice.label) for choice in offered if choice.kind == kind]
-        if options:
-            choices.append((title, options))
-    return choices
-
-
-class ModelChoiceField(forms.ChoiceField):
-    """The offered choices, or any `finetune:<code>`: the view looks fine-tunes up with the owner's selector, so
-    that someone else's model answers 404 as everywhere else rather than 'not a valid choice'."""
-
-    def valid_value(self, value):
-        return str(value).startswith("finetune:") or super().valid_value(value)
-
-
 class BenchmarkRunForm(forms.Form):
-    """Start a benchmark run. The model is `base:<id>` or `finetune:<code>`; `other_model` names any other base
-    model (a Hub id or a folder on the GPU machine)."""
+    """Start a benchmark run. The model is a model choice (apps.training.model_choices): a base model (an installed
+    one, or, with "Other…", a Hub id or a folder on the GPU machine) or one of the user's as `finetune:<code>`."""
 
     benchmark = forms.ChoiceField(choices=BenchmarkRun.Benchmark.choices, initial=BenchmarkRun.Benchmark.GSM8K)
-    model = ModelChoiceField(required=False, label="Model",
-                             help_text="A model installed on this server or one of your fine-tuned models.")
-    other_model = forms.CharField(required=False, max_length=300, label="Or another base model",
-                                  help_text="A Hugging Face model id or a model folder on the GPU machine; overrides the choice above.")
+    model = forms.CharField(max_length=300, label="Model", widget=ModelPicker,
+                            error_messages={"required": "Choose a model to evaluate."},
+                            help_text="A model installed on this server or one of your fine-tuned models; or, with "
+                                      "“Other…”, a Hugging Face model id or a model folder on the GPU machine.")
     name = forms.CharField(required=False, max_length=200, help_text="Optional; shown in lists and comparisons.")
     limit = forms.IntegerField(required=False, min_value=1, initial=DEFAULT_SETTINGS["limit"], label="Problems",
                                help_text="How many problems to ask. Empty: all (GSM8K has 1,319 test problems).")
@@ -67,23 +48,17 @@ class BenchmarkRunForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["saved_prompt"].widget.choices = [("", "—" if saved_prompts else "— none saved yet —"),
                                                       *saved_prompts]
-        self.fields["model"].choices = model_choices(user=user)
+        self.fields["model"].widget.groups = model_picker_groups(model_choice_list_for_user(user=user)) if user else []
         if not self.is_bound and not self.initial.get("model"):
-            self.initial["model"] = f"base:{default_model_choice()}"
+            self.initial["model"] = default_model_choice()
         self.default_prompts = DEFAULT_PROMPTS
-
-    def clean(self):
-        data = super().clean()
-        if not data.get("other_model") and not data.get("model"):
-            raise forms.ValidationError("Choose a model to evaluate.")
-        return data
 
     def model_choice(self) -> tuple[str, str]:
         """("base", model id) or ("finetune", code)."""
-        if self.cleaned_data.get("other_model"):
-            return "base", self.cleaned_data["other_model"].strip()
-        kind, _, value = self.cleaned_data["model"].partition(":")
-        return kind, value
+        model = self.cleaned_data["model"].strip()
+        if model.startswith(FINETUNE_PREFIX):
+            return "finetune", model[len(FINETUNE_PREFIX):]
+        return "base", model
 
     def settings(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in DEFAULT_SETTINGS if name in self.cleaned_data}

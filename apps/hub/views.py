@@ -22,6 +22,7 @@ from apps.hub.services import (
     hub_publish_gate,
     hub_push_start,
     hub_repo_list,
+    hub_repo_name_render,
 )
 from apps.training.models import FineTune
 from apps.training.selectors import finetune_get_for_user
@@ -123,7 +124,11 @@ def publish(request, code):
     connection = hub_connection_get(user=request.user)
     choices = hub_push_choices(finetune=finetune)
     gate = hub_publish_gate(finetune=finetune)
-    initial = {"repo": finetune.name.replace(" ", "-")[:96], "private": True}
+    try:  # the model's name as a valid repository name ("Lumen Valley v2 · run 3" → "Lumen-Valley-v2-run-3")
+        repo = hub_repo_name_render(pattern="{name}", name=finetune.name[:96])
+    except ValidationError:
+        repo = "model"
+    initial = {"repo": repo, "private": True}
     form = PublishForm(request.POST or None, choices=choices, initial=initial)
     status = 200
     if request.method == "POST":

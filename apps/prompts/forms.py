@@ -12,7 +12,9 @@ def model_choices(*, user) -> list[tuple[str, str]]:
 
 
 class OptimizedPromptForm(forms.Form):
-    name = forms.CharField(required=False, max_length=200, help_text="Optional; a name is made from the model and data.")
+    name = forms.CharField(required=False, max_length=200,
+                           help_text="Optional; left empty, the name says the data, the run number, the model and "
+                                     "the day.")
     source = forms.ChoiceField(choices=OptimizedPrompt.Source.choices, initial=OptimizedPrompt.Source.VERSION,
                                widget=forms.RadioSelect, label="Evaluation set")
     version = OwnedChoiceField(required=False, label="Dataset version",
@@ -21,8 +23,8 @@ class OptimizedPromptForm(forms.Form):
     task_model = OwnedChoiceField(label="Task model", help_text="The model whose system prompt is optimized.")
     task_local_model = model_field(required=False, label="Local task model",
                                    help_text="Only with a local task model: an installed model or one of your tuned "
-                                             "models from the list, a Hugging Face Hub id, or a model folder of this "
-                                             "server.")
+                                             "models from the list, or, with “Other…”, a Hugging Face Hub id or a "
+                                             "model folder of this server.")
     reflection_model = OwnedChoiceField(label="Reflection model",
                                         help_text="The model that reads the failures and writes better prompts; a "
                                                   "strong model helps most here.")

@@ -3,7 +3,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
-from apps.prompts.models import OptimizedPrompt, SavedPrompt
+from apps.core.models import JobEvent
+from apps.prompts.models import OptimizedPrompt, PromptCandidate, SavedPrompt
 
 
 def optimized_prompt_list_for_user(*, user) -> QuerySet[OptimizedPrompt]:
@@ -16,6 +17,22 @@ def optimized_prompt_get_for_user(*, user, code) -> OptimizedPrompt:
         return optimized_prompt_list_for_user(user=user).get(code=code)
     except (OptimizedPrompt.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such prompt optimization.")
+
+
+def optimized_prompt_candidates(*, run: OptimizedPrompt) -> tuple[list[PromptCandidate], list[int], int]:
+    """(the candidates scored so far, the indices of those on the Pareto front, the id of the run's last event): what
+    the run page draws at once, before it follows the job's events from that id. The front is the finished run's, or
+    the one the latest candidate's event reported."""
+    events = JobEvent.objects.filter(job_id=run.job_id)
+    # The id first: a candidate stored after it is drawn again from its event, never missed.
+    after = events.order_by("-id").values_list("id", flat=True).first() or 0
+    candidates = list(run.candidates.all())
+    if "front" in run.result:
+        front = run.result["front"]
+    else:
+        latest = events.filter(type=JobEvent.Type.METRIC, data__has_key="front").order_by("-id").first()
+        front = latest.data["front"] if latest else []
+    return candidates, front, after
 
 
 def saved_prompt_list_for_user(*, user) -> QuerySet[SavedPrompt]:

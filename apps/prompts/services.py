@@ -153,15 +153,25 @@ def optimized_prompt_create(*, owner, task_model: str, reflection_model: str, bu
         _config(run=run, train=train, val=val).validate()
     except ReadableError as exc:
         raise ValidationError(str(exc))
-    label = "GSM8K" if source == OptimizedPrompt.Source.GSM8K else str(version)
-    run.name = (name or "").strip()[:200] or f"Prompt for {task[2]} on {label}"[:200]
     queue = "gpu" if LOCAL in (task[0], reflection[0]) else "default"
     with transaction.atomic():
+        run.name = (name or "").strip()[:200] or optimized_prompt_default_name(owner=owner, run=run)
         run.save()
         run.job = job_create(owner=owner, kind=Job.Kind.OPTIMIZE_PROMPT, queue=queue,
                              title=f"Prompt optimization: {run.name}"[:200], config={"optimized_prompt": run.pk})
         run.save(update_fields=["job"])
     return run
+
+
+def optimized_prompt_default_name(*, owner, run: OptimizedPrompt) -> str:
+    """The name of the owner's next prompt optimization on the run's examples, numbered among the owner's runs on
+    them (apps.training.names): "Lumen Valley v2 · run 2 · prompt for SmolLM2-135M-Instruct · 5 Dec"."""
+    from apps.training.names import model_short_name, run_name
+
+    subject = "GSM8K" if run.source == OptimizedPrompt.Source.GSM8K else str(run.version)
+    number = OptimizedPrompt.objects.filter(owner=owner, source=run.source, version=run.version).count() + 1
+    model = model_short_name(run.task_local_model) if run.task_provider == LOCAL else run.task_label
+    return run_name(subject=subject, number=number, what=f"prompt for {model}")
 
 
 class _Backends:

@@ -10,8 +10,9 @@ from apps.datasets.selectors import (
     dataset_version_list_for_user,
 )
 from apps.prompts.forms import OptimizedPromptForm, SavedPromptForm
-from apps.prompts.models import OptimizedPrompt
+from apps.prompts.models import OptimizedPrompt, PromptCandidate
 from apps.prompts.selectors import (
+    optimized_prompt_candidates,
     optimized_prompt_get_for_user,
     optimized_prompt_list_for_user,
     saved_prompt_get_for_user,
@@ -59,11 +60,15 @@ def run_create(request):
 @login_required
 def run_detail(request, code):
     run = optimized_prompt_get_for_user(user=request.user, code=code)
-    candidates = list(run.candidates.all())
-    front = set(run.result.get("front") or [])
+    candidates, front, after = optimized_prompt_candidates(run=run)
     for candidate in candidates:
         candidate.on_front = candidate.index in front
-    return render(request, "prompts/run_detail.html", {"run": run, "candidates": candidates})
+    # What the live table and chart start from (static/prompts/run.js); the job's events after `after` add the rest.
+    live = {"job": str(run.job.code) if run.job else None, "after": after, "front": front,
+            "points": [{"index": c.index, "val_score": c.val_score, "calls_used": c.calls_used} for c in candidates
+                       if c.val_score is not None],
+            "statuses": dict(PromptCandidate.Status.choices)}
+    return render(request, "prompts/run_detail.html", {"run": run, "candidates": candidates, "live": live})
 
 
 @login_required

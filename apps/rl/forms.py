@@ -1,13 +1,12 @@
 import json
 
 from django import forms
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 
 from apps.rl.models import GrpoRun
 from apps.rl.services import DEFAULTS, MAX_PREVIEW_SAMPLES, RECIPE_RUBRIC, recipe_model
-from apps.training.model_choices import default_model_choice, model_choice_list_for_user
+from apps.training.model_choices import default_model_choice, model_choice_list_for_user, model_picker_groups
 from apps.training.services import BACKENDS
+from apps.training.widgets import ModelPicker
 
 PREVIEW_ROWS = 4  # pasted sample rows on the form
 DEFAULT_REWARDS = [{"type": "format", "weight": 0.5, "mode": "tags", "tags": ["reasoning", "answer"]},
@@ -28,40 +27,29 @@ class OwnedChoiceField(forms.ChoiceField):
         return True
 
 
-class ModelChoiceInput(forms.TextInput):
-    """A text box that suggests the models a user may pick (an HTML datalist: the installed real models, the user's
-    tuned models, the tiny test model) and still takes any Hub id or model folder of the server. Every feature's
-    model box is one of these, filled by `offer_models`."""
-
-    choices = ()
-
-    def render(self, name, value, attrs=None, renderer=None):
-        list_id = f"{name}-models"
-        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
-        options = "".join(format_html('<option value="{}">{}</option>', choice.value, choice.label)
-                          for choice in self.choices)
-        return mark_safe(f'{html}<datalist id="{list_id}">{options}</datalist>')
-
-
 def model_field(**kwargs) -> forms.CharField:
-    """A model box whose initial value is the server's default model (read when the form is shown)."""
-    return forms.CharField(max_length=300, widget=ModelChoiceInput, **{"initial": default_model_choice, **kwargs})
+    """A model picker (apps.training.widgets.ModelPicker) whose initial value is the server's default model (read
+    when the form is shown). Every feature's model choice is one of these, filled by `offer_models`."""
+    return forms.CharField(max_length=300, widget=ModelPicker, **{"initial": default_model_choice, **kwargs})
 
 
 def offer_models(form: forms.Form, *names: str, user) -> None:
-    """Fill the suggestions of the form's model boxes with what `user` may pick."""
-    choices = model_choice_list_for_user(user=user) if user is not None else []
+    """Fill the form's model pickers with what `user` may pick, grouped (apps.training.model_choices)."""
+    groups = model_picker_groups(model_choice_list_for_user(user=user)) if user is not None else []
     for name in names:
-        form.fields[name].widget.choices = choices
+        form.fields[name].widget.groups = groups
 
 
 class GrpoRunForm(forms.Form):
     """A GRPO run: the prompts, the reward functions (edited by the builder into `rewards` JSON), the settings, and
     the samples a preview scores. The same form posts to the preview, so what is previewed is what will run."""
 
-    name = forms.CharField(required=False, max_length=200, help_text="Optional; a name is made from the model and data.")
+    name = forms.CharField(required=False, max_length=200,
+                           help_text="Optional; left empty, the name says the data, the run number, the model and "
+                                     "the day.")
     base_model = model_field(help_text="The model to train: an installed model or one of your tuned models from the "
-                                       "list, a Hugging Face Hub id, or a model folder of this server.")
+                                       "list, or, with “Other…”, a Hugging Face Hub id or a model folder of this "
+                                       "server.")
     method = forms.ChoiceField(choices=GrpoRun.Method.choices, initial=GrpoRun.Method.LORA)
     backend = forms.ChoiceField(choices=BACKENDS.items(), initial="auto")
     source = forms.ChoiceField(choices=GrpoRun.Source.choices, initial=GrpoRun.Source.GSM8K, widget=forms.RadioSelect,

@@ -32,6 +32,7 @@ from apps.training.model_choices import (
     model_choice_parts,
     model_choice_ref,
 )
+from apps.training.names import METHODS, model_short_name, run_name
 from apps.training.services import BACKENDS
 from workers.errors import ReadableError
 from workers.grpo import LIMITS, RECIPE_REWARDS, RECIPE_SETTINGS, TAGS_TEMPLATE, GRPOTrainConfig
@@ -215,29 +216,47 @@ def grpo_run_create(*, owner, rewards, source: str = GrpoRun.Source.GSM8K, versi
     base_model = model_choice_clean(user=owner, choice=base_model or default_model_choice())
     specs = grpo_rewards_clean(owner=owner, rewards=rewards)
     values = grpo_settings(settings)
+    version = version if source == GrpoRun.Source.VERSION else None
     rows = grpo_prompts_read(file=prompts_file) if source == GrpoRun.Source.UPLOAD and prompts_file else None
-    prompts = grpo_source_prompts(source=source, version=version if source == GrpoRun.Source.VERSION else None, rows=rows)
+    prompts = grpo_source_prompts(source=source, version=version, rows=rows)
     if values["prompt_limit"]:
         prompts = prompts[:values["prompt_limit"]]
     if values["warmup_steps"] and not any(str(p.get("answer") or "").strip() for p in prompts):
         raise ValidationError("The warm-up needs prompts with reference answers, and none has one. Set the warm-up "
                               "steps to 0, or use prompts with answers.")
-    label = {GrpoRun.Source.GSM8K: "GSM8K", GrpoRun.Source.VERSION: str(version),
-             GrpoRun.Source.UPLOAD: getattr(prompts_file, "name", "upload")}[source]
-    name = (name or "").strip()[:200] or f"GRPO of {model_choice_label(base_model).split('/')[-1]} on {label}"[:200]
+    filename = str(getattr(prompts_file, "name", "") or "prompts.jsonl")[:255] if source == GrpoRun.Source.UPLOAD else ""
     with transaction.atomic():
+        name = (name or "").strip()[:200] or grpo_default_name(owner=owner, source=source, version=version,
+                                                                filename=filename, base_model=base_model,
+                                                                method=method, recipe=recipe)
         run = GrpoRun(owner=owner, name=name, base_model=base_model, method=method, source=source,
-                      version=version if source == GrpoRun.Source.VERSION else None, rewards=specs, settings=values,
-                      prompt_count=len(prompts), recipe=recipe,
+                      version=version, rewards=specs, settings=values, prompt_count=len(prompts), recipe=recipe,
                       answer_count=sum(1 for p in prompts if str(p.get("answer") or "").strip()))
         if source == GrpoRun.Source.UPLOAD:
-            run.prompts_filename = str(getattr(prompts_file, "name", ""))[:255]
-            run.prompts_file.save(run.prompts_filename or "prompts.jsonl", prompts_file, save=False)
+            run.prompts_filename = filename
+            run.prompts_file.save(filename, prompts_file, save=False)
         run.save()
         run.job = job_create(owner=owner, kind=Job.Kind.GRPO, queue=GPU_QUEUE, title=f"GRPO: {name}"[:200],
                              config={"grpo_run": run.pk})
         run.save(update_fields=["job"])
     return run
+
+
+def grpo_default_name(*, owner, source: str, version: DatasetVersion | None, filename: str, base_model: str,
+                      method: str, recipe: str) -> str:
+    """The name of the owner's next GRPO run on these prompts, numbered among the owner's runs on the same prompts
+    (apps.training.names): "GSM8K · run 2 · gemma-3-1b-it LoRA GRPO · 5 Dec"."""
+    runs = GrpoRun.objects.filter(owner=owner, source=source, recipe=recipe, version=version)
+    if recipe:
+        subject = "GSM8K reference recipe"
+    elif source == GrpoRun.Source.VERSION:
+        subject = str(version)
+    elif source == GrpoRun.Source.UPLOAD:
+        runs, subject = runs.filter(prompts_filename=filename), filename
+    else:
+        subject = "GSM8K"
+    what = f"{model_short_name(base_model)} {METHODS.get(method, method)} GRPO"
+    return run_name(subject=subject, number=runs.count() + 1, what=what)
 
 
 def recipe_model() -> str:
@@ -261,8 +280,7 @@ def grpo_recipe_create(*, owner, judge: bool = False, provider: str = SITE_DEFAU
         rewards.append({"type": "judge", "name": "judge", "weight": 0.5, "rubric": rubric or RECIPE_RUBRIC,
                         "provider": provider or SITE_DEFAULT, "include_reference": True})
     return grpo_run_create(owner=owner, rewards=rewards, source=GrpoRun.Source.GSM8K, base_model=base_model,
-                           settings={**RECIPE_SETTINGS, **(settings or {})}, recipe=GrpoRun.RECIPE_GSM8K,
-                           name=name or f"Reference recipe: {model_choice_label(base_model).split('/')[-1]} on GSM8K")
+                           settings={**RECIPE_SETTINGS, **(settings or {})}, recipe=GrpoRun.RECIPE_GSM8K, name=name)
 
 
 def grpo_output_dir(run: GrpoRun) -> Path:

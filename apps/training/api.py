@@ -19,7 +19,7 @@ from apps.training.plans import default_model, model_list, training_defaults, tr
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
 from apps.prompts.selectors import saved_prompt_apply
 from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, TUNABLE, base_model_clean, finetune_artifact_path,
-                                    finetune_create, finetune_create_from_dataset)
+                                    finetune_create, finetune_create_from_dataset, finetune_rename)
 from workers.export import KINDS as EXPORT_KINDS
 
 # Settings whose default depends on the model, the data and the device (workers.recommend): a request that leaves
@@ -191,10 +191,16 @@ class FineTuneSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class FineTuneRenameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, help_text="The model's new name; its training job's title follows.")
+
+
 class FineTuneCreateSerializer(serializers.Serializer):
     version = serializers.UUIDField(required=False, help_text="A frozen dataset version to train on.")
     dataset = serializers.UUIDField(required=False, help_text="Or a dataset: its current pairs are frozen into a new version.")
-    name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+    name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200,
+                                 help_text="Left out: a name that tells it apart from your other runs (the data, the "
+                                           "run number, the model and method, the day).")
     base_model = serializers.CharField(required=False, allow_blank=True, default="", max_length=300,
                                        help_text="Left out: the best real model installed for the worker's device.")
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
@@ -218,7 +224,7 @@ class OutputSerializer(serializers.Serializer):
 
 
 class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Fine-tuned models of the signed-in user. Create one from a dataset; download its zip when done."""
+    """Fine-tuned models of the signed-in user. Create one from a dataset; rename it; download its zip when done."""
 
     serializer_class = FineTuneSerializer
     lookup_field = "code"
@@ -266,6 +272,19 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         except DjangoValidationError as exc:
             raise as_api_error(exc)
         return Response(FineTuneSerializer(finetune).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=FineTuneRenameSerializer, responses=FineTuneSerializer,
+                   description="Rename the model; the title of its training job follows.")
+    def partial_update(self, request, code=None):
+        finetune = self.get_object()
+        data = FineTuneRenameSerializer(data=request.data, partial=True)  # PATCH: what is left out stays
+        data.is_valid(raise_exception=True)
+        try:
+            if "name" in data.validated_data:
+                finetune = finetune_rename(finetune=finetune, name=data.validated_data["name"])
+        except DjangoValidationError as exc:
+            raise as_api_error(exc)
+        return Response(FineTuneSerializer(finetune).data)
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])

@@ -9,7 +9,7 @@ from apps.training.models import FineTune
 from apps.prompts.selectors import saved_prompt_apply, saved_prompt_choices
 from apps.training.plans import catalogue_choices_for_form, training_plan
 from apps.training.services import BACKENDS, DEFAULTS, TEXTS
-from workers.catalogue import catalogue_entries
+from apps.training.widgets import ModelPicker
 from workers.recommend import model_facts_for
 
 
@@ -28,54 +28,24 @@ class MultipleFileField(forms.FileField):
         return [super().clean(data, initial)]
 
 
-class CatalogueInput(forms.TextInput):
-    """A text box that suggests the catalogue's models this server can run now (an HTML datalist; the tiny model
-    labelled as the test model it is) and still takes any Hub id or folder."""
-
-    def render(self, name, value, attrs=None, renderer=None):
-        list_id = f"{(attrs or {}).get('id') or name}-catalogue"
-        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
-        options = "".join(format_html('<option value="{}">{}</option>', entry.id, entry.label)
-                          for entry in catalogue_entries())
-        return mark_safe(f'{html}<datalist id="{list_id}">{options}</datalist>')
-
-
 # A line of the plan: a span shown as a block, which a <p> may hold (a <div> or a list would end the paragraph).
 BLOCK = '<span class="{}" style="display:block; margin-top:4px">{}</span>'
 
 
-class ModelPicker(forms.TextInput):
-    """The training forms' base model: a list of what this server can run now, grouped (installed, from the Hub when
-    the server is online, the test model), each with its size and expected time per step on the worker's device,
-    and "another model" for any Hub id or model folder. The text box is what is posted: without scripts it is all
-    there is (with the same models as suggestions); with them, the list sets it.
+class TrainingModelPicker(ModelPicker):
+    """The training forms' base model: the model picker (installed, from the Hub when the server is online, the test
+    model; each with its size and expected time per step on the worker's device; "Other…" for any Hub id or model
+    folder). Training starts from a base model, never from a tuned one, so there is no group of the user's models.
 
     Below it, the plan of the run (training/plan.js keeps it current through /api/v1/plan/): the recommended
-    settings' reasons, the warnings, and the planner's estimate. `choices` and `plan` are set by the form."""
+    settings' reasons, the warnings, and the planner's estimate. `groups` and `plan` are set by the form."""
 
-    choices: list = []
     plan: dict | None = None
     scope: dict = {}  # {"version": code} or {"dataset": code}: the data the plan is for
 
     def render(self, name, value, attrs=None, renderer=None):
-        attrs = dict(attrs or {})
-        base_id = attrs.get("id") or name
-        html = super().render(name, value, {**attrs, "list": f"{base_id}-models", "data-role": "model-input"}, renderer)
-        known = {model for _, members in self.choices for model, _ in members}
-        groups = format_html_join("", '<optgroup label="{}">{}</optgroup>', (
-            (title, format_html_join("", '<option value="{}"{}>{}</option>',
-                                     ((model, mark_safe(" selected") if model == value else "", label)
-                                      for model, label in members)))
-            for title, members in self.choices))
-        other = format_html('<option value=""{}>Another model: a Hub id or a model folder of this server…</option>',
-                            mark_safe(" selected") if value and value not in known else "")
-        select = format_html('<select id="{}-select" data-role="model-select" aria-label="Base model" hidden>{}{}'
-                             '</select>', base_id, groups, other)
-        suggestions = format_html('<datalist id="{}-models">{}</datalist>', base_id, format_html_join(
-            "", '<option value="{}">{}</option>', ((model, label) for _, members in self.choices
-                                                  for model, label in members)))
-        return format_html('<span class="model-picker" data-role="model-picker">{}{}{}</span>{}', select, html,
-                           suggestions, self.render_plan(base_id))
+        base_id = (attrs or {}).get("id") or f"id_{name}"
+        return format_html("{}{}", super().render(name, value, attrs, renderer), self.render_plan(base_id))
 
     def render_plan(self, base_id: str):
         # Phrasing content only (spans shown as blocks): the form may render this inside a <p> (as_p).
@@ -96,9 +66,10 @@ class ModelPicker(forms.TextInput):
 
 
 class TrainingOptionsForm(forms.Form):
-    base_model = forms.CharField(widget=ModelPicker, max_length=300,
+    base_model = forms.CharField(widget=TrainingModelPicker, max_length=300,
                                  help_text="The models this server can run now, with their size and time per step; "
-                                           "or any Hugging Face Hub id or a model folder of this server.")
+                                           "or, with “Other…”, any Hugging Face Hub id or a model folder of this "
+                                           "server.")
     method = forms.ChoiceField(choices=FineTune.Method.choices, initial=FineTune.Method.LORA)
     backend = forms.ChoiceField(choices=BACKENDS.items(), initial="auto")
     max_steps = forms.IntegerField(min_value=1, max_value=100_000, initial=DEFAULTS["max_steps"], label="Training steps",
@@ -145,7 +116,7 @@ class TrainingOptionsForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         picker = self.fields["base_model"].widget
-        picker.choices, default = catalogue_choices_for_form()
+        picker.groups, default = catalogue_choices_for_form()
         picker.scope = {"version": version.code} if version is not None else \
             {"dataset": dataset.code} if dataset is not None else {}
         if not self.is_bound:  # an empty form starts from the recommendation for the default model and this data

@@ -33,6 +33,11 @@ BASE, TUNED, TEST = "base", "tuned", "test"
 TEST_MODEL_LABEL = "Tiny test model (built from your data; for trying the platform, it learns nothing useful)"
 # The forms offer the newest tuned models only; older ones are still accepted by name.
 TUNED_LIMIT = 50
+# The groups of the model pickers (apps.training.widgets.ModelPicker), in the order they are shown.
+GROUPS = {"yours": "Your models", "installed": "Installed on this server",
+          "hub": "From the Hugging Face Hub (downloaded on first use)", "test": "Test model"}
+# Hub weights are published in 16-bit floats: two bytes per parameter to download.
+HUB_BYTES_PER_PARAMETER = 2
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,32 @@ class ModelChoice:
     value: str  # what forms post and the APIs take
     label: str
     kind: str  # BASE (an installed real model), TUNED (the user's) or TEST (the tiny model)
+    group: str = "installed"  # its group in the pickers: a key of GROUPS
+    size: str = ""  # how big it is, as the pickers show it ("135 M parameters, about 269 MB to download")
+
+    @property
+    def picker_label(self) -> str:
+        return f"{self.label} · {self.size}" if self.size else self.label
+
+
+def model_size(parameters: int, *, download: bool = False) -> str:
+    """A model's size as pickers show it: its parameters and, for one downloaded on first use, about how much."""
+    if not parameters:
+        return ""
+    count = f"{parameters / 1e9:.1f} B" if parameters >= 1e9 else f"{parameters / 1e6:.0f} M"
+    if not download:
+        return f"{count} parameters"
+    size = parameters * HUB_BYTES_PER_PARAMETER
+    amount = f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+    return f"{count} parameters, about {amount} to download"
+
+
+def model_picker_groups(choices: list[ModelChoice]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Choices as a picker shows them: [(group title, [(value, label with size), ...]), ...], in GROUPS' order,
+    empty groups left out."""
+    grouped = [(title, [(choice.value, choice.picker_label) for choice in choices if choice.group == group])
+               for group, title in GROUPS.items()]
+    return [(title, members) for title, members in grouped if members]
 
 
 def base_model_source(name: str) -> str:
@@ -52,14 +83,41 @@ def base_model_source(name: str) -> str:
 
 
 def installed_model_choices() -> list[ModelChoice]:
-    """The real models this server can run now (workers.catalogue: installed, or on the Hub while online), the
-    default first."""
+    """The real models of the catalogue this server can run now (workers.catalogue: installed, or on the Hub while
+    online, then in the group "hub"), the default first."""
     from workers.catalogue import catalogue_entries
 
     entries = [entry for entry in catalogue_entries() if not entry.test_only]
     default = default_model_choice()
     entries.sort(key=lambda entry: entry.id != default)  # stable: the catalogue's order otherwise
-    return [ModelChoice(entry.id, entry.label, BASE) for entry in entries]
+    choices = []
+    for entry in entries:
+        installed = entry.installed
+        choices.append(ModelChoice(entry.id, entry.label, BASE,
+                                   group="installed" if installed else "hub",
+                                   size=model_size(entry.parameters, download=not installed)))
+    return choices
+
+
+def local_model_folders() -> list[str]:
+    """The model folders (with a config.json) directly inside GARAGE_LOCAL_MODEL_DIRS."""
+    found = []
+    for root in settings.GARAGE_LOCAL_MODEL_DIRS:
+        root = Path(root)
+        if (root / "config.json").is_file():
+            found.append(str(root))
+        elif root.is_dir():
+            found.extend(str(child) for child in sorted(root.iterdir()) if (child / "config.json").is_file())
+    return found
+
+
+def local_model_choices() -> list[ModelChoice]:
+    """The model folders of this server (GARAGE_LOCAL_MODEL_DIRS), with their size read from their config.json."""
+    from workers.recommend import model_facts_for
+
+    return [ModelChoice(folder, f"{Path(folder).name} (a model folder of this server)", BASE,
+                        size=model_size(model_facts_for(folder, folder).parameters or 0))
+            for folder in local_model_folders()]
 
 
 def default_model_choice() -> str:
@@ -80,14 +138,23 @@ def tuned_model_choices(*, user, limit: int | None = TUNED_LIMIT) -> list[ModelC
     if limit is not None:
         finetunes = finetunes[:limit]
     return [ModelChoice(f"{FINETUNE_PREFIX}{finetune.code}", f"{finetune.name} (yours, tuned from "
-                                                              f"{_base_label(finetune.base_model)})", TUNED)
+                                                              f"{_base_label(finetune.base_model)})", TUNED,
+                        group="yours", size=_base_size(finetune.base_model))
             for finetune in finetunes]
 
 
+def _base_size(name: str) -> str:
+    from workers.catalogue import CATALOGUE
+
+    entry = CATALOGUE.get(name)
+    return model_size(entry.parameters) if entry is not None and not entry.test_only else ""
+
+
 def model_choice_list_for_user(*, user) -> list[ModelChoice]:
-    """Every model a feature offers this user: the installed real models, the user's tuned models, and last the
-    tiny test model, labelled as such."""
-    return [*installed_model_choices(), *tuned_model_choices(user=user), ModelChoice(TINY_MODEL_ID, TEST_MODEL_LABEL, TEST)]
+    """Every model a feature offers this user: the real models this server can run (the catalogue's, then its model
+    folders), the user's tuned models, and last the tiny test model, labelled as such."""
+    return [*installed_model_choices(), *local_model_choices(), *tuned_model_choices(user=user),
+            ModelChoice(TINY_MODEL_ID, TEST_MODEL_LABEL, TEST, group="test")]
 
 
 def model_choice_label(choice: str) -> str:

@@ -14,6 +14,8 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce, Length
 
 from apps.datasets.models import Chunk, Dataset, DatasetVersion, VersionExample
+from apps.training.model_choices import GROUPS as PICKER_GROUPS
+from apps.training.model_choices import local_model_folders, model_size
 from apps.training.services import DEFAULTS
 from workers.catalogue import CATALOGUE, default_base_model, hub_online
 from workers.planner import Device, device_facts_path, estimate, local_cpu_device, recorded_device_facts
@@ -47,8 +49,10 @@ def default_model() -> str:
 
 # ---------------------------------------------------------------------------------------------- the model list
 
-GROUPS = {"installed": "Installed on this server", "hub": "From the Hugging Face Hub (downloaded on first use)",
-          "test": "Test model", "unavailable": "Not on this server"}
+# The pickers' groups (apps.training.model_choices), and the catalogue's models this server cannot run now. Training
+# starts from a base model only, so its picker has no group of the user's own models.
+GROUPS = {**{group: PICKER_GROUPS[group] for group in ("installed", "hub", "test")},
+          "unavailable": "Not on this server"}
 
 
 def _speed(architecture, parameters: int, batch_size: int, device: Device, backend: str) -> float | None:
@@ -98,24 +102,11 @@ def model_list() -> list[dict]:
     return items
 
 
-def local_model_folders() -> list[str]:
-    """The model folders (with a config.json) directly inside GARAGE_LOCAL_MODEL_DIRS."""
-    found = []
-    for root in settings.GARAGE_LOCAL_MODEL_DIRS:
-        root = Path(root)
-        if (root / "config.json").is_file():
-            found.append(str(root))
-        elif root.is_dir():
-            found.extend(str(child) for child in sorted(root.iterdir()) if (child / "config.json").is_file())
-    return found
-
-
 def model_label(item: dict) -> str:
-    """What the picker shows: the name, the size and the expected speed on the worker's device."""
+    """What the picker shows: the name, the size (and download) and the expected speed on the worker's device."""
     parts = [item["label"]]
     if item["parameters"] and not item["test_only"]:
-        size = item["parameters"] / 1e9
-        parts.append(f"{size:.1f} B parameters" if size >= 1 else f"{item['parameters'] / 1e6:.0f} M parameters")
+        parts.append(model_size(item["parameters"], download=item["group"] == "hub"))
     if item["seconds_per_step"]:
         parts.append(f"~{item['seconds_per_step']:.2g} s/step" if item["seconds_per_step"] < 10
                      else f"~{item['seconds_per_step']:.0f} s/step")

@@ -12,6 +12,7 @@ from apps.core.services import job_create
 from apps.datasets.models import Chunk, Dataset, DatasetVersion, VersionExample
 from apps.datasets.services import dataset_version_freeze
 from apps.training.models import FineTune
+from apps.training.names import finetune_default_name
 from workers.catalogue import CATALOGUE
 from workers.splits import passages_without
 from workers.tiny_model import TINY_MODEL_ID
@@ -124,7 +125,8 @@ def finetune_create(*, owner, version: DatasetVersion, base_model: str, method: 
                     parent: Job | None = None) -> FineTune:
     """Create a fine-tune of a frozen dataset version and queue its training job on the `gpu` queue. Settings that
     `options` leaves out are the base model's recommended ones (workers.catalogue), not the engine's defaults.
-    Callers name the model: the forms, the API and the CLI propose apps.training.plans.default_model()."""
+    Callers name the model: the forms, the API and the CLI propose apps.training.plans.default_model(). Without a
+    `name`, it is named to tell it apart from the owner's other runs (apps.training.names)."""
     if method not in FineTune.Method.values:
         raise ValidationError(f"Unknown method '{method}'.")
     backend = (options or {}).get("backend") or backend  # forms carry the backend among the options
@@ -136,12 +138,37 @@ def finetune_create(*, owner, version: DatasetVersion, base_model: str, method: 
     options = {**finetune_options(options or {}, base_model=base_model, method=method), "backend": backend}
     dataset = version.dataset
     with transaction.atomic():
+        name = (name or "").strip()[:200] or finetune_default_name(owner=owner, version=version,
+                                                                    base_model=base_model, method=method)
         finetune = FineTune.objects.create(owner=owner, dataset=dataset, version=version,
-                                           base_model=base_model, method=method, config=options,
-                                           name=name or f"{dataset.name} v{version.number} ({method})")
-        finetune.job = job_create(owner=owner, kind=Job.Kind.TRAIN, queue="gpu", title=f"Fine-tune {finetune.name}",
+                                           base_model=base_model, method=method, config=options, name=name)
+        finetune.job = job_create(owner=owner, kind=Job.Kind.TRAIN, queue="gpu", title=finetune_job_title(finetune),
                                   config={"finetune": finetune.pk}, parent=parent)
         finetune.save(update_fields=["job"])
+    return finetune
+
+
+def finetune_job_title(finetune: FineTune) -> str:
+    """The title of a fine-tune's training job: it follows the fine-tune's name (shortened to the column, as
+    job_create does)."""
+    title, limit = f"Fine-tune {finetune.name}", Job._meta.get_field("title").max_length
+    return title if len(title) <= limit else title[:limit - 1] + "…"
+
+
+def finetune_rename(*, finetune: FineTune, name: str) -> FineTune:
+    """Rename a fine-tune. Side effects: saves its name and the title of its training job, so that lists and the
+    job page say the same. Raises ValidationError for an empty or too long name."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("Give the model a name.")
+    if len(name) > 200:
+        raise ValidationError(f"The name is longer than 200 characters ({len(name)}).")
+    with transaction.atomic():
+        finetune.name = name
+        finetune.save(update_fields=["name"])
+        if finetune.job is not None:
+            finetune.job.title = finetune_job_title(finetune)
+            finetune.job.save(update_fields=["title"])
     return finetune
 
 

@@ -13,7 +13,7 @@ from apps.training.exports import (finetune_card_text, finetune_export_job_lates
 from apps.training.forms import PipelineForm
 from apps.training.pipeline import pipeline_start
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
-from apps.training.services import finetune_artifact_path
+from apps.training.services import finetune_artifact_path, finetune_rename
 
 
 @login_required
@@ -30,6 +30,20 @@ def finetune_detail(request, code):
         "outputs": finetune_output_list(finetune=finetune), "card": finetune_card_text(finetune=finetune),
         "export_job": finetune_export_job_latest(finetune=finetune),
     })
+
+
+@require_POST
+@login_required
+def finetune_rename_view(request, code):
+    """Rename the model from its page; the title of its training job follows."""
+    finetune = finetune_get_for_user(user=request.user, code=code)
+    try:
+        finetune_rename(finetune=finetune, name=request.POST.get("name", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Renamed.")
+    return redirect("training:detail", code=finetune.code)
 
 
 @require_POST

@@ -79,11 +79,21 @@ def test_it_refuses_a_wrong_password_with_a_readable_message(client, alice):
 
 
 def test_it_signs_out_with_a_post_only(alice_client):
-    assert alice_client.get(reverse("accounts:logout")).status_code == 405
+    # A GET (a typed or bookmarked address) asks first, with the button that sends the POST.
+    response = alice_client.get(reverse("accounts:logout"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Sign out?" in page and "alice@example.com" in page
+    assert f'<form method="post" action="{reverse("accounts:logout")}"' in page
     assert signed_in_user_id(alice_client) is not None
     response = alice_client.post(reverse("accounts:logout"))
     assert response.status_code == 302 and response.url == reverse("accounts:login")
     assert signed_in_user_id(alice_client) is None
+
+
+def test_it_sends_anonymous_visitors_of_the_sign_out_page_to_sign_in(client):
+    response = client.get(reverse("accounts:logout"))
+    assert response.status_code == 302 and response.url == reverse("accounts:login")
 
 
 def test_it_emails_a_password_reset_link_that_works(client, alice):

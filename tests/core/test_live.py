@@ -185,3 +185,46 @@ def test_it_reaps_on_its_own_queue_while_long_jobs_hold_every_default_slot(alice
                 job_cancel(job=Job.objects.get(pk=push.pk))
             wait_for(lambda: not Job.objects.filter(pk__in=[p.pk for p in pushes]).exclude(status__in=Job.FINAL).exists(),
                      30, what="the long jobs to stop")
+
+
+def recv_until(ws, done, timeout=10):
+    """Messages from a websocket until `done(message)` holds for one of them."""
+    messages = []
+    while not messages or not done(messages[-1]):
+        messages.append(json.loads(ws.recv(timeout=timeout)))
+    return messages
+
+
+def test_it_streams_each_user_only_their_own_jobs_on_the_list_socket(alice, bob, server, session_cookie):
+    from apps.core.models import JobEvent
+    from apps.core.services import job_cancel, job_event_add
+
+    older = job_create(owner=alice, kind=Job.Kind.SLEEP, title="Alice's older job", start=False)
+    bobs = job_create(owner=bob, kind=Job.Kind.SLEEP, title="Bob's job", start=False)
+    with pytest.raises(Exception) as refused, ws_connect(server, "/ws/jobs/", "") as ws:
+        ws.recv(timeout=5)
+    assert "4401" in str(refused.value) or "403" in str(refused.value)  # nobody's list for a stranger
+
+    with ws_connect(server, "/ws/jobs/?limit=5", session_cookie(alice)) as alice_ws, \
+            ws_connect(server, "/ws/jobs/", session_cookie(bob)) as bob_ws:
+        snapshot = json.loads(alice_ws.recv(timeout=5))
+        assert snapshot["type"] == "snapshot" and [j["code"] for j in snapshot["jobs"]] == [str(older.code)]
+        assert [j["code"] for j in json.loads(bob_ws.recv(timeout=5))["jobs"]] == [str(bobs.code)]
+
+        # A new job appears at once; its progress and status follow; a step's metric (not drawn by lists) and a
+        # pipeline step's own events (its parent carries them) do not travel, and Bob's job never reaches Alice.
+        new = job_create(owner=alice, kind=Job.Kind.SLEEP, title="Alice's new job", start=False)
+        child = job_create(owner=alice, kind=Job.Kind.SLEEP, parent=new, start=False)
+        job_event_add(job=bobs, type=JobEvent.Type.PROGRESS, data={"fraction": 0.9}, progress=0.9)
+        job_event_add(job=new, type=JobEvent.Type.METRIC, data={"step": 1, "loss": 1.0})
+        job_event_add(job=child, type=JobEvent.Type.PROGRESS, data={"fraction": 0.5}, progress=0.5)
+        job_event_add(job=new, type=JobEvent.Type.PROGRESS, data={"fraction": 0.25}, progress=0.25)
+        job_cancel(job=new)
+        updates = recv_until(alice_ws, lambda m: m["job"]["status"] == "cancelled")
+        assert [(m["job"]["code"], m["job"]["status"], m["job"]["progress"]) for m in updates] == [
+            (str(new.code), "queued", 0.0), (str(new.code), "queued", 0.25), (str(new.code), "cancelled", 0.25)]
+        assert updates[0]["job"]["title"] == "Alice's new job"
+        bob_updates = recv_until(bob_ws, lambda m: m["job"]["progress"] == 0.9)
+        assert {m["job"]["code"] for m in bob_updates} == {str(bobs.code)}
+        with pytest.raises(TimeoutError):
+            alice_ws.recv(timeout=0.5)

@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from apps.core.models import Job
 from apps.core.scheduling import gpu_dispatch, gpu_waiting_order
-from apps.core.selectors import job_queue_position
+from apps.core.selectors import job_queue_position, job_waiting, waiting_state
 from apps.core.services import job_create, job_finish
 
 pytestmark = pytest.mark.django_db
@@ -42,3 +42,31 @@ def test_it_keeps_each_user_under_the_per_user_limit(gpu_jobs, settings):
     assert gpu_dispatch() == 2
     dispatched = set(Job.objects.exclude(celery_task_id="").values_list("title", flat=True))
     assert dispatched == {"a0", "b0"}
+
+
+def test_it_tells_a_waiting_gpu_job_how_many_are_ahead_and_why(gpu_jobs, settings):
+    alices, bobs = gpu_jobs
+    assert job_waiting(job=alices[0]) == {"ahead": 0, "text": "Next in line; waiting for a free GPU."}
+    assert job_waiting(job=bobs) == {"ahead": 1, "text": "1 job ahead of yours; waiting for a free GPU."}
+    settings.GARAGE_GPU_SLOTS = 2
+    assert gpu_dispatch() == 2  # a0 and b0; alice's next waits for her first (one GPU job per user at a time)
+    assert job_waiting(job=alices[0]) == {"ahead": None,
+                                          "text": "Handed to a GPU worker; it starts when the worker takes it."}
+    assert job_waiting(job=alices[1]) == {"ahead": 0, "text": "Next in line; your other GPU job is running."}
+    assert job_waiting(job=alices[2]) == {"ahead": 1, "text": "1 job ahead of yours; your other GPU job is running."}
+    Job.objects.filter(pk=alices[0].pk).update(status=Job.Status.RUNNING)
+    assert job_waiting(job=alices[0]) is None
+
+
+def test_it_counts_other_lines_in_the_order_their_jobs_were_sent(alice, bob):
+    first = job_create(owner=bob, kind=Job.Kind.SLEEP, queue="other", start=False)
+    second = job_create(owner=alice, kind=Job.Kind.SLEEP, queue="other", start=False)
+    assert job_waiting(job=second) == {"ahead": 1, "text": "1 job ahead of yours; waiting for a free worker."}
+    Job.objects.filter(pk=first.pk).update(sent_at=timezone.now())  # retried: its new message is behind
+    assert job_waiting(job=second)["ahead"] == 0 and job_queue_position(job=Job.objects.get(pk=first.pk)) == 2
+
+
+def test_it_stops_counting_far_back_in_a_long_line():
+    assert waiting_state(position=52, reason="waiting for a free worker") == {
+        "ahead": None, "text": "More than 50 jobs ahead of yours; waiting for a free worker."}
+    assert waiting_state(position=51, reason="x")["ahead"] == 50

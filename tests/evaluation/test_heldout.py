@@ -251,7 +251,8 @@ def test_it_reruns_from_the_page_and_refuses_a_second_run_while_one_is_waiting(a
     again = alice_client.post(f"/benchmarks/heldout/models/{finetune.code}/run/", {"judge_provider": "none"}, follow=True)
     assert "already waiting or running" in again.content.decode() and HeldoutEvaluation.objects.count() == 1
     detail = alice_client.get(f"/training/{finetune.code}/").content.decode()
-    assert "The evaluation is waiting or running" in detail and 'data-role="heldout-rerun"' not in detail
+    # The model page follows the waiting evaluation with its live panel, and offers no second run meanwhile.
+    assert f'data-job="{evaluation.job.code}"' in detail and 'data-role="heldout-rerun"' not in detail
 
 
 # ------------------------------------------------------------------------------------------------ judge

@@ -38,7 +38,7 @@ def test_it_starts_a_run_from_the_form(alice_client, alice, alice_finetune):
     assert run.finetune == alice_finetune and run.settings["limit"] == 5 and run.settings["subset"] == "random"
     assert run.settings["few_shot"] == 2 and run.job.kind == "benchmark"
     response = alice_client.post("/benchmarks/new/", {
-        "benchmark": "gsm8k", "model": "base:tiny-gemma3", "other_model": "my-org/my-model", "subset": "first",
+        "benchmark": "gsm8k", "model": "other", "model_other": "my-org/my-model", "subset": "first",
         "few_shot": "0", "temperature": "0", "top_p": "1", "max_new_tokens": "64", "batch_size": "1", "seed": "0"})
     assert response.status_code == 302 and BenchmarkRun.objects.latest("created_at").base_model == "my-org/my-model"
 
@@ -48,7 +48,7 @@ def test_it_shows_readable_form_errors(alice_client):
                                                       "temperature": "0", "top_p": "1", "max_new_tokens": "64",
                                                       "batch_size": "1", "seed": "0"})
     assert response.status_code == 400 and "Choose a model to evaluate" in response.content.decode()
-    response = alice_client.post("/benchmarks/new/", {"benchmark": "gsm8k", "model": "base:tiny-gemma3", "subset": "first",
+    response = alice_client.post("/benchmarks/new/", {"benchmark": "gsm8k", "model": "tiny-gemma3", "subset": "first",
                                                       "few_shot": "0", "temperature": "0", "top_p": "1",
                                                       "max_new_tokens": "64", "batch_size": "1", "seed": "0",
                                                       "prompt_template": "Solve this."})

@@ -17,7 +17,7 @@ def prompts(alice, bob):
 
 
 def form_data(**extra):
-    return {"benchmark": "gsm8k", "other_model": "tiny-gemma3", "limit": 3, "subset": "first", "few_shot": 0,
+    return {"benchmark": "gsm8k", "model": "tiny-gemma3", "limit": 3, "subset": "first", "few_shot": 0,
             "temperature": 0, "top_p": 1, "seed": 0, "max_new_tokens": 32, "batch_size": 2, **extra}
 
 

@@ -8,6 +8,7 @@ import pytest
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_finish
 from apps.hub.services import ConfirmationRequired, PublishBlocked, hub_preferences_update, hub_push_start
+from apps.training.services import finetune_rename
 from tests.hub.conftest import ALICE_HF, BOB_HF, make_finetune, run_push
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +130,10 @@ def test_it_publishes_from_the_page_and_shows_progress_and_the_link(finetune, al
     assert f'href="/hub/publish/{finetune.code}/"' in page
     form = alice_client.get(f"/hub/publish/{finetune.code}/").content.decode()
     assert "Not evaluated" in form and 'data-role="confirm-worse"' not in form and 'value="adapter"' in form
+    # The proposed repository is the model's name made valid: a default name ("… · run 1 · …") has dots and spaces.
+    finetune_rename(finetune=finetune, name="Lumen Valley v2 · run 3 · SmolLM2-135M-Instruct LoRA · 5 Dec")
+    form = alice_client.get(f"/hub/publish/{finetune.code}/").content.decode()
+    assert 'value="Lumen-Valley-v2-run-3-SmolLM2-135M-Instruct-LoRA-5-Dec"' in form
     response = alice_client.post(f"/hub/publish/{finetune.code}/", {"what": "adapter", "repo": "from-the-page",
                                                                    "mode": "new", "private": "on"})
     job = Job.objects.get(kind=Job.Kind.PUSH)

@@ -1,6 +1,4 @@
 """The REST API and the pages of prompt optimization, for the owner (alice) and a stranger (bob → 404)."""
-import re
-
 import pytest
 
 from apps.core.models import Job
@@ -8,7 +6,7 @@ from apps.core.services import job_finish
 from apps.prompts.models import SavedPrompt
 from apps.prompts.services import optimized_prompt_execute, saved_prompt_create
 from apps.training.model_choices import default_model_choice
-from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, standin_model  # noqa: F401
+from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, picker, standin_model  # noqa: F401
 from tests.prompts.conftest import make_run
 from workers.reporting import RecordingReporter
 
@@ -117,12 +115,44 @@ def test_it_offers_every_installed_model_and_the_owners_tuned_models_as_local_mo
     tuned = make_tuned_model(alice, name="Capitals model")
     page = alice_client.get("/prompts/new/").content.decode()
     for field in ("task_local_model", "reflection_local_model"):
-        options = re.search(rf'<datalist id="{field}-models">(.*?)</datalist>', page, re.DOTALL).group(1)
-        assert f'value="{STANDIN_ID}">{STANDIN_LABEL}<' in options and f'value="finetune:{tuned.code}"' in options
-        assert 'value="tiny-gemma3">Tiny test model' in options
-        assert re.search(rf'name="{field}" value="([^"]*)"', page).group(1) == default_model_choice()
+        groups, selected = picker(page, field)
+        assert (STANDIN_ID, f"{STANDIN_LABEL} · 1 M parameters") in groups["Installed on this server"]
+        assert f"finetune:{tuned.code}" in dict(groups["Your models"])
+        assert dict(groups["Test model"])["tiny-gemma3"].startswith("Tiny test model")
+        assert selected == default_model_choice()
     response = alice_api.post("/api/v1/prompt-optimizations/", {
         "version": str(alice_version.code), "task_model": "local", "task_local_model": STANDIN_ID,
         "reflection_model": str(alice_provider.code), "budget": 30}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["task_local_model"] == STANDIN_ID and STANDIN_LABEL in response.json()["task_label"]
+
+
+def shown_status_texts(page: str) -> list[str]:
+    """The status-dependent texts a page shows (the others carry `hidden`)."""
+    import re
+
+    return [text.strip() for hidden, text in re.findall(r'data-show-when="[^"]+"( hidden)?>([^<]*)<', page) if not hidden]
+
+
+def test_it_derives_the_runs_progress_texts_from_its_job(alice, alice_client, alice_version, alice_provider):
+    from apps.core.models import JobEvent
+    from apps.core.services import job_claim, job_event_add
+
+    run = make_run(alice, alice_version, alice_provider)
+    page = alice_client.get(f"/prompts/{run.code}/").content.decode()
+    assert shown_status_texts(page) == ["The chart starts once the seed prompt has been scored.",
+                                        "No candidates yet: the run starts when a worker is free."]
+    job = job_claim(job_id=run.job.pk, task_id=run.job.celery_task_id, worker="test")
+    page = alice_client.get(f"/prompts/{run.code}/").content.decode()
+    assert "No candidates yet: the seed prompt is being scored first." in shown_status_texts(page)
+    # While it runs, the front is the one the latest candidate's event reported.
+    job_event_add(job=job, type=JobEvent.Type.METRIC, data={"candidate": 0, "front": [0]})
+    run.candidates.create(index=0, prompt="You are helpful.", status="seed", val_score=0.5, calls_used=2)
+    page = alice_client.get(f"/prompts/{run.code}/").content.decode()
+    assert 'data-field="front" >front' in page and '<tr data-role="no-candidates" hidden>' in page
+    run.candidates.all().delete()
+    job_finish(job=job, status=Job.Status.FAILED, error_message="The key was refused.")
+    page = alice_client.get(f"/prompts/{run.code}/").content.decode()
+    assert shown_status_texts(page) == ["No prompt was scored.",
+                                        "No candidates: the run ended before its seed prompt was scored."]
+    assert "being scored" not in " ".join(shown_status_texts(page))

@@ -23,6 +23,14 @@ def test_it_queues_endpoint_runs_on_default_and_local_ones_on_gpu(alice, alice_v
     assert local.job.queue == "gpu" and local.task_local_model == "tiny-gemma3"
 
 
+def test_it_names_runs_on_the_same_examples_apart(alice, alice_version, alice_provider):
+    first = make_run(alice, alice_version, alice_provider)
+    second = make_run(alice, alice_version, alice_provider, task_model="local", task_local_model="tiny-gemma3")
+    assert first.name.startswith("Capitals v1 · run 1 · prompt for Lab box")
+    assert second.name.startswith("Capitals v1 · run 2 · prompt for tiny test model · ")
+    assert second.job.title == f"Prompt optimization: {second.name}"
+
+
 def test_it_runs_stores_candidates_and_audits_every_request(alice, alice_version, alice_provider, chat_server):
     run = make_run(alice, alice_version, alice_provider)
     result = optimized_prompt_execute(run=run, reporter=RecordingReporter())

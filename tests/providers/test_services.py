@@ -151,7 +151,7 @@ def test_it_generates_through_a_saved_provider_scrubbing_pii_and_auditing_every_
     assert audit.characters_sent == len(request.messages[0]["content"]) + len(request.messages[1]["content"])
     assert audit.pii_replacements == 5 and audit.attempts == 1 and audit.model == chat_server.model
     assert result == {"pairs": 2, "chunks": 1, "backend": "endpoint", "requested": 2, "malformed": 0, "failed_chunks": 0,
-                      "pii_replacements": 5, "external_calls": 1, "characters_sent": audit.characters_sent}
+                      "pii_replacements": 5, "external_calls": 1, "characters_sent": audit.characters_sent, "kept_by_hand": 0}
     assert ALICE_KEY not in caplog.text and all(ALICE_KEY not in line for line in reporter.lines)
 
 

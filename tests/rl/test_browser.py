@@ -62,7 +62,7 @@ def test_it_composes_previews_and_trains_rewards_without_code(alice, server, wor
     # Back to the form with those functions, and start a tiny run on GSM8K (the form proposes a real model).
     page.click("[data-role=use-rewards]")
     assert [s["type"] for s in rewards_json(page)] == ["answer_match", "contains"] and cards.count() == 2
-    page.fill("input[name=base_model]", "tiny-gemma3")
+    page.select_option("select[name=base_model]", "tiny-gemma3")
     settings = {"max_steps": "6", "num_generations": "4", "prompts_per_step": "2", "max_completion_length": "16",
                 "prompt_limit": "16", "warmup_steps": "3", "warmup_learning_rate": "0.01", "learning_rate": "0.001"}
     for name, value in settings.items():
@@ -83,3 +83,49 @@ def test_it_composes_previews_and_trains_rewards_without_code(alice, server, wor
     assert points == 6
     run.refresh_from_db()
     assert run.job.status == "succeeded" and run.metrics["train_steps"] == 6
+
+
+SAMPLES = """() => ({notReloaded: window.notReloaded === true,
+  steps: Array.from(document.querySelectorAll('[data-role=sample]')).map((row) => Number(row.cells[0].textContent)),
+  waiting: Array.from(document.querySelectorAll('[data-role=no-samples] [data-show-when]')).filter((e) => !e.hidden)
+    .map((e) => e.textContent.trim()),
+  status: document.querySelector('section.job').dataset.status})"""
+
+
+@pytest.mark.timeout(300)
+def test_it_shows_each_rolling_sample_live_up_to_the_last_step(alice, server, worker, browser_context, session_cookie,
+                                                                settings):
+    from apps.core.scheduling import gpu_dispatch
+    from apps.rl.services import grpo_run_create
+    from tests.rl.conftest import REWARDS, jsonl
+
+    settings.GARAGE_GPU_SLOTS = 0  # the run waits in line until the page is open
+    prompts = jsonl(*({"prompt": f"{a} + {b}?", "answer": str(a + b)} for a in range(4) for b in range(4)))
+    run = grpo_run_create(owner=alice, rewards=REWARDS, source="upload", prompts_file=prompts, base_model="tiny-gemma3",
+                          settings={"max_steps": 6, "sample_every": 4, "num_generations": 4, "prompts_per_step": 2,
+                                    "max_completion_length": 16, "warmup_steps": 0, "learning_rate": 1e-3})
+    browser_context.add_cookies([{"name": "sessionid", "value": session_cookie(alice), "url": server}])
+    page = browser_context.new_page()
+    page.goto(f"{server}/rl/{run.code}/")
+    page.wait_for_function("() => document.querySelector('[data-role=charts]').dataset.connected === '1'")
+    page.evaluate("() => { window.notReloaded = true; }")
+    assert page.evaluate(SAMPLES)["waiting"] == ["Samples appear after the first GRPO step."]
+    settings.GARAGE_GPU_SLOTS = 1
+    assert gpu_dispatch() == 1
+
+    seen = []  # the step of the samples shown, each time it changed, as long as the page was not reloaded
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        state = page.evaluate(SAMPLES)
+        if not state["notReloaded"] or state["status"] in {"succeeded", "failed", "cancelled"}:
+            break
+        steps = sorted(set(state["steps"]))
+        if steps and (not seen or seen[-1] != steps):
+            seen.append(steps)
+        page.wait_for_timeout(100)
+    run.refresh_from_db()
+    assert run.job.status == "succeeded", run.job.error_message or run.job.error
+    # The first step's samples, those of step 4, and the last step's: each replaced the one before, without reload.
+    assert seen == [[1], [4], [6]]
+    page.wait_for_selector("[data-role=reward-last]", timeout=30_000)  # then the page re-renders with the results
+    assert sorted(set(page.evaluate(SAMPLES)["steps"])) == [6]

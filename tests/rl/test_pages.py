@@ -8,7 +8,7 @@ import pytest
 from apps.rl.models import GrpoRun, RewardPreview
 from apps.rl.services import reward_preview_create
 from apps.training.model_choices import default_model_choice
-from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, standin_model  # noqa: F401
+from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, picker, standin_model  # noqa: F401
 from tests.rl.conftest import GOOD, REWARDS, finished_run, jsonl
 
 pytestmark = pytest.mark.django_db
@@ -132,14 +132,27 @@ def test_it_shows_a_run_with_charts_samples_and_results(alice_client, alice_run)
     assert 'data-role="download"' not in page  # no files
 
 
-def test_it_shows_a_queued_run_with_empty_states(alice_client, alice):
-    from workers.rewards import validate_specs
+def shown_status_texts(page: str) -> list[str]:
+    """The status-dependent texts a page shows (the others carry `hidden`)."""
+    return [text.strip() for hidden, text in re.findall(r'data-show-when="[^"]+"( hidden)?>([^<]*)<', page) if not hidden]
 
-    client_run = GrpoRun.objects.create(owner=alice, name="Waiting", base_model="tiny-gemma3",
-                                        rewards=validate_specs(REWARDS))
-    page = alice_client.get(f"/rl/{client_run.code}/").content.decode()
-    assert "The charts start with the first GRPO step" in page and "Samples appear once training has started" in page
-    assert "Results appear here when the run has finished" in page
+
+def test_it_shows_a_queued_run_with_empty_states_that_follow_its_status(alice_client, alice):
+    from apps.core.models import Job
+    from apps.core.services import job_finish
+    from apps.rl.services import grpo_run_create
+
+    run = grpo_run_create(owner=alice, rewards=REWARDS, source="upload", prompts_file=jsonl({"prompt": "3 + 4?", "answer": "7"}),
+                          base_model="tiny-gemma3", settings={"max_steps": 3})
+    page = alice_client.get(f"/rl/{run.code}/").content.decode()
+    assert shown_status_texts(page) == ["The charts start with the first GRPO step.", "Samples appear after the first GRPO step.",
+                                        "Results appear here when the run has finished."]
+    # Once it failed, no text says that something is still coming.
+    job_finish(job=run.job, status=Job.Status.FAILED, error_message="The model could not be loaded.")
+    page = alice_client.get(f"/rl/{run.code}/").content.decode()
+    assert shown_status_texts(page) == ["The run ended before its first GRPO step.",
+                                        "No samples: the run ended before its first GRPO step.",
+                                        "No results: the run stopped before it finished."]
 
 
 def test_it_answers_404_to_strangers_for_runs_and_downloads(bob_client, alice_run):
@@ -183,9 +196,10 @@ def test_it_offers_the_same_models_as_every_feature_and_proposes_the_default(ali
     tuned.artifact = "x/adapter.zip"  # finished, as far as the list is concerned
     tuned.save()
     page = alice_client.get("/rl/new/").content.decode()
-    options = re.search(r'<datalist id="base_model-models">(.*?)</datalist>', page, re.DOTALL).group(1)
-    assert f'value="{STANDIN_ID}">{STANDIN_LABEL}<' in options and f'value="finetune:{tuned.code}"' in options
-    assert 'value="tiny-gemma3">Tiny test model' in options
-    assert re.search(r'name="base_model" value="([^"]*)"', page).group(1) == default_model_choice()
+    groups, selected = picker(page, "base_model")
+    assert (STANDIN_ID, f"{STANDIN_LABEL} · 1 M parameters") in groups["Installed on this server"]
+    assert f"finetune:{tuned.code}" in dict(groups["Your models"])
+    assert dict(groups["Test model"])["tiny-gemma3"].startswith("Tiny test model")
+    assert selected == default_model_choice()
     response = alice_client.post("/rl/new/", form_data(base_model=f"finetune:{tuned.code}"))
     assert response.status_code == 302 and GrpoRun.objects.get().base_model == f"finetune:{tuned.code}"

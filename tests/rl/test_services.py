@@ -23,7 +23,7 @@ from apps.rl.services import (
     reward_preview_execute,
     recipe_model,
 )
-from apps.training.model_choices import default_model_choice, model_choice_label
+from apps.training.model_choices import default_model_choice
 from tests.fakes.chat_server import Reply
 from tests.fixtures.models import STANDIN_ID, make_tuned_model, standin_model  # noqa: F401
 from tests.rl.conftest import ALICE_KEY, GOOD, REWARDS, jsonl, version_for
@@ -37,7 +37,7 @@ def test_it_creates_a_run_on_gsm8k_and_queues_its_gpu_job(alice):
     assert run.source == "gsm8k" and run.prompt_count == 100 and run.answer_count == 100
     # Without a model named, the server's default: its best real model (the tiny test model only without one).
     assert run.base_model == default_model_choice()
-    assert run.name == f"GRPO of {model_choice_label(run.base_model).split('/')[-1]} on GSM8K"
+    assert run.name.startswith("GSM8K · run 1 · tiny test model LoRA GRPO · ") and run.job.title == f"GRPO: {run.name}"
     assert run.settings["max_steps"] == 40 and run.settings["beta"] == 0.0 and run.settings["checkpoint_every"] == 50
     assert [s["name"] for s in run.rewards] == ["format", "correct"] and run.rewards[0]["tags"] == ["reasoning", "answer"]
     job = run.job
@@ -218,6 +218,14 @@ def test_it_generates_preview_completions_with_the_base_model_in_a_job(alice):
 
 # --- the model GRPO starts from ------------------------------------------------------------------------------------
 
+def test_it_names_runs_on_the_same_prompts_apart(alice):
+    first, second = (grpo_run_create(owner=alice, rewards=REWARDS, settings={"prompt_limit": 10}) for _ in range(2))
+    assert first.name.startswith("GSM8K · run 1 · ") and second.name.startswith("GSM8K · run 2 · ")
+    assert second.job.title == f"GRPO: {second.name}"
+    recipe = grpo_recipe_create(owner=alice, settings={"prompt_limit": 10})
+    assert recipe.name.startswith("GSM8K reference recipe · run 1 · ")
+
+
 TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 8,
              "warmup_steps": 0, "checkpoint_every": 0}
 LENGTH = [{"type": "length", "min": 1, "max": 6}]
@@ -229,7 +237,8 @@ def test_it_trains_on_from_the_owners_tuned_model(alice, bob):
         grpo_run_create(owner=bob, rewards=LENGTH, base_model=f"finetune:{tuned.code}")
     run = grpo_run_create(owner=alice, rewards=LENGTH, source="upload", base_model=f"finetune:{tuned.code}",
                           prompts_file=jsonl({"prompt": "Where does item1 live?", "answer": "Rome"}), settings=TINY_GRPO)
-    assert run.base_model == f"finetune:{tuned.code}" and run.name == "GRPO of Valley model on prompts.jsonl"
+    assert run.base_model == f"finetune:{tuned.code}"
+    assert run.name.startswith("prompts.jsonl · run 1 · Valley model LoRA GRPO · ")
     grpo_run_execute(run=run, reporter=RecordingReporter())
     run.refresh_from_db()
     # The tuned model's adapter was folded into its base, once, and GRPO trained from there.

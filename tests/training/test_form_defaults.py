@@ -132,7 +132,7 @@ def test_it_pre_fills_the_training_form_with_the_recommendation_for_its_data(ali
     assert form.fields["base_model"].initial == picker.plan["base_model"] == default_model()
     for name in ("max_steps", "learning_rate", "batch_size", "max_length", "lora_r", "lora_alpha", "warmup_ratio"):
         assert form.fields[name].initial == picker.plan["options"][name], name
-    groups = dict(picker.choices)
+    groups = dict(picker.groups)
     assert [model for model, _ in groups["Test model"]] == [TINY_MODEL_ID]
     assert "test model" in groups["Test model"][0][1]
 

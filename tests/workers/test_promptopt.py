@@ -165,3 +165,17 @@ def test_it_reads_proposals_in_their_usual_shapes():
 def test_it_keeps_only_undominated_winners_on_the_front():
     assert pareto_front([[0, 1, 0], [1, 0, 0], [1, 1, 0]]) == {2: 3}
     assert pareto_front([[1, 0], [0, 1]]) == {0: 1, 1: 1}
+
+
+def test_it_reports_each_candidate_whole_with_the_front_it_leaves(chat_server):
+    # Pages draw the candidates and the Pareto front live from these events alone.
+    chat_server.responder = PromptTaskResponder(CAPITALS, proposals=["```\nBe brief.\n```",
+                                                                      "```\nYou answer questions. Answer in one word.\n```"])
+    reporter = RecordingReporter()
+    result, seen = run(chat_server, reporter)
+    events = [m for m in reporter.metrics if "candidate" in m]
+    assert [(e["candidate"], e["status"], e["front"]) for e in events] == [
+        (0, "seed", [0]), (1, "rejected", [0]), (2, "accepted", [2])]
+    assert [e["prompt"] for e in events] == [c["prompt"] for c in seen]
+    assert events[1]["note"] == "It did not beat its parent on the minibatch."
+    assert events[-1]["front"] == result["front"]

@@ -1,6 +1,6 @@
 from django import template
 
-from apps.core.selectors import job_events
+from apps.core.selectors import job_cancel_question, job_events, job_subject
 
 register = template.Library()
 
@@ -8,7 +8,12 @@ register = template.Library()
 @register.inclusion_tag("partials/job_progress.html", takes_context=True)
 def job_progress(context, job, reload_on_finish=False):
     """Render a job's live progress panel with its full state embedded, so a reload restores everything.
-    With reload_on_finish the page reloads when the job ends, to show results rendered from the database."""
+    With reload_on_finish the page reloads when the job ends, to show results rendered from the database;
+    reload_on_finish="succeeded" reloads only when it succeeded (a failed or cancelled one changes nothing there).
+    Cancel and Retry come back to the page the panel is on."""
     state = {"job": job.snapshot(), "events": [event.as_message() for event in job_events(job=job)]}
-    return {"job": job, "job_state": state, "job_state_id": f"job-state-{job.code}", "reload_on_finish": reload_on_finish,
-            "csrf_token": context.get("csrf_token"), "request": context.get("request")}
+    request = context.get("request")
+    return {"job": job, "state": state["job"], "job_state": state, "job_state_id": f"job-state-{job.code}",
+            "reload_on_finish": reload_on_finish, "csrf_token": context.get("csrf_token"), "request": request,
+            "back": request.get_full_path() if request else "",
+            "cancel_question": "" if job.is_final else job_cancel_question(job=job, subject=job_subject(job=job))}

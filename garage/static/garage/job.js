@@ -3,6 +3,9 @@
 (function () {
   "use strict";
   const METRIC_LABELS = { step: "Step", epoch: "Epoch", loss: "Loss", learning_rate: "LR", tokens_per_s: "Tokens/s", eta_s: "ETA" };
+  const FINAL = ["succeeded", "failed", "cancelled"];
+  // Metrics that describe a run in progress: an ended job no longer shows them.
+  const WHILE_RUNNING = ["eta_s"];
 
   function formatValue(name, value) {
     if (value === null || value === undefined) return "–";
@@ -51,7 +54,12 @@
       status.textContent = job.status_display;
       status.className = "badge " + job.status;
       this.root.dataset.status = job.status;
+      // Phase, message and place in line come derived from the status (Job.snapshot): none stays once the job ends.
       this.el("phase").textContent = job.phase || "";
+      const waiting = this.el("waiting");
+      waiting.textContent = job.waiting ? job.waiting.text : "";
+      waiting.hidden = !job.waiting;
+      this.root.dataset.ahead = job.waiting && job.waiting.ahead !== null ? job.waiting.ahead : "";
       const percent = Math.round((job.progress || 0) * 100);
       this.el("bar").firstElementChild.style.width = percent + "%";
       this.el("bar").setAttribute("aria-valuenow", percent);
@@ -60,14 +68,18 @@
       const error = this.el("error");
       error.textContent = job.error_message || "";
       error.hidden = !job.error_message;
-      this.final = ["succeeded", "failed", "cancelled"].includes(job.status);
+      this.final = FINAL.includes(job.status);
       const cancel = this.el("cancel-form");
-      if (cancel && this.final) cancel.remove();
-      if (this.final && !this.reloadScheduled && this.root.dataset.reloadOnFinish !== undefined) {
-        // Pages showing the job's results re-render them from the database once it has ended.
+      if (cancel && (this.final || job.cancel_requested)) cancel.remove();
+      if (this.final) WHILE_RUNNING.forEach((name) => { const span = this.metricSpan(name); if (span) span.remove(); });
+      const reloadWhen = this.root.dataset.reloadOnFinish;
+      if (this.final && !this.reloadScheduled && reloadWhen !== undefined && (reloadWhen === "" || reloadWhen === job.status)) {
+        // Pages showing the job's results re-render them from the database once it has ended
+        // (data-reload-on-finish="succeeded": only when it produced some).
         this.reloadScheduled = true;
         setTimeout(() => location.reload(), 400);
       }
+      showForJob(job);
       document.dispatchEvent(new CustomEvent("job:update", { detail: job }));
     }
 
@@ -87,12 +99,14 @@
       log.scrollTop = log.scrollHeight;
     }
 
+    metricSpan(name) { return this.el("stats").querySelector('[data-metric="' + name + '"]'); }
+
     applyMetric(values) {
       Object.assign(this.latest, values);
       const stats = this.el("stats");
       Object.keys(METRIC_LABELS).forEach((name) => {
-        if (this.latest[name] === undefined) return;
-        let span = stats.querySelector('[data-metric="' + name + '"]');
+        if (this.latest[name] === undefined || (this.final && WHILE_RUNNING.includes(name))) return;
+        let span = this.metricSpan(name);
         if (!span) {
           span = document.createElement("span");
           span.dataset.metric = name;
@@ -124,6 +138,16 @@
         requestAnimationFrame(() => { this.pending = false; this.chart.update("none"); });
       }
     }
+  }
+
+  // Parts of a page that depend on one job's state (a note that it runs, the buttons it hides) carry
+  // data-show-for="<job code>" and data-show-when="queued running" or "final" (the server renders them right with
+  // apps/core/templatetags/live.py's show_when): they change as that job's panel draws new states, without a reload.
+  function showForJob(job) {
+    document.querySelectorAll('[data-show-for="' + job.code + '"][data-show-when]').forEach((element) => {
+      const wanted = element.dataset.showWhen.split(/\s+/);
+      element.hidden = !(wanted.includes(job.status) || (wanted.includes("final") && FINAL.includes(job.status)));
+    });
   }
 
   function start() { document.querySelectorAll("section.job[data-job]").forEach((root) => new JobPanel(root)); }

@@ -1,5 +1,6 @@
 // Live charts of a GRPO run: reward per function, KL and completion length, and the rolling completion samples.
-// Draws the embedded history at once, then follows the job's websocket (the same stream as the progress panel).
+// Draws the embedded history at once, then follows the job's events (the same stream as the progress panel): every
+// step's rewards, and the completions with their scores whenever a step carries them.
 (function () {
   "use strict";
   const root = document.querySelector('[data-role="charts"]');
@@ -7,7 +8,7 @@
   const history = JSON.parse(document.getElementById("grpo-history").textContent);
   const names = JSON.parse(document.getElementById("grpo-functions").textContent);
   const colors = ["#2f6fed", "#e8590c", "#2b8a3e", "#ae3ec9", "#f08c00", "#0b7285", "#c92a2a", "#5c940d"];
-  let lastId = history.length ? history[history.length - 1].id : 0;
+  const lastId = history.length ? history[history.length - 1].id : 0;
   const charts = {};
 
   function lineChart(role, datasets, yLabel) {
@@ -74,30 +75,13 @@
   redraw();
 
   const job = root.dataset.job;
-  if (!job) return;
-  let delay = 500;
-  let final = false;
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(scheme + location.host + "/ws/jobs/" + job + "/?after=" + lastId);
-    ws.onopen = () => { delay = 500; root.dataset.connected = "1"; };
-    ws.onmessage = (message) => {
-      const data = JSON.parse(message.data);
-      const events = data.type === "snapshot" ? data.events : (data.event ? [data.event] : []);
-      events.forEach((event) => {
-        if (event.id <= lastId) return;
-        lastId = event.id;
-        if (event.type === "metric") add(event.data);
-      });
-      if (events.length) redraw();
-      if (data.job) final = ["succeeded", "failed", "cancelled"].includes(data.job.status);
-    };
-    ws.onclose = (close) => {
-      root.dataset.connected = "0";
-      if (close.code === 4404 || final) return;
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 10000);
-    };
-  }
-  connect();
+  if (!job || !window.garageLive) return;
+  window.garageLive.jobEvents(job, lastId, {
+    root,
+    onEvent: (event) => {
+      if (event.type !== "metric") return;
+      add(event.data);
+      redraw();
+    },
+  });
 })();

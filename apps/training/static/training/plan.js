@@ -1,5 +1,5 @@
-// The training forms' model picker and plan: the list of models sets the posted text box, and every change of the
-// model, the method or a setting asks /api/v1/plan/ for the recommended settings and the planner's estimate.
+// The training forms' plan: every change of the model (the picker's list, or its text box under "Other…"), the
+// method or a setting asks /api/v1/plan/ for the recommended settings and the planner's estimate.
 // Settings the person typed are kept (sent as their choice); the others are filled with the recommendation.
 (function () {
   "use strict";
@@ -31,8 +31,9 @@
   function setup(panel) {
     var form = panel.closest("form");
     if (!form) return;
-    var input = form.querySelector("[data-role=model-input]");
     var select = form.querySelector("[data-role=model-select]");
+    var other = form.querySelector("[data-role=model-other]");
+    if (!select || !other) return;
     var method = form.elements.method;
     var backend = form.elements.backend;
     var documentText = form.elements.document_text;
@@ -48,25 +49,19 @@
     var button = form.querySelector("button[type=submit], button:not([type])");
     if (button && button.parentNode) button.parentNode.insertBefore(panel, button);
 
-    function showTextBox() {
-      var other = !select || !select.value;
-      input.hidden = !other;
+    // The model as the form will post it (apps.training.widgets.ModelPicker).
+    function chosenModel() {
+      return select.value === "other" ? other.value.trim() : select.value;
     }
 
-    if (select) {
-      var known = Array.prototype.some.call(select.options, function (option) {
-        return option.value && option.value === input.value;
-      });
-      select.value = known ? input.value : "";
-      select.hidden = false;
-      showTextBox();
-      select.addEventListener("change", function () {
-        input.value = select.value;
-        showTextBox();
-        if (!select.value) input.focus();
-        modelChanged();
-      });
-    }
+    select.addEventListener("change", function () {
+      if (select.value === "other") {
+        other.focus();
+        if (!other.value.trim()) return; // the plan follows once a model is typed
+      }
+      modelChanged();
+    });
+    other.addEventListener("change", modelChanged);
 
     function modelChanged() {
       touched = {}; // a new model or method: its own recommendation for every setting
@@ -80,7 +75,7 @@
 
     function refresh() {
       var params = new URLSearchParams();
-      params.set("base_model", input.value.trim());
+      params.set("base_model", chosenModel());
       if (method) params.set("method", method.value);
       if (backend) params.set("backend", backend.value);
       if (documentText) params.set("document_text", documentText.checked ? "true" : "false");
@@ -125,13 +120,6 @@
       fillList(reasons, []);
     }
 
-    input.addEventListener("change", function () {
-      if (select) {
-        var known = Array.prototype.some.call(select.options, function (o) { return o.value && o.value === input.value; });
-        select.value = known ? input.value : "";
-      }
-      modelChanged();
-    });
     if (method) method.addEventListener("change", modelChanged);
     if (backend) backend.addEventListener("change", schedule);
     if (documentText) documentText.addEventListener("change", schedule);
