@@ -9,7 +9,7 @@ GARAGE_DEVICE ?= auto
 # smollm2,gemma3-270m.
 GARAGE_MODELS ?= all
 
-.PHONY: run test demo install models bench clean
+.PHONY: run test demo install models bench screenshots clean
 
 install: $(STAMP) models
 
@@ -33,6 +33,11 @@ test: $(STAMP)
 
 demo: install
 	$(VENV)/bin/garage pipeline samples/lumen-valley-field-guide.md
+
+# README's pictures: the newcomer's journey (tests/test_journey.py) walked with a real model, one picture per step.
+screenshots: install
+	GARAGE_JOURNEY_MODEL=pypi/SmolLM2-135M-Instruct GARAGE_JOURNEY_SCREENSHOTS=$(CURDIR)/docs \
+		$(MAKE) test PYTEST_ARGS="tests/test_journey.py --timeout 3600"
 
 bench: $(STAMP)
 	$(PY) -m garage.embedded -- $(PY) bench/latency.py

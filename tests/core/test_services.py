@@ -29,6 +29,17 @@ def test_it_shortens_a_title_longer_than_its_column(alice):
     assert len(job.title) == 200 and job.title.startswith("Fine-tune nnn") and job.title.endswith("…")
 
 
+def test_it_keeps_events_whose_text_holds_nul_characters(alice):
+    from apps.core.services import job_event_add
+
+    job = _job(alice)
+    event = job_event_add(job=job, type=JobEvent.Type.METRIC, data={"samples": [{"completion": "a\x00b"}], "k\x00": 1},
+                          message="half\x00way")
+    event.refresh_from_db()
+    job.refresh_from_db()
+    assert event.data == {"samples": [{"completion": "ab"}], "k": 1} and job.message == "halfway"
+
+
 def test_it_ends_a_job_in_exactly_one_final_status(alice):
     job = _job(alice)
     assert job_finish(job=job, status=Job.Status.SUCCEEDED, result={"x": 1})
