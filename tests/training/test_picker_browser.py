@@ -73,3 +73,4 @@ def test_it_picks_from_the_grouped_list_and_from_other(alice, server, worker, br
     assert page.locator("[data-role=finetune-name]").inner_text() == "Valley, first try"
     page.goto(f"{server}/training/")
     assert page.locator("a", has_text="Valley, first try").count() == 1
+

@@ -63,8 +63,19 @@
     });
     other.addEventListener("change", modelChanged);
 
+    // Sending the form before the new model's plan has arrived would train it with the old model's settings: a
+    // quick click (or one that leaves the "Other…" box, which is what changes the model) is sent once the plan is in.
+    var planPending = false;
+    var sendWhenPlanned = false;
+    form.addEventListener("submit", function (event) {
+      if (!planPending) return;
+      event.preventDefault();
+      sendWhenPlanned = true;
+    });
+
     function modelChanged() {
       touched = {}; // a new model or method: its own recommendation for every setting
+      planPending = true;
       schedule();
     }
 
@@ -98,7 +109,15 @@
           if (answer.ok) show(answer.body); else showError(answer.body);
         })
         .catch(function () { if (mine === asked) showError(null); })
-        .then(function () { if (mine === asked) panel.removeAttribute("aria-busy"); });
+        .then(function () {
+          if (mine !== asked) return;
+          panel.removeAttribute("aria-busy");
+          planPending = false;
+          if (sendWhenPlanned) {
+            sendWhenPlanned = false;
+            form.requestSubmit();
+          }
+        });
     }
 
     function show(plan) {
