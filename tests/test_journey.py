@@ -71,7 +71,7 @@ def test_a_newcomer_goes_from_sign_up_to_a_gguf_file(server, worker, browser_pag
     page.click("form button[type=submit]")
     page.wait_for_url(f"{server}/")
     assert page.locator("a[href='/datasets/']").count() >= 1
-    shot(page, "dashboard")
+    shot(page, "new-account")
 
     # A dataset, then a document: its extraction runs on the dataset's page.
     page.goto(f"{server}/datasets/")
@@ -116,7 +116,7 @@ def test_a_newcomer_goes_from_sign_up_to_a_gguf_file(server, worker, browser_pag
     assert page.locator("[data-role=heldout] table").count() == 1, page.inner_text("[data-role=heldout]")
     assert page.locator("[data-role=heldout-report]").count() == 1
     assert_nothing_stale(page, "trained and evaluated")
-    shot(page, "model")
+    shot(page, "job")  # README: a finished run, what it learned
 
     # The report, then the playground from the model page.
     page.locator("[data-role=heldout-report]").click()
@@ -148,4 +148,4 @@ def test_a_newcomer_goes_from_sign_up_to_a_gguf_file(server, worker, browser_pag
     page.goto(f"{server}/")
     assert page.locator(f"a[href='{model_url.removeprefix(server)}']").count() >= 1
     assert_nothing_stale(page, "dashboard at the end")
-    shot(page, "dashboard-after")
+    shot(page, "dashboard")  # README: the dashboard
