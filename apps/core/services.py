@@ -17,26 +17,26 @@ from apps.core.signals import job_finished
 logger = logging.getLogger(__name__)
 
 
-def _without_nul(value):
+def without_nul(value):
     """`value` with NUL characters taken out of its strings: PostgreSQL's JSON and text columns cannot hold them, and
     a model's sampled text or a document's may contain them."""
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_without_nul(item) for item in value]
+        return [without_nul(item) for item in value]
     return value
 
 
 def job_event_add(*, job: Job, type: str, data: dict, **fields) -> JobEvent:
     """Append an event, copy `fields` (progress, phase, message...) onto the row, and publish both."""
-    fields = _without_nul(fields)
+    fields = without_nul(fields)
     for name, value in fields.items():
         setattr(job, name, value)
     if fields:
         Job.objects.filter(pk=job.pk).update(**fields)
-    event = JobEvent.objects.create(job=job, type=type, data=_without_nul(data))
+    event = JobEvent.objects.create(job=job, type=type, data=without_nul(data))
     job_publish(job=job, event=event)
     return event
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.http import Http404
 
 from apps.core.models import Job
-from apps.core.services import job_create
+from apps.core.services import job_create, without_nul
 from apps.datasets.models import DatasetVersion, VersionExample
 from apps.providers.models import ExternalCallAudit
 from apps.providers.services import (
@@ -353,7 +353,7 @@ def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
     keep = ("backend", "train_steps", "reward_first", "reward_last", "rewards", "kl_last", "completion_length_first",
             "completion_length_last", "judge", "samples", "warmup", "prompts", "prompts_left_out", "train_seconds",
             "seconds", "resumed_from_step", "lora_target_modules")
-    run.metrics = {k: result[k] for k in keep}
+    run.metrics = without_nul({k: result[k] for k in keep})  # sampled text may hold NUL, which PostgreSQL refuses
     root = Path(django_settings.GARAGE_ARTIFACTS_DIR)
     run.artifact = str(Path(result["artifact"]).relative_to(root))
     run.metrics["policy_base"] = str(Path(result["policy_base"]).relative_to(root)) \
@@ -513,7 +513,7 @@ def reward_preview_execute(*, preview: RewardPreview, reporter, job=None) -> dic
     samples = [{**s, "completion": c} for s, c in zip(preview.samples, completions)]
     reporter.phase("scoring", f"{len(preview.rewards)} reward functions")
     results, judge = _score(owner=preview.owner, specs=preview.rewards, samples=samples, job=job)
-    preview.samples, preview.results, preview.judge = samples, results, judge
+    preview.samples, preview.results, preview.judge = without_nul(samples), results, judge
     preview.save(update_fields=["samples", "results", "judge"])
     reporter.progress(1.0, "Scored")
     return {"reward_preview": str(preview.code), "samples": len(samples),
