@@ -15,7 +15,20 @@ CLOSE_SIGNED_OUT = 4401
 RECENT_JOBS, RECENT_JOBS_MAX = 20, 50
 
 
-class JobConsumer(AsyncJsonWebsocketConsumer):
+class _ListeningConsumer(AsyncJsonWebsocketConsumer):
+    """A stream the client only listens to, from one channel-layer group (`self.group`, joined on connect)."""
+
+    async def disconnect(self, close_code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        """Clients only listen; a ping is answered so they can measure the connection."""
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+
+class JobConsumer(_ListeningConsumer):
     """On connect: authorize with the same selector as the views, join the job's group, then send a snapshot
     (the job and its events after `?after=<event id>`), so a reconnecting page misses nothing."""
 
@@ -37,20 +50,11 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         snapshot = await database_sync_to_async(_snapshot)(job, after)
         await self.send_json(snapshot)
 
-    async def disconnect(self, close_code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive_json(self, content, **kwargs):
-        """Clients only listen; a ping is answered so they can measure the connection."""
-        if content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
-
     async def job_update(self, message):
         await self.send_json({"type": "update", "job": message["job"], "event": message["event"]})
 
 
-class UserJobsConsumer(AsyncJsonWebsocketConsumer):
+class UserJobsConsumer(_ListeningConsumer):
     """The signed-in user's top-level jobs, for live lists of jobs (the dashboard). On connect: join the user's own
     group, then send a snapshot of the newest jobs (`?limit=`), so a reconnecting page catches up; after that, every
     status or progress change of any of their jobs, new jobs included. Nobody else's jobs ever reach this group."""
@@ -66,14 +70,6 @@ class UserJobsConsumer(AsyncJsonWebsocketConsumer):
         jobs = await database_sync_to_async(_recent_jobs)(user, _limit(self.scope.get("query_string", b"")))
         await self.send_json({"type": "snapshot", "jobs": jobs})
 
-    async def disconnect(self, close_code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive_json(self, content, **kwargs):
-        if content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
-
     async def job_update(self, message):
         await self.send_json({"type": "update", "job": message["job"]})
 
@@ -82,24 +78,23 @@ def _recent_jobs(user, limit: int) -> list[dict]:
     return [job.snapshot() for job in job_list_for_user(user=user)[:limit]]
 
 
-def _limit(query_string: bytes) -> int:
+def _query_int(query_string: bytes, name: str) -> int | None:
+    """The integer query parameter `name`, or None when it is missing or not a number."""
     from urllib.parse import parse_qs
 
-    values = parse_qs(query_string.decode()).get("limit", [""])
     try:
-        return max(1, min(int(values[0]), RECENT_JOBS_MAX))
+        return int(parse_qs(query_string.decode()).get(name, [""])[0])
     except ValueError:
-        return RECENT_JOBS
+        return None
+
+
+def _limit(query_string: bytes) -> int:
+    limit = _query_int(query_string, "limit")
+    return RECENT_JOBS if limit is None else max(1, min(limit, RECENT_JOBS_MAX))
 
 
 def _after_id(query_string: bytes) -> int:
-    from urllib.parse import parse_qs
-
-    values = parse_qs(query_string.decode()).get("after", ["0"])
-    try:
-        return max(0, int(values[0]))
-    except ValueError:
-        return 0
+    return max(0, _query_int(query_string, "after") or 0)
 
 
 def _snapshot(job, after: int) -> dict:

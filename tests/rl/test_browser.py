@@ -6,19 +6,9 @@ import time
 import pytest
 
 from apps.rl.models import GrpoRun, RewardPreview
-from tests.browser import BROWSER_TEST
-from tests.conftest import PASSWORD
+from tests.browser import BROWSER_TEST, sign_in
 
 pytestmark = BROWSER_TEST
-
-
-
-def sign_in(page, server, user):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=username], input[name=email]", user.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button[type=submit], form input[type=submit]")
-    page.wait_for_url(f"{server}/")
 
 
 def rewards_json(page):

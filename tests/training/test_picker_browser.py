@@ -5,19 +5,10 @@ import re
 import pytest
 
 from apps.training.models import FineTune
-from tests.browser import BROWSER_TEST
-from tests.conftest import PASSWORD
+from tests.browser import BROWSER_TEST, sign_in
 from tests.training.test_names import version_of
 
 pytestmark = BROWSER_TEST
-
-
-def sign_in(page, server, user):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=username], input[name=email]", user.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button[type=submit], form input[type=submit]")
-    page.wait_for_url(f"{server}/")
 
 
 @pytest.mark.timeout(240)
