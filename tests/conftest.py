@@ -4,8 +4,9 @@ import os
 import pytest
 
 # Forms, the API and the CLI propose the best real model installed; tests never run a real model, whatever this
-# machine has installed (`make run` installs two). Set before anything starts, so live workers inherit it too.
-os.environ["GARAGE_DEFAULT_MODEL"] = "tiny-gemma3"
+# machine has installed (`make run` installs two), except the journey walked with one for README's pictures (`make
+# screenshots`), whose pages then propose that model. Set before anything starts, so live workers inherit it too.
+os.environ["GARAGE_DEFAULT_MODEL"] = os.environ.get("GARAGE_JOURNEY_MODEL", "tiny-gemma3")
 # The fake servers (tests/fakes) listen on loopback, which the outbound guard refuses unless allowed, as `garage run`
 # allows it; tests of the guard itself set GARAGE_ALLOWED_ENDPOINTS to empty.
 os.environ["GARAGE_ALLOWED_ENDPOINTS"] = "localhost,127.0.0.0/8,::1"  # for live workers, started later

@@ -35,18 +35,40 @@ def shot(page, name):
 
 
 def wait_for_jobs_to_end(page):
-    """Waits until every job panel on the page shows a final status (pages reload themselves on the way)."""
+    """Waits until every job panel on the page shows a final status, and for the reload that a panel asks for when
+    its job ends (data-reload-on-finish): a click made before it would be lost to it."""
     deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline:
         try:
-            statuses = page.eval_on_selector_all("section.job[data-job]", "(panels) => panels.map((p) => p.dataset.status)")
+            panels = page.eval_on_selector_all(
+                "section.job[data-job]", "(panels) => panels.map((p) => [p.dataset.status, p.dataset.reloadOnFinish])")
         except Exception:  # the page reloaded between two looks
-            statuses = ["reloading"]
+            panels = [("reloading", None)]
+        statuses = [status for status, _ in panels]
         if all(status in FINAL for status in statuses):
+            if any(when is not None and when in ("", status) for status, when in panels):
+                wait_for_reload(page)
             page.wait_for_load_state()
             return statuses
         page.wait_for_timeout(250)
     raise AssertionError(f"jobs still running after {PATIENCE_S} s: {statuses}")
+
+
+def wait_for_reload(page):
+    """Marks the page's window and waits until a window without the mark (the reloaded page) has loaded."""
+    try:
+        page.evaluate("() => { window.journeyBeforeReload = true; }")
+    except Exception:  # already reloading
+        pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if not page.evaluate("() => window.journeyBeforeReload === true"):
+                return
+        except Exception:  # the page is between two documents
+            pass
+        page.wait_for_timeout(100)
+    raise AssertionError("the page did not reload after its job ended")
 
 
 def assert_nothing_stale(page, step):
@@ -71,7 +93,6 @@ def test_a_newcomer_goes_from_sign_up_to_a_gguf_file(server, worker, browser_pag
     page.click("form button[type=submit]")
     page.wait_for_url(f"{server}/")
     assert page.locator("a[href='/datasets/']").count() >= 1
-    shot(page, "new-account")
 
     # A dataset, then a document: its extraction runs on the dataset's page.
     page.goto(f"{server}/datasets/")
@@ -107,7 +128,7 @@ def test_a_newcomer_goes_from_sign_up_to_a_gguf_file(server, worker, browser_pag
     form.locator("button", has_text="Start training").click()
     page.wait_for_url("**/training/*/")
     model_url = page.url
-    shot(page, "training")
+    shot(page, "training")  # README: a training while it runs
     wait_for_jobs_to_end(page)
     # The held-out evaluation follows the training on its own; the page shows its panel, then its results.
     page.goto(model_url)
@@ -131,7 +152,7 @@ def test_a_newcomer_goes_from_sign_up_to_a_gguf_file(server, worker, browser_pag
     for column in range(page.locator("[data-role=column]").count()):
         page.wait_for_selector(f"[data-role=column][data-column='{column}'][data-state=done]", timeout=PATIENCE_S * 1000)
     assert page.locator("[data-role=column][data-column='0'] [data-role=answer]").inner_text().strip()
-    shot(page, "playground")
+    shot(page, "playground")  # README: the tuned model answers
 
     # A GGUF export: the buttons hide while it runs and come back without a reload; the file is listed.
     page.goto(model_url)
