@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workers.chunking import chunk_text  # noqa: E402
-from workers.extract import Limits, extract_file, extract_isolated  # noqa: E402
+from workers.engine.data.chunking import chunk_text  # noqa: E402
+from workers.engine.extract import Limits, extract_file, extract_isolated  # noqa: E402
 
 TARGET_RATIO = 20.0
 TARGET_PAGES_PER_S = 300.0

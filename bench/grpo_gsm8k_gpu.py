@@ -23,11 +23,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main() -> None:
     import torch
 
-    from workers.benchmarks import BenchmarkSpec, load_gsm8k, run_benchmark
-    from workers.catalogue import model_source
-    from workers.grpo import RECIPE_REWARDS, RECIPE_SETTINGS, GRPOTrainConfig, grpo_train
-    from workers.inference import ModelRef, clear_cache, generate
-    from workers.reporting import RecordingReporter
+    from workers.common.evaluation import BenchmarkSpec
+    from workers.engine.evaluate.benchmarks import load_gsm8k, run_benchmark
+    from workers.engine.weights import model_source
+    from workers.common.rl import RECIPE_REWARDS, RECIPE_SETTINGS, GRPOTrainConfig
+    from workers.engine.rl.grpo import grpo_train
+    from workers.engine.inference import ModelRef, clear_cache, generate
+    from workers.engine.reporting import RecordingReporter
 
     model = sys.argv[1] if len(sys.argv) > 1 else "pypi/SmolLM2-135M-Instruct"
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 40

@@ -4,13 +4,13 @@
     python bench/learning.py run DATA.json [MODEL] [BACKEND] # train and evaluate (any machine, GPU or CPU)
 
 `data` runs the engine's extraction, chunking and offline generator on DOCUMENT and freezes the result the way a
-dataset version is frozen (workers.splits): training pairs, recall phrasings (new phrasings of trained facts),
+dataset version is frozen (workers.common.splits): training pairs, recall phrasings (new phrasings of trained facts),
 unseen facts (never trained on) and the document passages training reads. It needs no database, so the JSON can
 travel to a GPU machine that has only the engine's packages.
 
 `run` fine-tunes MODEL (default pypi/SmolLM2-135M-Instruct; any catalogue id or model folder) with the settings the
-platform recommends for it (workers.recommend, without a CPU time budget; passages and replay on) and evaluates
-the base and the tuned model on the recall and unseen questions and the shipped control set (workers.heldout). It prints one JSON line with
+platform recommends for it (workers.common.recommend, without a CPU time budget; passages and replay on) and evaluates
+the base and the tuned model on the recall and unseen questions and the shipped control set (workers.engine.evaluate.heldout). It prints one JSON line with
 recall/unseen/control token F1 before (the base model: the baseline, measured in the same run) and after, and the
 seconds each stage took. The same measures on the CPU through the product's own path: `garage pipeline DOCUMENT
 --json` (see bench/RESULTS.md).
@@ -33,10 +33,10 @@ UNSEEN_RATIO, RECALL_RATIO = 0.1, 0.3  # the platform's defaults (GARAGE_HELDOUT
 
 
 def make_data(document: str, out: str) -> None:
-    from workers.chunking import chunk_text
-    from workers.extract import extract_file
-    from workers.generate import extractive_pairs
-    from workers.splits import HELDOUT, RECALL, evaluation_splits, passages_without
+    from workers.engine.data.chunking import chunk_text
+    from workers.engine.extract import extract_file
+    from workers.engine.data.generate import extractive_pairs
+    from workers.common.splits import HELDOUT, RECALL, evaluation_splits, passages_without
 
     extracted = extract_file(document)
     chunks = [chunk.text for chunk in chunk_text(extracted.text)]
@@ -57,13 +57,13 @@ def make_data(document: str, out: str) -> None:
 def run(data_file: str, model: str, backend: str) -> None:
     import torch
 
-    from workers.catalogue import model_source
-    from workers.heldout import evaluate_heldout, load_control_set
-    from workers.inference import ModelRef, clear_cache, generate
-    from workers.planner import measure_device
-    from workers.recommend import example_tokens, model_facts_for, recommend
-    from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, load_replay_prompts, train
+    from workers.engine.weights import model_source
+    from workers.engine.evaluate.heldout import evaluate_heldout, load_control_set
+    from workers.engine.inference import ModelRef, clear_cache, generate
+    from workers.engine.train.device import measure_device
+    from workers.common.recommend import example_tokens, model_facts_for, recommend
+    from workers.engine.reporting import RecordingReporter
+    from workers.engine.train.train import TrainConfig, load_replay_prompts, train
 
     data = json.loads(Path(data_file).read_text())
     started = time.monotonic()

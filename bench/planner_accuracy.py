@@ -40,10 +40,11 @@ def one_run(model_dir: str, backend: str, batch: int, length: int) -> dict:
     """Train STEPS steps with our engine and return measured peak and step time beside the planner's estimate."""
     import torch
 
-    from workers.catalogue import model_facts
-    from workers.planner import estimate, measure_device
-    from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, train
+    from workers.common.catalogue import model_facts
+    from workers.common.planner import estimate
+    from workers.engine.train.device import measure_device
+    from workers.engine.reporting import RecordingReporter
+    from workers.engine.train.train import TrainConfig, train
 
     class Timed(RecordingReporter):
         def __init__(self):

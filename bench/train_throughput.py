@@ -30,11 +30,11 @@ django.setup()
 import psutil  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from workers.generate import extractive_pairs  # noqa: E402
-from workers.chunking import chunk_text  # noqa: E402
-from workers.extract import extract_file  # noqa: E402
-from workers.tiny_model import build_tiny_gemma3  # noqa: E402
-from workers.train import TrainConfig, _messages, train  # noqa: E402
+from workers.engine.data.generate import extractive_pairs  # noqa: E402
+from workers.engine.data.chunking import chunk_text  # noqa: E402
+from workers.engine.extract import extract_file  # noqa: E402
+from workers.engine.train.tiny_model import build_tiny_gemma3  # noqa: E402
+from workers.engine.train.train import TrainConfig, _messages, train  # noqa: E402
 
 
 class PeakRss:

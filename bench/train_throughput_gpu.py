@@ -5,7 +5,7 @@ initialised model of the Gemma 3 1B architecture (no weights needed for speed an
     python bench/train_throughput_gpu.py MODE DIR      # one of: make raw_unsloth ours_unsloth plain_trl ours_qlora ours_qlora_trl
 
 Each mode prints one JSON line: tokens/s over steps WARM..STEPS and peak GPU memory. LoRA r16 on all linear
-layers, sequence 1024, batch 8, bf16, the same chat-formatted data for every mode. "ours" runs workers.train with a
+layers, sequence 1024, batch 8, bf16, the same chat-formatted data for every mode. "ours" runs workers.engine.train.train with a
 reporter that keeps events in memory: the database and websocket cost of events is measured on the CPU by
 bench/train_throughput.py."""
 from __future__ import annotations
@@ -39,7 +39,8 @@ def word_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from workers.tiny_model import GEMMA_CHAT_TEMPLATE, SPECIAL_TOKENS
+    from workers.common.catalogue import GEMMA_CHAT_TEMPLATE
+    from workers.engine.train.tiny_model import SPECIAL_TOKENS
 
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + ["<unk>", "user", "model"])}
     vocab.update({f"w{i}": len(vocab) + i for i in range(30000)})
@@ -66,7 +67,7 @@ def make(out: str) -> None:
 
 
 def our_config(out: str, mode: str, **changes):
-    from workers.train import TrainConfig
+    from workers.engine.train.train import TrainConfig
 
     settings = dict(base_model=out, output_dir=f"/tmp/bench-{mode}", pairs=pairs(), max_steps=STEPS, learning_rate=2e-4,
                     batch_size=BATCH, max_length=SEQ, lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"],
@@ -76,7 +77,7 @@ def our_config(out: str, mode: str, **changes):
 
 def run_baseline(mode: str, out: str) -> dict:
     """Raw Unsloth or plain TRL + PEFT, configured as their documentation shows; raw_unsloth_same_args takes the
-    engine's own SFTConfig (workers.train.sft_arguments), so that only the engine's callbacks differ."""
+    engine's own SFTConfig (workers.engine.train.train.sft_arguments), so that only the engine's callbacks differ."""
     if mode.startswith("raw_unsloth"):
         import unsloth  # noqa: F401  (before transformers and TRL)
         from unsloth import FastLanguageModel
@@ -84,7 +85,7 @@ def run_baseline(mode: str, out: str) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from workers.train import prompt_completion_dataset, sft_arguments
+    from workers.engine.train.train import prompt_completion_dataset, sft_arguments
 
     class Timer(TrainerCallback):
         def __init__(self):
@@ -128,8 +129,8 @@ def run_baseline(mode: str, out: str) -> dict:
 def run_ours(mode: str, out: str) -> dict:
     import torch
 
-    from workers.reporting import RecordingReporter
-    from workers.train import train
+    from workers.engine.reporting import RecordingReporter
+    from workers.engine.train.train import train
 
     class TimedReporter(RecordingReporter):
         """Keeps the time of each step's metrics (logged every step, which synchronises with the GPU)."""

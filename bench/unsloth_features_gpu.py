@@ -23,8 +23,8 @@ def compare_packing(model: str) -> None:
     import time
 
     from bench.train_throughput_gpu import pairs
-    from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, train
+    from workers.engine.reporting import RecordingReporter
+    from workers.engine.train.train import TrainConfig, train
 
     class Timed(RecordingReporter):
         def __init__(self):
@@ -50,8 +50,8 @@ def compare_packing(model: str) -> None:
 
 def main() -> None:
     from bench.train_throughput_gpu import pairs
-    from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, train
+    from workers.engine.reporting import RecordingReporter
+    from workers.engine.train.train import TrainConfig, train
 
     packing = sys.argv[1:2] == ["packing"]
     model = (sys.argv[2:3] if packing else sys.argv[1:2]) or ["/tmp/gemma3-1b-random"]

@@ -8,7 +8,7 @@ from celery.signals import celeryd_init, worker_ready
 from kombu import Queue
 
 from garage.env import var_dir
-from workers.planner import record_device_when_ready
+from workers.common.planner import record_device_when_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "garage.settings")
 
@@ -21,8 +21,12 @@ app.conf.task_queues = [Queue("default"), Queue("gpu"), Queue(CONTROL_QUEUE)]
 # them would otherwise stop reaping and the dispatch of waiting GPU jobs for as long.
 app.conf.task_routes = {"core.reap_jobs": {"queue": CONTROL_QUEUE}}
 app.autodiscover_tasks(["workers"], related_name="tasks")
-# A worker of the `gpu` queue records its device when it starts, so that forms estimate a run before it is queued.
-worker_ready.connect(record_device_when_ready)
+
+
+@worker_ready.connect
+def _record_device(sender=None, **kwargs):
+    # A worker of the `gpu` queue records its device when it starts, so that forms estimate a run before it is queued.
+    record_device_when_ready(sender, folder=var_dir())
 
 
 def worker_directory() -> Path:

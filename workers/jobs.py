@@ -12,7 +12,7 @@ from django.db import connection
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_claim, job_event_add, job_finish, job_heartbeat
 from garage.celery import app
-from workers.errors import Cancelled, ReadableError
+from workers.common.errors import Cancelled, ReadableError
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ INTERNAL_ERROR = "Something went wrong on our side while running this job. An ad
 
 
 class JobReporter:
-    """Reporter (workers.reporting.Reporter) that writes job events and publishes them to the websocket.
+    """Reporter (workers.engine.reporting.Reporter) that writes job events and publishes them to the websocket.
 
     A pipeline step also reports to its parent job, its progress mapped into the step's span of the whole."""
 

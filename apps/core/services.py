@@ -76,9 +76,9 @@ def job_enqueue(job: Job) -> None:
     job.celery_task_id, job.sent_at = task_id, timezone.now()
     Job.objects.filter(pk=job.pk).update(celery_task_id=task_id, sent_at=job.sent_at)
     if app.conf.task_always_eager:
-        # Headless runs (the CLI) execute the task right here instead of through a broker.
-        import workers.tasks  # noqa: F401  (registers the tasks in this process)
-
+        # Headless runs (the CLI) execute the task right here instead of through a broker: the app's own task
+        # discovery loads the worker side (workers.tasks) into this process, which only the CLI runs eagerly.
+        app.loader.import_default_modules()
         name = TASK_NAME.format(kind=job.kind)
         transaction.on_commit(lambda: app.tasks[name].apply(args=[job.pk], task_id=task_id))
     else:

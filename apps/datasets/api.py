@@ -42,8 +42,8 @@ from apps.datasets.services import (
     qa_pair_update,
     qa_pairs_restore,
 )
-from workers.curate import CurateConfig
-from workers.records import RECORD_SUFFIXES, STYLES
+from workers.common.curation import CurateConfig
+from workers.common.records import RECORD_SUFFIXES, STYLES
 
 
 def as_api_error(exc: DjangoValidationError) -> ValidationError:

@@ -3,7 +3,7 @@ from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from apps.datasets.selectors import export_examples, export_filename
-from workers.records import jsonl_lines
+from workers.common.records import jsonl_lines
 
 
 def jsonl_response(*, dataset, style: str, version=None) -> StreamingHttpResponse:

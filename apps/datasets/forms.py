@@ -1,7 +1,7 @@
 from django import forms
 
 from apps.training.forms import MultipleFileField
-from workers.records import RECORD_SUFFIXES, STYLES
+from workers.common.records import RECORD_SUFFIXES, STYLES
 
 
 class DatasetForm(forms.Form):

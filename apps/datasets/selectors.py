@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from apps.datasets.models import Chunk, Dataset, DatasetVersion, Document, QAPair, VersionExample
-from workers.records import Example
+from workers.common.records import Example
 
 
 def dataset_list_for_user(*, user) -> QuerySet[Dataset]:

@@ -44,7 +44,7 @@ from apps.datasets.services import (
 )
 from apps.training.forms import TrainingOptionsForm
 from apps.training.services import finetune_create, finetune_create_from_dataset
-from workers.records import STYLES
+from workers.common.records import STYLES
 
 PAIRS_PER_PAGE = 25
 

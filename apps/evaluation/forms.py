@@ -5,7 +5,7 @@ from apps.evaluation.services import DEFAULT_SETTINGS
 from apps.training.model_choices import (FINETUNE_PREFIX, default_model_choice, model_choice_list_for_user,
                                          model_picker_groups)
 from apps.training.widgets import ModelPicker
-from workers.benchmarks import DEFAULT_PROMPTS
+from workers.common.evaluation import DEFAULT_PROMPTS
 
 
 class BenchmarkRunForm(forms.Form):

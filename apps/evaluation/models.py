@@ -18,7 +18,7 @@ class BenchmarkRun(OwnedModel):
     finetune = models.ForeignKey(FineTune, null=True, blank=True, on_delete=models.SET_NULL, related_name="benchmark_runs")
     model_label = models.CharField(max_length=300, help_text="The model's name when the run was made; kept if the "
                                                              "fine-tune is deleted later.")
-    settings = models.JSONField(default=dict, blank=True, help_text="workers.benchmarks.BenchmarkSpec fields.")
+    settings = models.JSONField(default=dict, blank=True, help_text="workers.common.evaluation.BenchmarkSpec fields.")
     job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="benchmark_run")
     results = models.JSONField(default=dict, blank=True,
                                help_text="n, correct, accuracy, format_rate, mean_length_chars, mean_length_words, seconds.")

@@ -1,4 +1,5 @@
-"""Writes of the evaluation app: starting benchmark runs and recording what the model answered."""
+"""Writes of the evaluation app: starting benchmark runs (apps.evaluation.jobs runs them in the worker and records
+what the model answered)."""
 import re
 from pathlib import Path
 
@@ -8,14 +9,14 @@ from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.evaluation.models import BenchmarkItem, BenchmarkRun
+from apps.evaluation.models import BenchmarkRun
 from apps.training.models import FineTune
 from apps.training.model_choices import FINETUNE_PREFIX, model_choice_finetune
 from apps.training.services import base_model_clean
-from workers.benchmarks import AIME_DEFAULT_SOURCE, HUB_ID_RE, BenchmarkSpec, validate
-from workers.errors import ReadableError
+from workers.common.errors import ReadableError
+from workers.common.evaluation import AIME_DEFAULT_SOURCE, HUB_ID_RE, BenchmarkSpec, validate
 
-# Settings a user may choose and their types; the engine (workers.benchmarks.validate) checks their ranges.
+# Settings a user may choose and their types; workers.common.evaluation.validate (the engine's check) checks their ranges.
 INTEGER_SETTINGS = ("few_shot", "limit", "seed", "max_new_tokens", "batch_size")
 FLOAT_SETTINGS = ("temperature", "top_p")
 TEXT_SETTINGS = ("prompt_template", "system_prompt", "subset", "source", "split")
@@ -121,58 +122,9 @@ def benchmark_run_create(*, owner, benchmark: str, base_model: str = "", finetun
     return run
 
 
-def tiny_benchmark_model() -> Path:
-    """The tiny test model for benchmarks: the one every feature without its own uses (built once from GSM8K text)."""
-    from apps.training.model_choices import tiny_test_model
-
-    return tiny_test_model()
-
-
-def benchmark_model_ref(*, run: BenchmarkRun):
-    """The model a run evaluates, as workers.inference.ModelRef, resolved as every feature's model is
-    (apps.training.model_choices). Raises ReadableError when it is gone."""
-    from apps.training.model_choices import model_choice_ref
-
-    if run.finetune is not None:
-        return model_choice_ref(user=run.owner, choice=f"{FINETUNE_PREFIX}{run.finetune.code}")
-    if not run.base_model:
-        raise ReadableError("The fine-tuned model of this run has been deleted.")
-    return model_choice_ref(user=run.owner, choice=run.base_model, tiny=tiny_benchmark_model)
-
-
 def benchmark_spec(*, run: BenchmarkRun) -> BenchmarkSpec:
     values = {k: v for k, v in run.settings.items() if k in DEFAULT_SETTINGS}
     if run.benchmark == BenchmarkRun.Benchmark.AIME:
         source = values.get("source") or AIME_DEFAULT_SOURCE
         values["source"] = str(benchmark_data_dir() / source) if DATA_FILE_RE.match(source) else source
     return BenchmarkSpec(benchmark=run.benchmark, **values)
-
-
-def benchmark_run_execute(*, run: BenchmarkRun, reporter, generate_fn=None) -> dict:
-    """Run the benchmark engine for a run (through workers.inference.generate unless `generate_fn` is given) and
-    store its results. Side effects: replaces the run's items and results; may build the tiny test model under
-    the artifacts folder."""
-    from workers.benchmarks import run_benchmark
-
-    if generate_fn is None:
-        from workers.inference import generate
-
-        ref = benchmark_model_ref(run=run)
-
-        def generate_fn(conversations, **kwargs):
-            return generate(ref, conversations, **kwargs)
-
-    result = run_benchmark(benchmark_spec(run=run), generate_fn, reporter)
-    items = [BenchmarkItem(run=run, index=item["index"], problem_id=str(item["id"])[:100], question=item["question"],
-                           reference=str(item["reference"])[:300], completion=item["completion"],
-                           extracted=None if item["extracted"] is None else str(item["extracted"])[:300],
-                           formatted=item["formatted"], correct=item["correct"])
-             for item in result["items"]]
-    summary = {k: result[k] for k in ("n", "correct", "accuracy", "format_rate", "mean_length_chars",
-                                      "mean_length_words", "seconds", "few_shot_used")}
-    with transaction.atomic():
-        run.items.all().delete()  # a retried job starts over
-        BenchmarkItem.objects.bulk_create(items, batch_size=500)
-        run.results = summary
-        run.save(update_fields=["results"])
-    return {**summary, "benchmark_run": str(run.code)}

@@ -7,7 +7,7 @@ Hub a connection was made on (a mirror, or the tests' local server) is the one t
 per call and never logged: huggingface_hub's own messages carry URLs, not headers, and every failure is turned
 into a message written here.
 
-Every request huggingface_hub makes goes through the outbound guard (workers/outbound.py): `hub_session_guard`,
+Every request huggingface_hub makes goes through the outbound guard (workers/common/outbound.py): `hub_session_guard`,
 called when Django starts (apps.hub.apps), gives huggingface_hub an HTTP client whose transport refuses non-public
 addresses outside GARAGE_ALLOWED_ENDPOINTS and connects only to the addresses it checked, the Hub's redirects
 (to its file storage) included. A refused address raises OutboundRefused, a ReadableError."""
@@ -19,8 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.errors import Cancelled, ReadableError
-from workers.outbound import GuardedTransport, httpx2_transport
+from workers.common.errors import Cancelled, ReadableError
+from workers.common.outbound import GuardedTransport, httpx2_transport
 
 CARD = "README.md"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -26,15 +25,13 @@ from apps.core.crypto import DecryptionError, decrypt, encrypt
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_event_add
 from apps.hub.models import TOKEN_HINT_CHARS, TOKEN_HINT_MIN_LENGTH, HubConnection, HubPreferences
-from apps.hub.publish import PushConfig, hub_model_list, hub_whoami, push
+from apps.hub.publish import hub_model_list, hub_whoami
 from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_files
 from apps.providers.services import outbound_transport
-from apps.training.exports import finetune_card_facts, finetune_file_stem
 from apps.training.models import FineTune
 from apps.training.services import finetune_artifact_path
-from workers.errors import ReadableError
-from workers.export import base_portable_name, model_card
-from workers.outbound import OutboundRefused
+from workers.common.errors import ReadableError
+from workers.common.outbound import OutboundRefused
 
 logger = logging.getLogger(__name__)
 
@@ -466,51 +463,6 @@ def hub_push_start(*, finetune: FineTune, repo: str, what: str = "", private: bo
               "gate": {"evaluated": gate.evaluated, "worse": gate.worse, "confirmed": bool(confirm_worse and gate.worse)}}
     return job_create(owner=finetune.owner, kind=Job.Kind.PUSH, queue="default", config=config,
                       title=f"Push {finetune.name} to {repo_id}")
-
-
-def _adapter_config_for_hub(path: str, base_model: str) -> str:
-    """adapter_config.json names its base by the path it had on this server; on the Hub it should name the base
-    model the user chose (a Hub id for real models), and never reveal this server's folders."""
-    with open(path, encoding="utf-8") as handle:
-        config = json.load(handle)
-    config["base_model_name_or_path"] = base_model
-    return json.dumps(config, indent=2, sort_keys=True)
-
-
-def hub_push_run(*, job: Job, reporter) -> dict:
-    """Run a push job (what the `jobs.push` task calls): decrypt the owner's token here, in the worker, refresh it
-    if needed, write the model card and upload everything.
-
-    Side effects: requests to the Hub (a repository created, one commit). Raises ReadableError for everything the
-    user can act on (connection gone or expired, output gone, rate limit, permission, name taken, network)."""
-    config = job.config
-    finetune = FineTune.objects.filter(pk=config["finetune"], owner=job.owner).first()
-    if finetune is None:
-        raise ReadableError("The model to publish was deleted.")
-    connection = HubConnection.objects.filter(pk=config["connection"], owner=job.owner).first()
-    if connection is None:
-        raise ReadableError("Your Hugging Face account was disconnected after this push was queued. Connect it "
-                            "again and start the push again.")
-    reporter.phase("checking", f"Signing in to {connection.endpoint} as {connection.username}")
-    try:
-        token = hub_connection_token(connection=connection)
-    except ValidationError as exc:
-        raise ReadableError(" ".join(exc.messages))
-    files = hub_push_files(finetune=finetune, what=config["what"])
-    if not files:
-        raise ReadableError(f"This model's {ARTIFACTS.get(config['what'], 'output').lower()} is no longer there to publish.")
-    facts = finetune_card_facts(finetune)
-    card = model_card(facts)
-    staged = dict(files)
-    adapter_config = staged.pop("adapter_config.json", None)
-    push_config = PushConfig(endpoint=connection.endpoint, token=token, repo_id=config["repo_id"], files=staged,
-                             card=card, private=config["private"], mode=config["mode"],
-                             commit_message=f"Upload {ARTIFACTS[config['what']].lower()} of {finetune.name} from Gemma Garage")
-    if adapter_config is not None:
-        push_config.texts = {"adapter_config.json": _adapter_config_for_hub(adapter_config,
-                                                                             base_portable_name(finetune.base_model))}
-    result = push(push_config, reporter)
-    return {**result, "finetune": str(finetune.code), "what": config["what"], "stem": finetune_file_stem(finetune)}
 
 
 # ------------------------------------------------------------------------------------------ automatic push

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from django.http import Http404
 
 from apps.training.model_choices import (
-    FINETUNE_PREFIX,
     default_model_choice,
     installed_model_choices,
     model_choice_label,
-    model_choice_ref,
 )
 from apps.training.models import FineTune
-from apps.training.selectors import finetune_base_ref, finetune_list_for_user
-from workers.tiny_model import TINY_MODEL_ID
+from apps.training.selectors import finetune_list_for_user
+from workers.common.catalogue import TINY_MODEL_ID
 
 TUNED, BASE = "tuned", "base"
 # The model picker offers the newest fine-tunes only; older ones are still reachable by id.
@@ -37,15 +35,6 @@ class ChatModel:
     # The fine-tune it is, or (for a base model) one that started from it; None for an installed model that no
     # fine-tune of the user started from.
     finetune: FineTune | None
-
-    def ref(self):
-        """workers.inference.ModelRef of this model (paths as seen by the machine that calls this), resolved as
-        every feature's model is."""
-        if self.kind == TUNED:
-            return model_choice_ref(user=self.finetune.owner, choice=f"{FINETUNE_PREFIX}{self.finetune.code}")
-        if self.finetune is not None:
-            return finetune_base_ref(self.finetune)
-        return model_choice_ref(user=None, choice=self.id)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "label": self.label, "kind": self.kind}

@@ -6,7 +6,7 @@ from apps.datasets.models import DatasetVersion
 
 class OptimizedPrompt(OwnedModel):
     """One prompt-optimization run: a seed system prompt evolved by a reflection model against an evaluation set,
-    scored with a metric, within a budget of model calls (workers.promptopt)."""
+    scored with a metric, within a budget of model calls (workers.engine.promptopt)."""
 
     class Source(models.TextChoices):
         VERSION = "version", "A frozen version of one of your datasets (training split to learn, held-out split to validate)"

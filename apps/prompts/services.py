@@ -1,8 +1,9 @@
-"""Writes of the prompts app: prompt-optimization runs (workers.promptopt run by a job) and saved prompts.
+"""Writes of the prompts app: prompt-optimization runs (workers.engine.promptopt run by a job, apps.prompts.jobs) and
+saved prompts.
 
     run = optimized_prompt_create(owner=user, source="version", version=v, task_model="default",
                                   reflection_model="default", metric="token_f1", budget=200, seed_prompt="...")
-    optimized_prompt_execute(run=run, reporter=reporter)     # in the worker (workers.tasks.optimize_prompt)
+    optimized_prompt_execute(run=run, reporter=reporter)     # apps.prompts.jobs, in the worker (workers.tasks)
     saved_prompt_from_run(run=run, name="Short answers")     # keep the best prompt for reuse
 
 A model choice is "default" (the site's endpoint), the code of one of the owner's providers, or "local" with a local
@@ -18,9 +19,10 @@ from django.db import transaction
 from apps.core.models import Job
 from apps.core.services import job_create
 from apps.datasets.models import DatasetVersion, VersionExample
-from apps.prompts.models import OptimizedPrompt, PromptCandidate, SavedPrompt
-from workers.errors import ReadableError
-from workers.promptopt import LIMITS, MAX_PROMPT_CHARS, PromptOptConfig
+from apps.prompts.models import OptimizedPrompt, SavedPrompt
+from workers.common.errors import ReadableError
+from workers.common.evaluation import load_gsm8k
+from workers.common.promptopt import LIMITS, MAX_PROMPT_CHARS, PromptOptConfig
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +92,6 @@ def prompt_examples(*, source: str, version: DatasetVersion | None, settings: di
     """(training examples, validation examples) of a source, cut to the settings' limits. A version's held-out split
     validates; a version that held nothing out gives the last fifth of its training examples instead."""
     if source == OptimizedPrompt.Source.GSM8K:
-        from workers.benchmarks import load_gsm8k
-
         train, val = load_gsm8k("train"), load_gsm8k("test")
     elif source == OptimizedPrompt.Source.VERSION:
         if version is None:
@@ -172,79 +172,6 @@ def optimized_prompt_default_name(*, owner, run: OptimizedPrompt) -> str:
     number = OptimizedPrompt.objects.filter(owner=owner, source=run.source, version=run.version).count() + 1
     model = model_short_name(run.task_local_model) if run.task_provider == LOCAL else run.task_label
     return run_name(subject=subject, number=number, what=f"prompt for {model}")
-
-
-class _Backends:
-    """The run's two models, made in the worker right before use (keys decrypted here), with an audit row for every
-    request that leaves the machine."""
-
-    def __init__(self, *, run: OptimizedPrompt):
-        self.run, self.clients, self.local = run, [], False
-
-    def make(self, provider: str, local_model: str, **params):
-        from apps.providers.models import ExternalCallAudit
-        from apps.providers.services import audit_hook, provider_endpoint_resolve
-        from workers.promptopt import ChatBackend, LocalBackend
-
-        if provider == LOCAL:
-            from apps.training.model_choices import model_choice_label, model_choice_ref
-            from workers.inference import generate
-
-            # Resolved here, in the worker, like every feature's model: a PyPI copy becomes its converted folder.
-            ref = model_choice_ref(user=self.run.owner, choice=local_model)
-            self.local = True
-            return LocalBackend(lambda conversations, **kw: generate(ref, conversations, **kw),
-                                label=model_choice_label(local_model), **params)
-        endpoint = provider_endpoint_resolve(owner=self.run.owner, provider=provider)
-        client = endpoint.client(max_retries=0)
-        self.clients.append(client)
-        return ChatBackend(client, on_call=audit_hook(owner=self.run.owner, endpoint=endpoint,
-                                                      purpose=ExternalCallAudit.Purpose.OTHER, job=self.run.job),
-                           **params)
-
-    def close(self):
-        for client in self.clients:
-            client.close()
-        if self.local:
-            from workers.inference import clear_cache
-
-            clear_cache()  # this gpu worker may train next: leave its memory free
-
-
-def optimized_prompt_execute(*, run: OptimizedPrompt, reporter) -> dict:
-    """Run the optimizer for a run. Side effects: the run's PromptCandidate rows (written as each candidate is scored),
-    its best prompt and result; model requests (audited when they go to an endpoint)."""
-    from workers.promptopt import optimize_prompt
-
-    if run.source == OptimizedPrompt.Source.VERSION and run.version is None:
-        raise ReadableError("The dataset version of this run was deleted.")
-    try:
-        train, val = prompt_examples(source=run.source, version=run.version, settings=run.settings)
-    except ValidationError as exc:
-        raise ReadableError(" ".join(exc.messages))
-    run.candidates.all().delete()  # a re-run starts over: its candidates are the ones it scores
-
-    def on_candidate(candidate: dict) -> None:
-        PromptCandidate.objects.update_or_create(run=run, index=candidate["index"], defaults={
-            "parent_index": candidate["parent"], "prompt": candidate["prompt"], "status": candidate["status"],
-            "val_score": candidate["val_score"], "val_scores": candidate["val_scores"],
-            "minibatch_score": candidate["minibatch_score"],
-            "minibatch_parent_score": candidate["minibatch_parent_score"], "calls": candidate["calls"],
-            "calls_used": candidate["calls_used"], "note": candidate["note"][:300]})
-
-    backends = _Backends(run=run)
-    try:
-        task = backends.make(run.task_provider, run.task_local_model, max_tokens=run.settings["max_tokens"],
-                             temperature=run.settings["temperature"])
-        reflection = backends.make(run.reflection_provider, run.reflection_local_model, temperature=1.0)
-        result = optimize_prompt(_config(run=run, train=train, val=val), task, reflection, reporter,
-                                 on_candidate=on_candidate)
-    finally:
-        backends.close()
-    run.best_prompt = result["best_prompt"]
-    run.result = {k: v for k, v in result.items() if k != "candidates"}
-    run.save(update_fields=["best_prompt", "result"])
-    return {k: result[k] for k in ("best_index", "best_val_score", "seed_val_score", "calls_used", "budget", "stopped")}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Writes of the providers app: saved endpoints with encrypted keys, PII patterns, the audit log of external
-calls, and the bridge from a saved choice to a working workers.llm.ChatClient.
+calls, and the bridge from a saved choice to a working workers.common.llm.ChatClient.
 
 For other apps (generation, the judge of curation), the usual sequence in a worker is:
 
@@ -33,10 +33,10 @@ from apps.providers.selectors import (
     provider_credential_get_for_user,
     site_default_endpoint,
 )
-from workers.errors import ReadableError
-from workers.llm import ChatClient, Result, normalise_base_url
-from workers.outbound import GuardedTransport, check_url
-from workers.pii import PiiScrubber, clean_label, compile_user_pattern
+from workers.common.errors import ReadableError
+from workers.common.llm import ChatClient, Result, normalise_base_url
+from workers.common.outbound import GuardedTransport, check_url
+from workers.common.pii import PiiScrubber, clean_label, compile_user_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def allowed_endpoints() -> list[str]:
 
 def outbound_transport() -> GuardedTransport:
     """An httpx transport that refuses non-public addresses outside the allow-list and connects only to the
-    addresses it checked (workers.outbound). Every request to an address a user chose goes through one."""
+    addresses it checked (workers.common.outbound). Every request to an address a user chose goes through one."""
     return GuardedTransport(allowed=allowed_endpoints)
 
 

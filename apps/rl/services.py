@@ -1,19 +1,17 @@
-"""Writes of the reinforcement-learning app: GRPO runs, reward previews, the reference recipe, and what the
-worker records when they run."""
+"""Writes of the reinforcement-learning app: GRPO runs, reward previews and the reference recipe. The worker side
+(running them and recording what they made) is apps.rl.jobs."""
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import fields
 from pathlib import Path
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404
 
 from apps.core.models import Job
-from apps.core.services import job_create, without_nul
+from apps.core.services import job_create
 from apps.datasets.models import DatasetVersion, VersionExample
 from apps.providers.models import ExternalCallAudit
 from apps.providers.services import (
@@ -23,39 +21,24 @@ from apps.providers.services import (
     provider_endpoint_resolve,
 )
 from apps.rl.models import GrpoRun, RewardPreview
-from apps.training.model_choices import (
-    FINETUNE_PREFIX,
-    default_model_choice,
-    model_choice_clean,
-    model_choice_finetune,
-    model_choice_label,
-    model_choice_parts,
-    model_choice_ref,
-)
+from apps.training.model_choices import default_model_choice, model_choice_clean, model_choice_label
 from apps.training.names import METHODS, model_short_name, run_name
 from apps.training.services import BACKENDS
-from workers.errors import ReadableError
-from workers.grpo import LIMITS, RECIPE_REWARDS, RECIPE_SETTINGS, TAGS_TEMPLATE, GRPOTrainConfig
-from workers.rewards import (
-    build_scorers,
-    judge_providers,
-    judge_stats,
-    score_samples,
-    validate_specs,
-)
-from workers.tiny_model import TINY_MODEL_ID
+from workers.common.errors import ReadableError
+from workers.common.rl import GRPO_LIMITS, RECIPE_REWARDS, RECIPE_SETTINGS, TAGS_TEMPLATE, GRPOTrainConfig
+from workers.common.evaluation import load_gsm8k
+from workers.common.rewards import build_scorers, judge_providers, judge_stats, score_samples, validate_specs
 
-logger = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
 TEXT_SETTINGS = ("system_prompt", "warmup_template")
 # Settings of the service, not the engine: how many prompts to use (0: all) and, for the reference recipe, how many
 # GSM8K test problems the benchmarks ask and how long their answers may be.
 SERVICE_LIMITS = {"prompt_limit": (0, 1_000_000), "benchmark_limit": (1, 1319), "benchmark_max_new_tokens": (16, 4096)}
-NUMBER_LIMITS = {**LIMITS, **SERVICE_LIMITS}
+NUMBER_LIMITS = {**GRPO_LIMITS, **SERVICE_LIMITS}
 _CONFIG_FIELDS = {f.name: f.default for f in fields(GRPOTrainConfig)}
 # Runs save a checkpoint every 50 steps, so a run that failed or was cancelled continues when retried.
-DEFAULTS = {**{name: _CONFIG_FIELDS[name] for name in LIMITS}, "system_prompt": "", "warmup_template": TAGS_TEMPLATE,
+DEFAULTS = {**{name: _CONFIG_FIELDS[name] for name in GRPO_LIMITS}, "system_prompt": "", "warmup_template": TAGS_TEMPLATE,
             "checkpoint_every": 50, "prompt_limit": 0, "backend": "auto"}
 MAX_PROMPTS = 100_000
 MAX_PREVIEW_SAMPLES = 8
@@ -64,7 +47,7 @@ PREVIEW_JUDGE_TIMEOUT = 30.0  # the preview of pasted samples answers the person
 RECIPE_MODEL = "google/gemma-3-1b-it"
 RECIPE_RUBRIC = ("Give 10 when the reasoning is correct, clear and leads step by step to the final answer; 5 when it "
                  "has a small slip or skips steps; 0 when it is missing, wrong or unrelated to the problem.")
-# The recipe's rewards and settings are the engine's (workers.grpo), shared with bench/grpo_gsm8k_gpu.py.
+# The recipe's rewards and settings are workers.common.rl's, shared with bench/grpo_gsm8k_gpu.py.
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,8 +151,6 @@ def grpo_prompts_read(*, file) -> list[dict]:
 
 
 def gsm8k_prompts() -> list[dict]:
-    from workers.benchmarks import load_gsm8k
-
     return [{"prompt": p["question"], "answer": p["answer"], "solution": p["solution"]} for p in load_gsm8k("train")]
 
 
@@ -262,7 +243,7 @@ def grpo_default_name(*, owner, source: str, version: DatasetVersion | None, fil
 def recipe_model() -> str:
     """The recipe's model: Gemma 3 1B Instruct where this server can run it, else the server's default model (the
     recipe then shows its method, not its published numbers)."""
-    from workers.catalogue import CATALOGUE
+    from workers.common.catalogue import CATALOGUE
 
     entry = CATALOGUE.get(RECIPE_MODEL)
     return RECIPE_MODEL if entry is not None and entry.available else default_model_choice()
@@ -281,30 +262,6 @@ def grpo_recipe_create(*, owner, judge: bool = False, provider: str = SITE_DEFAU
                         "provider": provider or SITE_DEFAULT, "include_reference": True})
     return grpo_run_create(owner=owner, rewards=rewards, source=GrpoRun.Source.GSM8K, base_model=base_model,
                            settings={**RECIPE_SETTINGS, **(settings or {})}, recipe=GrpoRun.RECIPE_GSM8K, name=name)
-
-
-def grpo_output_dir(run: GrpoRun) -> Path:
-    return Path(django_settings.GARAGE_ARTIFACTS_DIR) / "grpo" / str(run.code)
-
-
-def grpo_prompts(*, run: GrpoRun) -> list[dict]:
-    """The run's prompts, read again in the worker from where they are kept."""
-    if run.source == GrpoRun.Source.UPLOAD:
-        if not run.prompts_file:
-            raise ReadableError("The uploaded prompts file is missing.")
-        try:
-            with run.prompts_file.open("rb") as handle:  # the storage's file: it knows its size
-                prompts = grpo_prompts_read(file=handle)
-        except (OSError, ValidationError) as exc:
-            raise ReadableError(" ".join(getattr(exc, "messages", [])) or "The uploaded prompts file cannot be read.")
-    elif run.source == GrpoRun.Source.VERSION:
-        if run.version is None:
-            raise ReadableError("The dataset version of this run was deleted.")
-        prompts = version_prompts(run.version)
-    else:
-        prompts = gsm8k_prompts()
-    limit = run.settings.get("prompt_limit") or 0
-    return prompts[:limit] if limit else prompts
 
 
 class JudgeEndpoints:
@@ -329,86 +286,6 @@ class JudgeEndpoints:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
-
-
-def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
-    """Run the GRPO engine for a run and record what it made. Resumes from the newest checkpoint when the job runs
-    again. Side effects: model files under the artifacts folder; the run's metrics and artifact updated; judge
-    requests (with audit rows); for the reference recipe, two GSM8K benchmark runs queued."""
-    from workers.grpo import grpo_train
-
-    values = {k: v for k, v in run.settings.items() if k in _CONFIG_FIELDS and k not in ("prompts", "rewards")}
-    # A tuned model starts from its own base with its adapter folded in; the engine resolves the base's name as every
-    # feature does (the same catalogue function, the same model folder).
-    base, adapter = model_choice_parts(user=run.owner, choice=run.base_model)
-    config = GRPOTrainConfig(base_model=base, base_adapter=adapter or "", output_dir=str(grpo_output_dir(run)),
-                             prompts=grpo_prompts(run=run), rewards=run.rewards, method=run.method, resume=True,
-                             save_merged=bool(run.recipe) or bool(run.settings.get("save_merged")),
-                             model_cache_dir=str(django_settings.GARAGE_MODELS_DIR), **values)
-    judges = JudgeEndpoints(owner=run.owner, specs=run.rewards, job=run.job)
-    try:
-        result = grpo_train(config, reporter, judge_client=judges.client, on_judge_call=judges.on_call)
-    finally:
-        judges.close()
-    keep = ("backend", "train_steps", "reward_first", "reward_last", "rewards", "kl_last", "completion_length_first",
-            "completion_length_last", "judge", "samples", "warmup", "prompts", "prompts_left_out", "train_seconds",
-            "seconds", "resumed_from_step", "lora_target_modules")
-    run.metrics = without_nul({k: result[k] for k in keep})  # sampled text may hold NUL, which PostgreSQL refuses
-    root = Path(django_settings.GARAGE_ARTIFACTS_DIR)
-    run.artifact = str(Path(result["artifact"]).relative_to(root))
-    run.metrics["policy_base"] = str(Path(result["policy_base"]).relative_to(root)) \
-        if Path(result["policy_base"]).is_relative_to(root) else result["policy_base"]
-    run.metrics["merged"] = str(Path(result["merged"]).relative_to(root)) if result["merged"] else None
-    run.save(update_fields=["metrics", "artifact"])
-    if run.recipe:
-        grpo_recipe_benchmarks(run=run, reporter=reporter)
-    return {**{k: run.metrics[k] for k in ("backend", "train_steps", "reward_first", "reward_last", "judge")},
-            "grpo_run": str(run.code)}
-
-
-def grpo_recipe_benchmarks(*, run: GrpoRun, reporter=None) -> None:
-    """Queue GSM8K benchmarks of the run's base model and of the tuned model (merged), with the prompt it was
-    trained with. Side effects: two BenchmarkRun rows and their jobs; the run links to them. A benchmark that
-    cannot be created is logged, never fatal: the trained model stays."""
-    from apps.evaluation.services import benchmark_run_create
-
-    root = Path(django_settings.GARAGE_ARTIFACTS_DIR)
-    # The tiny test model is built per run; the benchmark must ask that same model, so it is named by its folder. A
-    # tuned model as the base is benchmarked as that tuned model.
-    base = str(grpo_output_dir(run) / "base") if run.base_model == TINY_MODEL_ID else run.base_model
-    base_finetune = None
-    if run.base_model.startswith(FINETUNE_PREFIX):
-        try:
-            base_finetune, base = model_choice_finetune(user=run.owner, choice=run.base_model), ""
-        except Http404:
-            base = None  # deleted since: nothing to compare with
-    merged = run.metrics.get("merged")
-    benchmark_settings = {"limit": run.settings.get("benchmark_limit", RECIPE_SETTINGS["benchmark_limit"]),
-                          "max_new_tokens": run.settings.get("benchmark_max_new_tokens", 512),
-                          "system_prompt": run.settings.get("system_prompt", ""), "prompt_template": "{question}",
-                          "temperature": 0.0}
-    made = {}
-    models = (("base_benchmark", base, base_finetune, "base"),
-              ("tuned_benchmark", merged and str(root / merged), None, "tuned"))
-    for field_name, model, finetune, label in models:
-        if not model and finetune is None:
-            continue
-        try:
-            made[field_name] = benchmark_run_create(
-                owner=run.owner, benchmark="gsm8k", base_model=model or "", finetune=finetune,
-                settings=benchmark_settings, name=f"{run.name} ({label})"[:200],
-                label=(f"{model_choice_label(run.base_model)} (base of {run.name})" if label == "base"
-                       else f"{run.name} (tuned)")[:300],
-                platform_folder=bool(model) and model != run.base_model)  # the run's own folders, not a typed name
-        except ValidationError as exc:
-            logger.warning("Could not queue the %s benchmark of GRPO run %s: %s", label, run.code, exc.messages)
-            if reporter is not None:
-                reporter.log(f"Could not queue the {label} benchmark: {' '.join(exc.messages)}")
-    for field_name, benchmark in made.items():
-        setattr(run, field_name, benchmark)
-    run.save(update_fields=list(made))
-    if reporter is not None and made:
-        reporter.log("Queued GSM8K benchmarks of the base and the tuned model")
 
 
 def grpo_artifact_path(run: GrpoRun) -> Path | None:
@@ -489,32 +366,3 @@ def reward_preview_create(*, owner, rewards, samples: list[dict] | None = None, 
     except ReadableError as exc:
         raise ValidationError(str(exc))
     return RewardPreview.objects.create(owner=owner, rewards=specs, samples=rows, results=results, judge=judge)
-
-
-def reward_preview_execute(*, preview: RewardPreview, reporter, job=None) -> dict:
-    """The job of a generated preview: the base model answers the prompts, then the rewards score the answers.
-    Side effects: the preview's samples and results updated; judge requests with audit rows."""
-    from workers.inference import clear_cache, generate
-
-    reporter.phase("generating", f"{model_choice_label(preview.base_model)} answers {len(preview.samples)} prompts")
-    ref = model_choice_ref(user=preview.owner, choice=preview.base_model)
-    system = preview.settings.get("system_prompt") or ""
-    conversations = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": s["prompt"]}]
-                     for s in preview.samples]
-    try:
-        completions = generate(ref, conversations, max_new_tokens=preview.settings.get("max_new_tokens", 128),
-                               temperature=preview.settings.get("temperature", 1.0), seed=0, batch_size=8)
-    finally:
-        clear_cache()  # this gpu worker may train next: leave its memory free
-    if reporter.should_stop():
-        from workers.errors import Cancelled
-
-        raise Cancelled()
-    samples = [{**s, "completion": c} for s, c in zip(preview.samples, completions)]
-    reporter.phase("scoring", f"{len(preview.rewards)} reward functions")
-    results, judge = _score(owner=preview.owner, specs=preview.rewards, samples=samples, job=job)
-    preview.samples, preview.results, preview.judge = without_nul(samples), results, judge
-    preview.save(update_fields=["samples", "results", "judge"])
-    reporter.progress(1.0, "Scored")
-    return {"reward_preview": str(preview.code), "samples": len(samples),
-            "mean_total": round(sum(r["total"] for r in results) / len(results), 4), **judge}

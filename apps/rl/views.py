@@ -31,7 +31,7 @@ from apps.rl.services import (
     grpo_source_prompts,
     reward_preview_create,
 )
-from workers.rewards import LIBRARY, describe
+from workers.common.rewards import LIBRARY, describe, validate_specs
 
 
 def library_json() -> list[dict]:
@@ -161,8 +161,6 @@ def recipe(request):
 
 
 def _filled(spec: dict) -> dict:
-    from workers.rewards import validate_specs
-
     return validate_specs([spec])[0]
 
 

@@ -20,9 +20,9 @@ from apps.training.selectors import finetune_get_for_user, finetune_list_for_use
 from apps.prompts.selectors import saved_prompt_apply
 from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, TUNABLE, base_model_clean, finetune_artifact_path,
                                     finetune_create, finetune_create_from_dataset, finetune_rename)
-from workers.export import KINDS as EXPORT_KINDS
+from workers.common.exports import KINDS as EXPORT_KINDS
 
-# Settings whose default depends on the model, the data and the device (workers.recommend): a request that leaves
+# Settings whose default depends on the model, the data and the device (workers.common.recommend): a request that leaves
 # them out gets the recommendation, not a fixed number.
 RECOMMENDED = ("max_steps", "epochs", "learning_rate", "batch_size", "max_length", "lora_r", "lora_alpha",
                "warmup_ratio", "gradient_accumulation")

@@ -1,25 +1,20 @@
 """Outputs of a fine-tune beyond its training zip: merged model, GGUF files and the model card.
 
 Starting an export queues a job on the `gpu` queue (merging and converting a real model needs the worker's memory
-and can take many minutes); the job runs the engine in workers/export.py. What it makes is stored under
+and can take many minutes); the job (apps.training.jobs.finetune_export_run) runs the engine in workers/engine/export.py. What it makes is stored under
 `finetune_output_dir(finetune)/exports/` and recorded in `FineTune.outputs`, and every download goes through
 `artifact_resolve`, which keeps it inside the artifacts folder."""
-import zipfile
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.training.model_choices import base_model_source
 from apps.training.models import FineTune
-from apps.training.services import artifact_resolve, finetune_artifact_path, finetune_output_dir
-from workers.catalogue import CATALOGUE
-from workers.export import CARD, EXPORTS, KINDS, ExportConfig, base_portable_name, export, make_portable, model_card, \
-    zip_folder
-from workers.tiny_model import TINY_MODEL_ID
+from apps.training.services import artifact_resolve, finetune_artifact_path
+from workers.common.catalogue import CATALOGUE
+from workers.common.exports import KINDS, base_portable_name
 
 LABELS = {
     "adapter": "LoRA adapter (.zip)",
@@ -38,7 +33,7 @@ def finetune_file_stem(finetune: FineTune) -> str:
 
 def finetune_card_facts(finetune: FineTune) -> dict:
     """What the model card says: base model, data, hyperparameters, metrics (with the held-out evaluation), lineage,
-    and the exports whose files exist (workers.export.model_card)."""
+    and the exports whose files exist (workers.engine.export.model_card)."""
     version = finetune.version
     # A catalogue id stays as is (the card names a PyPI copy by its upstream Hub id and says it was trained on the
     # copy); anything else is reduced to its portable name, so that no folder of this server reaches the card.
@@ -58,54 +53,6 @@ def finetune_card_facts(finetune: FineTune) -> dict:
         "stem": finetune_file_stem(finetune),
         "outputs": [kind for kind in KINDS if kind != "card" and finetune_output_path(finetune=finetune, name=kind)],
     }
-
-
-def _record(finetune: FineTune, kind: str, path: Path, files: list[str]) -> None:
-    # Re-read from the database: the card written after training may be newer than this instance's copy.
-    outputs = dict(FineTune.objects.values_list("outputs", flat=True).get(pk=finetune.pk) or {})
-    outputs[kind] = {"path": str(path.relative_to(settings.GARAGE_ARTIFACTS_DIR)), "bytes": path.stat().st_size,
-                     "files": files, "created_at": timezone.now().isoformat()}
-    finetune.outputs = outputs
-    finetune.save(update_fields=["outputs"])
-
-
-def _zip_stale(archive: Path, folder: Path) -> bool:
-    """Whether the training zip lacks the current config or card of `folder` (the only files rewritten after
-    training): rezipping a full model's weights on every export would take long for nothing."""
-    with zipfile.ZipFile(archive) as zf:
-        names = set(zf.namelist())
-        for name in ("adapter_config.json", "config.json", CARD):
-            path = folder / name
-            if path.is_file() and (name not in names or zf.read(name) != path.read_bytes()):
-                return True
-    return False
-
-
-def finetune_card_write(*, finetune: FineTune) -> Path:
-    """Make the trained adapter (or model) ready to leave this server, and write the model card beside it, into
-    its zip and as the `card` output.
-
-    The saved adapter's config names its base by Hub id (or a neutral name), not by the folder it was loaded from
-    here (workers.export.make_portable). The card describes the metrics and outputs of now: call this again
-    whenever they change (an export or the held-out evaluation finished); the training zip is only rewritten when
-    its files changed. Side effects: rewrites `model/adapter_config.json` (or `model/config.json`),
-    `model/README.md` and `exports/README.md`, the training zip when they changed, FineTune.outputs. Called by
-    finetune_run when training has finished and by finetune_export_run."""
-    output_dir = finetune_output_dir(finetune)
-    model_dir = output_dir / "model"
-    facts = finetune_card_facts(finetune)
-    text = model_card(facts)
-    if model_dir.is_dir():
-        make_portable(model_dir, finetune.base_model)
-        (model_dir / CARD).write_text(text, encoding="utf-8")
-    archive = finetune_artifact_path(finetune)
-    if archive is not None and _zip_stale(archive, model_dir):
-        zip_folder(model_dir, archive)
-    (output_dir / EXPORTS).mkdir(parents=True, exist_ok=True)
-    card = output_dir / EXPORTS / CARD
-    card.write_text(text, encoding="utf-8")
-    _record(finetune, "card", card, [CARD])
-    return card
 
 
 def finetune_export_kinds_validate(*, finetune: FineTune, kinds) -> list[str]:
@@ -141,30 +88,6 @@ def finetune_export_start(*, finetune: FineTune, kinds) -> Job:
     names = ", ".join(LABELS[kind].split(" (")[0] for kind in kinds)
     return job_create(owner=finetune.owner, kind=Job.Kind.EXPORT, queue="gpu", title=f"Export {finetune.name}: {names}",
                       config={"finetune": finetune.pk, "kinds": kinds})
-
-
-def finetune_export_run(*, finetune: FineTune, kinds: list[str], reporter) -> dict:
-    """Run the export engine for a fine-tune (what the `jobs.export` task calls).
-
-    Side effects: writes files under `finetune_output_dir(finetune)/exports/` and records them in
-    FineTune.outputs. Raises ReadableError or Cancelled from the engine."""
-    output_dir = finetune_output_dir(finetune)
-    # The base is passed by the folder it loads from here (the one training loaded), never looked up in the
-    # adapter's config, which names it for other machines. The tiny model's base is built beside the adapter (base/);
-    # a full fine-tune and a card alone need no base.
-    needs_base = finetune.method != FineTune.Method.FULL and any(kind != "card" for kind in kinds)
-    base_path = base_model_source(finetune.base_model) if needs_base and finetune.base_model != TINY_MODEL_ID else ""
-    config = ExportConfig(output_dir=str(output_dir), kinds=list(kinds), base_model=base_path,
-                          card=finetune_card_facts(finetune), converter_dir=str(settings.GARAGE_GGUF_CONVERTER_DIR),
-                          stem=finetune_file_stem(finetune))
-    try:
-        result = export(config, reporter)
-        for kind, info in result["outputs"].items():
-            _record(finetune, kind, output_dir / info["path"], info["files"])
-    finally:
-        # The card lists what exists: the new outputs after a success, the same as before after a failure.
-        finetune_card_write(finetune=finetune)
-    return {"finetune": str(finetune.code), "outputs": sorted(result["outputs"]), "seconds": result["seconds"]}
 
 
 def finetune_output_list(*, finetune: FineTune) -> list[dict]:

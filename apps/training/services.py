@@ -13,10 +13,9 @@ from apps.datasets.models import Chunk, Dataset, DatasetVersion, VersionExample
 from apps.datasets.services import dataset_version_freeze
 from apps.training.models import FineTune
 from apps.training.names import finetune_default_name
-from workers.catalogue import CATALOGUE
-from workers.splits import passages_without
-from workers.tiny_model import TINY_MODEL_ID
-from workers.train import TrainConfig, load_replay_prompts, train
+from workers.common.catalogue import CATALOGUE
+from workers.common.splits import passages_without
+from workers.common.training import TrainConfig
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 # Settings a user may choose, with their bounds; everything else is fixed by the engine.
@@ -42,11 +41,11 @@ MODEL_SETTINGS = ("learning_rate", "batch_size", "lora_r", "lora_alpha", "warmup
 
 def finetune_options(raw: dict, *, base_model: str = "", method: str = "lora") -> dict:
     """Validate user-chosen hyperparameters against TUNABLE; readable ValidationError otherwise. With `base_model`,
-    what `raw` leaves out of MODEL_SETTINGS is that model's recommended value (workers.catalogue), not the engine's
+    what `raw` leaves out of MODEL_SETTINGS is that model's recommended value (workers.common.catalogue), not the engine's
     default (which suits the tiny test model)."""
     options = dict(DEFAULTS)
     if base_model:
-        from workers.recommend import model_facts_for
+        from workers.common.recommend import model_facts_for
 
         recommended = model_facts_for(base_model).settings
         options.update(learning_rate=recommended.learning_rate(method), batch_size=recommended.batch_size,
@@ -111,8 +110,8 @@ def base_model_clean(*, name: str) -> str:
 def _hub_model_reachable(repo_id: str, *, label: str) -> None:
     """A server told to stay offline (HF_HUB_OFFLINE) can load a Hub model only from its local cache: refuse one
     that is not there now, rather than fail in the worker later."""
-    from workers.catalogue import in_hub_cache
-    from workers.records import hub_offline
+    from workers.common.catalogue import in_hub_cache
+    from workers.common.records import hub_offline
 
     if hub_offline() and not in_hub_cache(repo_id):
         raise ValidationError(f"The model '{label}' is not on this server, and the server works offline "
@@ -124,7 +123,7 @@ def finetune_create(*, owner, version: DatasetVersion, base_model: str, method: 
                     backend: str = "auto", options: dict | None = None, name: str = "",
                     parent: Job | None = None) -> FineTune:
     """Create a fine-tune of a frozen dataset version and queue its training job on the `gpu` queue. Settings that
-    `options` leaves out are the base model's recommended ones (workers.catalogue), not the engine's defaults.
+    `options` leaves out are the base model's recommended ones (workers.common.catalogue), not the engine's defaults.
     Callers name the model: the forms, the API and the CLI propose apps.training.plans.default_model(). Without a
     `name`, it is named to tell it apart from the owner's other runs (apps.training.names)."""
     if method not in FineTune.Method.values:
@@ -209,52 +208,12 @@ def finetune_system_prompt(finetune: FineTune, example_system: str = "") -> str:
 
 def version_passages(*, version: DatasetVersion) -> list[str]:
     """The text of the documents a version's examples came from, chunk by chunk, for training on the documents
-    themselves, less the sentences that answer its unseen facts (workers.splits.passages_without)."""
+    themselves, less the sentences that answer its unseen facts (workers.common.splits.passages_without)."""
     examples = version.examples.all()
     documents = {d for d in examples.values_list("document_id", flat=True) if d is not None}
     texts = Chunk.objects.filter(document_id__in=documents).order_by("document_id", "index").values_list("text", flat=True)
     unseen = examples.filter(split=VersionExample.Split.HELDOUT).values_list("answer", flat=True)
     return passages_without(list(texts), list(unseen))
-
-
-def finetune_run(*, finetune: FineTune, reporter) -> dict:
-    """Run the training engine for a fine-tune and record its metrics and artifact.
-
-    Side effects: writes model files under the artifacts folder and updates the FineTune row."""
-    train_pairs, eval_pairs = [], []
-    for question, answer, system, split in finetune.version.examples.values_list("question", "answer", "system", "split"):
-        pair = {"question": question, "answer": answer, "system": finetune_system_prompt(finetune, system)}
-        (train_pairs if split == VersionExample.Split.TRAIN else eval_pairs).append(pair)
-    # Text options and document_text shape the examples; the engine's config takes only its own settings.
-    options = {k: v for k, v in (finetune.config or {}).items() if k not in TEXTS and k not in ("document_text", "replay")}
-    passages = version_passages(version=finetune.version) if (finetune.config or {}).get("document_text") else []
-    # The tiny test model is initialised at random: it knows nothing worth keeping, so there is nothing to replay.
-    replay = (finetune.config or {}).get("replay") and finetune.base_model != TINY_MODEL_ID
-    replay_prompts = load_replay_prompts() if replay else []
-    # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.
-    config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)),
-                         pairs=train_pairs, eval_pairs=eval_pairs, passages=passages, replay_prompts=replay_prompts,
-                         method=finetune.method, resume=True, model_cache_dir=str(settings.GARAGE_MODELS_DIR),
-                         **options)
-    result = train(config, reporter)
-    finetune.metrics = {k: result[k] for k in ("backend", "train_steps", "loss_first", "loss_last", "em_before",
-                                               "em_after", "eval_loss", "eval_losses", "tokens_per_s", "train_seconds",
-                                               "examples", "resumed_from_step", "lora_target_modules")}
-    finetune.metrics["heldout_examples"] = len(config.eval_pairs)
-    finetune.metrics["passages"] = result["passages"]
-    finetune.metrics["replayed"] = result["replayed"]
-    finetune.metrics["peak_memory_gib"] = result["peak_memory_gib"]
-    if result["plan"]:  # what the pre-flight planner expected, beside what happened
-        finetune.metrics["plan"] = {"peak_gib": result["plan"]["peak_gib"], "device": result["plan"]["device"]["name"],
-                                    "seconds_per_step": result["plan"]["seconds_per_step"]}
-    finetune.metrics["code_version"] = code_version()
-    finetune.artifact = str(Path(result["artifact"]).relative_to(settings.GARAGE_ARTIFACTS_DIR))
-    finetune.save(update_fields=["metrics", "artifact"])
-    # The model card goes beside the adapter (or model) and into its zip. Imported here: exports builds on this module.
-    from apps.training.exports import finetune_card_write
-
-    finetune_card_write(finetune=finetune)
-    return {**finetune.metrics, "finetune": str(finetune.code)}
 
 
 def artifact_resolve(*, relative: str) -> Path | None:

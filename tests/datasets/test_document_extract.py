@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from apps.datasets.models import QAPair
-from apps.datasets.services import dataset_create, document_extract, document_upload
+from apps.datasets.jobs import document_extract
+from apps.datasets.services import dataset_create, document_upload
 from tests.fixtures import documents as fx
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.models import Job
 from apps.datasets.models import Document
-from apps.datasets.services import dataset_create, document_extract, document_upload
+from apps.datasets.jobs import document_extract
+from apps.datasets.services import dataset_create, document_upload
 from tests.fixtures import documents as fx
 from tests.live import wait_for
-from workers.errors import ReadableError
-from workers.reporting import RecordingReporter
+from workers.common.errors import ReadableError
+from workers.engine.reporting import RecordingReporter
 
 
 @pytest.fixture(scope="module")

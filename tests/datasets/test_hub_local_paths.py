@@ -9,9 +9,9 @@ from apps.datasets.models import QAPair
 from apps.datasets.services import dataset_create, dataset_import_hub_start
 from tests.datasets.test_import_export import run_tasks_in_a_process
 from tests.fakes.hub_server import HubServer
-from workers.benchmarks import load_aime
-from workers.errors import ReadableError
-from workers.records import hub_dataset_id_check
+from workers.engine.evaluate.benchmarks import load_aime
+from workers.common.errors import ReadableError
+from workers.common.records import hub_dataset_id_check
 
 pytestmark = pytest.mark.django_db
 

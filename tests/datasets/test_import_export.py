@@ -14,7 +14,7 @@ from apps.datasets.services import dataset_create, dataset_import_hub_start
 from tests.datasets.curation_helpers import dataset_with_pairs, run_job
 from tests.fakes.hub_server import HubServer
 from tests.live import ROOT, child_env
-from workers.records import STYLES
+from workers.common.records import STYLES
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.models import Job
 from apps.datasets.models import Document
-from apps.datasets.services import clean_filename, dataset_create, document_extract, document_upload, qa_generate
-from workers.errors import ReadableError
-from workers.reporting import RecordingReporter
+from apps.datasets.jobs import document_extract, qa_generate
+from apps.datasets.services import clean_filename, dataset_create, document_upload
+from workers.common.errors import ReadableError
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 

@@ -172,7 +172,7 @@ def test_it_holds_out_recall_phrasings_of_trained_facts_and_whole_unseen_facts(a
 
 
 def test_it_holds_out_nothing_for_recall_when_no_fact_is_asked_twice(alice):
-    from workers.splits import evaluation_splits
+    from workers.common.splits import evaluation_splits
 
     examples = [(f"Question {i}?", "") for i in range(20)]
     splits = evaluation_splits(examples, unseen_ratio=0.1, recall_ratio=0.3)

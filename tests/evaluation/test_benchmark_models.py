@@ -3,10 +3,11 @@ a path into the server (another user's outputs, say)."""
 import pytest
 
 from apps.evaluation.models import BenchmarkRun
-from apps.evaluation.services import benchmark_model_ref, benchmark_run_create, benchmark_run_execute
+from apps.evaluation.jobs import benchmark_model_ref, benchmark_run_execute
+from apps.evaluation.services import benchmark_run_create
 from apps.training.model_choices import default_model_choice
 from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, picker, standin_model  # noqa: F401
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 

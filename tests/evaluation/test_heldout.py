@@ -6,16 +6,18 @@ from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_finish
 from apps.datasets.models import Chunk, Document, QAPair, VersionExample
 from apps.datasets.services import dataset_create, dataset_version_freeze
-from apps.evaluation.heldout import heldout_evaluation_run, heldout_evaluation_start
+from apps.evaluation.heldout import heldout_evaluation_start
+from apps.evaluation.jobs import heldout_evaluation_run
 from apps.evaluation.models import HeldoutEvaluation
 from apps.providers.models import ExternalCallAudit
 from apps.providers.services import provider_credential_create
-from apps.training import services as training_services
+from apps.training import jobs as training_jobs
 from apps.training.models import FineTune
-from apps.training.services import finetune_create, finetune_run
+from apps.training.jobs import finetune_run
+from apps.training.services import finetune_create
 from tests.fakes.chat_server import Reply
-from workers.heldout import load_control_set
-from workers.reporting import RecordingReporter
+from workers.engine.evaluate.heldout import load_control_set
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 
@@ -104,13 +106,13 @@ def evaluated(finetune, *, base=None, tuned=None, judge_provider="none"):
 def test_it_never_trains_on_the_held_out_examples(alice, artifacts, monkeypatch):
     """What reaches the real training engine (recorded on the way in) against the version's held-out examples."""
     seen = []
-    real_train = training_services.train
+    real_train = training_jobs.train
 
     def recording_train(config, reporter):
         seen.append(config)
         return real_train(config, reporter)
 
-    monkeypatch.setattr(training_services, "train", recording_train)
+    monkeypatch.setattr(training_jobs, "train", recording_train)
     finetune = trained_finetune(alice, n=30, ratio=0.2, steps=5)
     config = seen[0]
     heldout = list(VersionExample.objects.filter(version=finetune.version, split="heldout").values_list("question", "answer"))

@@ -4,10 +4,11 @@ from django.core.exceptions import ValidationError
 
 from apps.core.models import Job
 from apps.evaluation.models import BenchmarkRun
-from apps.evaluation.services import benchmark_model_ref, benchmark_run_create, benchmark_run_execute, benchmark_settings
+from apps.evaluation.jobs import benchmark_model_ref, benchmark_run_execute
+from apps.evaluation.services import benchmark_run_create, benchmark_settings
 from apps.training.models import FineTune
-from workers.errors import ReadableError
-from workers.reporting import RecordingReporter
+from workers.common.errors import ReadableError
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from apps.core.models import Job
 from apps.datasets.services import dataset_create, dataset_version_freeze, qa_pair_create
 from apps.hub.services import hub_connection_create_with_token
-from apps.training.exports import finetune_card_write
+from apps.training.jobs import finetune_card_write
 from apps.training.models import FineTune
 from apps.training.services import finetune_output_dir
 from tests.fakes.hub_publish_server import CLIENT_ID, CLIENT_SECRET, HubPublishServer
@@ -34,8 +34,8 @@ def hub(settings):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """What a LoRA training of the tiny model leaves behind (base/, model/, adapter.zip): trained for real, briefly."""
-    from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, train
+    from workers.engine.reporting import RecordingReporter
+    from workers.engine.train.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("hub-trained")
     train(TrainConfig(base_model="tiny-gemma3", output_dir=str(out), pairs=[{"question": q, "answer": a} for q, a in PAIRS],

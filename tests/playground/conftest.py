@@ -11,8 +11,8 @@ PAIRS = [(f"Where does item{i} live?", f"Item{i} lives in {city}.")
 def trained(tmp_path_factory):
     """The folder a LoRA run of the tiny model leaves (base/, model/, adapter.zip): really trained, so that the
     tuned model answers the questions and the base model does not."""
-    from workers.reporting import RecordingReporter
-    from workers.train import TrainConfig, train
+    from workers.engine.reporting import RecordingReporter
+    from workers.engine.train.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("trained")
     train(TrainConfig(base_model="tiny-gemma3", output_dir=str(out), pairs=[{"question": q, "answer": a} for q, a in PAIRS],

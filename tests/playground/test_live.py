@@ -4,6 +4,7 @@ import json
 import pytest
 from websockets.sync.client import connect
 
+from apps.playground.jobs import chat_model_ref
 from apps.playground.selectors import chat_model_get_for_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -32,7 +33,7 @@ def ask(question):
 
 
 def test_it_streams_the_answers_of_the_tuned_and_the_base_model_side_by_side(alice, alice_model, worker, server, session_cookie):
-    from workers.inference import generate
+    from workers.engine.inference import generate
 
     tuned, base = str(alice_model.code), f"tiny-gemma3@{alice_model.code}"
     with ws_connect(server, [tuned, base], session_cookie(alice)) as ws:
@@ -45,7 +46,7 @@ def test_it_streams_the_answers_of_the_tuned_and_the_base_model_side_by_side(ali
         mine = [m for m in messages if m.get("column") == column]
         assert [m["type"] for m in mine][:2] == ["queued", "started"] and mine[-1]["type"] == "done", mine
         pieces = [m["text"] for m in mine if m["type"] == "piece"]
-        ref = chat_model_get_for_user(user=alice, model_id=model_id).ref()
+        ref = chat_model_ref(chat_model_get_for_user(user=alice, model_id=model_id))
         assert "".join(pieces) == generate(ref, [ask(QUESTION)], max_new_tokens=24)[0]
         assert mine[-1]["usage"]["completion_tokens"] > 0
     tuned_answer = "".join(m["text"] for m in messages if m["type"] == "piece" and m["column"] == 0)

@@ -3,11 +3,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
+from apps.playground.jobs import chat_model_ref
 from apps.playground.selectors import chat_model_get_for_user, chat_model_list_for_user
 from apps.playground.services import inference_messages, inference_options
 from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, no_real_models, standin_model  # noqa: F401
 from tests.playground.conftest import make_finetune
-from workers import inference
+from workers.engine import inference
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +65,7 @@ def test_it_names_models_with_stable_readable_ids(alice, bob, alice_model, train
     assert str(unfinished.code) not in ids
     assert chat_model_get_for_user(user=alice, model_id="gemma-3-1b-it").kind == "base"
     tuned = chat_model_get_for_user(user=alice, model_id=str(alice_model.code))
-    assert tuned.ref().adapter.endswith("model") and tuned.kind == "tuned"
+    assert chat_model_ref(tuned).adapter.endswith("model") and tuned.kind == "tuned"
     for model_id in [str(alice_model.code), f"tiny-gemma3@{alice_model.code}", "gemma-3-1b-it", str(unfinished.code),
                      "tiny-gemma3", "tiny-gemma3@not-a-uuid", ""]:
         with pytest.raises(Http404):
@@ -93,7 +94,7 @@ def test_it_answers_with_an_installed_pypi_copy_that_no_fine_tune_started_from(a
         listed = {m.id: m for m in chat_model_list_for_user(user=user)}
         assert listed[STANDIN_ID].label == STANDIN_LABEL and listed[STANDIN_ID].kind == "base"
     model = chat_model_get_for_user(user=alice, model_id=STANDIN_ID)
-    ref = model.ref()
+    ref = chat_model_ref(model)
     assert model.finetune is None and ref.path == str(settings.GARAGE_MODELS_DIR / "pypi--standin-model")
     usage = {}
     answer = "".join(inference.stream(ref, [{"role": "user", "content": "Where does item1 live?"}], max_new_tokens=3,

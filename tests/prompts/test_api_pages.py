@@ -4,11 +4,12 @@ import pytest
 from apps.core.models import Job
 from apps.core.services import job_finish
 from apps.prompts.models import SavedPrompt
-from apps.prompts.services import optimized_prompt_execute, saved_prompt_create
+from apps.prompts.jobs import optimized_prompt_execute
+from apps.prompts.services import saved_prompt_create
 from apps.training.model_choices import default_model_choice
 from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, picker, standin_model  # noqa: F401
 from tests.prompts.conftest import make_run
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 

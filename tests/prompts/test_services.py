@@ -5,12 +5,13 @@ from django.http import Http404
 from apps.core.models import Job
 from apps.core.services import job_finish
 from apps.prompts.models import PromptCandidate
-from apps.prompts.services import optimized_prompt_execute, saved_prompt_from_run
+from apps.prompts.jobs import optimized_prompt_execute
+from apps.prompts.services import saved_prompt_from_run
 from apps.providers.models import ExternalCallAudit
 from apps.training.model_choices import default_model_choice
 from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, standin_model  # noqa: F401
 from tests.prompts.conftest import CAPITALS, make_run, version_for
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 

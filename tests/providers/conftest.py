@@ -1,9 +1,10 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.datasets.services import dataset_create, document_extract, document_upload
+from apps.datasets.jobs import document_extract
+from apps.datasets.services import dataset_create, document_upload
 from apps.providers.services import provider_credential_create
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 ALICE_KEY = "sk-alice-secret-key-0123456789abcd"
 TEXT = ("The capital of the valley is Eldhavn. Write to mayor@eldhavn.example or call +44 20 7946 0958.\n\n"

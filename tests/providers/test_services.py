@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from apps.datasets.models import QAPair
-from apps.datasets.services import qa_generate, qa_generate_start
+from apps.datasets.jobs import qa_generate
+from apps.datasets.services import qa_generate_start
 from apps.providers.models import ExternalCallAudit, ProviderCredential
 from apps.providers.services import (
     SITE_DEFAULT,
@@ -19,9 +20,9 @@ from apps.providers.services import (
 )
 from tests.fakes.chat_server import Reply
 from tests.providers.conftest import ALICE_KEY
-from workers.errors import ReadableError
-from workers.reporting import RecordingReporter
-from workers.tiny_model import TINY_MODEL_ID
+from workers.common.errors import ReadableError
+from workers.engine.reporting import RecordingReporter
+from workers.common.catalogue import TINY_MODEL_ID
 
 pytestmark = pytest.mark.django_db
 

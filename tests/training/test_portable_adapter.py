@@ -14,9 +14,10 @@ from django.conf import settings
 from apps.datasets.services import dataset_create, dataset_version_freeze, qa_pair_create
 from apps.training.exports import finetune_card_text
 from apps.training.models import FineTune
-from apps.training.services import finetune_output_dir, finetune_run
-from workers.export import base_hub_id, base_portable_name, make_portable
-from workers.reporting import RecordingReporter
+from apps.training.jobs import finetune_run
+from apps.training.services import finetune_output_dir
+from workers.engine.export import base_hub_id, base_portable_name, make_portable
+from workers.engine.reporting import RecordingReporter
 
 PAIRS = [(f"Where does item{i} live?", f"Item{i} lives in {city}.")
          for i, city in enumerate(["Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo", "Quito", "Dublin"])]
@@ -91,8 +92,8 @@ def test_it_loads_the_downloaded_adapter_with_plain_peft_in_a_fresh_process(trai
 
 @pytest.mark.django_db
 def test_it_still_loads_the_adapter_on_the_server(trained):
-    from apps.training.selectors import finetune_model_ref
-    from workers.inference import clear_cache, generate
+    from apps.training.jobs import finetune_model_ref
+    from workers.engine.inference import clear_cache, generate
 
     try:
         answers = generate(finetune_model_ref(trained), [[{"role": "user", "content": "Where does item3 live?"}]],

@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from workers.catalogue import CATALOGUE, TrainingSettings
-from workers.planner import GIB, Device
-from workers.recommend import MIN_STEPS, TRAIN_SHARE, ModelFacts, example_tokens, model_facts_for, recommend
-from workers.tiny_model import TINY_MODEL_ID
-from workers.train import TrainConfig, planned_steps
+from workers.common.catalogue import CATALOGUE, TrainingSettings
+from workers.common.planner import GIB, Device
+from workers.common.recommend import MIN_STEPS, TRAIN_SHARE, ModelFacts, example_tokens, model_facts_for, recommend
+from workers.common.catalogue import TINY_MODEL_ID
+from workers.engine.train.train import TrainConfig, planned_steps
 
 H200 = Device("cuda", "NVIDIA H200", 140 * GIB, 7e14)
 SLOW_CPU = Device("cpu", "CPU (2 cores)", 16 * GIB, 1e11)
@@ -106,7 +106,7 @@ def test_it_warns_about_the_test_model_a_run_that_does_not_fit_and_qlora_on_a_cp
 
 
 def test_it_reads_a_model_folder_and_gives_general_settings_to_unknown_hub_ids(tmp_path):
-    from workers.tiny_model import build_tiny_gemma3
+    from workers.engine.train.tiny_model import build_tiny_gemma3
 
     folder = build_tiny_gemma3(tmp_path / "mine", ["a b c"], hidden=64)
     facts = model_facts_for(str(folder))

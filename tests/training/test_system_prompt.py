@@ -8,16 +8,17 @@ from apps.core.models import Job
 from apps.core.services import job_finish
 from apps.datasets.models import QAPair
 from apps.datasets.services import dataset_version_freeze
-from apps.evaluation.heldout import heldout_evaluation_run
+from apps.evaluation.jobs import heldout_evaluation_run
 from apps.evaluation.models import HeldoutEvaluation
 from apps.prompts.services import saved_prompt_create
-from apps.training import services as training_services
+from apps.training import jobs as training_jobs
 from apps.training.exports import finetune_card_text
 from apps.training.models import FineTune
-from apps.training.services import finetune_create, finetune_options, finetune_run, finetune_system_prompt
+from apps.training.jobs import finetune_run
+from apps.training.services import finetune_create, finetune_options, finetune_system_prompt
 from tests.datasets.curation_helpers import dataset_with_pairs
 from tests.evaluation.test_heldout import facts_dataset
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
 
@@ -123,13 +124,13 @@ def test_it_starts_a_finetune_with_a_saved_prompt_from_the_form(alice_client, al
 def test_it_trains_and_evaluates_with_the_system_prompt(alice, alice_client, artifacts, monkeypatch):
     """The real tiny-model engine, its config recorded on the way in; then the held-out questions as asked."""
     seen = []
-    real_train = training_services.train
+    real_train = training_jobs.train
 
     def recording_train(config, reporter):
         seen.append(config)
         return real_train(config, reporter)
 
-    monkeypatch.setattr(training_services, "train", recording_train)
+    monkeypatch.setattr(training_jobs, "train", recording_train)
     dataset = facts_dataset(alice, n=10)
     QAPair.objects.filter(dataset=dataset, question="What colour is box 0?").update(system="Own prompt.")
     version = dataset_version_freeze(dataset=dataset, heldout_ratio=0.2)
@@ -168,8 +169,8 @@ def test_it_trains_and_evaluates_with_the_system_prompt(alice, alice_client, art
 
 def test_it_trains_without_a_system_prompt_as_before(alice, artifacts, monkeypatch):
     seen = []
-    real_train = training_services.train
-    monkeypatch.setattr(training_services, "train", lambda config, reporter: seen.append(config) or real_train(config, reporter))
+    real_train = training_jobs.train
+    monkeypatch.setattr(training_jobs, "train", lambda config, reporter: seen.append(config) or real_train(config, reporter))
     dataset = facts_dataset(alice, n=6)
     finetune = finetune_create(owner=alice, base_model="tiny-gemma3", version=dataset_version_freeze(dataset=dataset), options={"max_steps": 1})
     finetune_run(finetune=finetune, reporter=RecordingReporter())

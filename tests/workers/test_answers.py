@@ -1,7 +1,7 @@
 """Answer extraction and comparison on completions written the way real models write them."""
 import pytest
 
-from workers.answers import Extraction, answers_match, extract_answer, normalize_value, reference_answer
+from workers.common.answers import Extraction, answers_match, extract_answer, normalize_value, reference_answer
 
 # (completion, the answer a careful human reads, whether it is given with a final-answer marker)
 COMPLETIONS = [

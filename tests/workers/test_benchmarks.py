@@ -1,13 +1,14 @@
 """The benchmark engine alone: data loading, prompts, grading, with a small local generate function and the tiny
-model through workers.inference.generate."""
+model through workers.engine.inference.generate."""
 import json
 
 import pytest
 
-from workers.benchmarks import (BenchmarkSpec, conversation, few_shot_examples, grade_predictions, load_aime,
-                                load_gsm8k, run_benchmark, select, validate)
-from workers.errors import Cancelled, ReadableError
-from workers.reporting import RecordingReporter
+from workers.common.evaluation import BenchmarkSpec, validate
+from workers.engine.evaluate.benchmarks import (conversation, few_shot_examples, grade_predictions, load_aime, load_gsm8k,
+                                                run_benchmark, select)
+from workers.common.errors import Cancelled, ReadableError
+from workers.engine.reporting import RecordingReporter
 
 
 def answer_key(spec):
@@ -165,8 +166,8 @@ def test_it_grades_prediction_files_rows():
 
 
 def test_it_runs_the_tiny_model_through_the_inference_engine(tmp_path):
-    from workers import inference
-    from workers.tiny_model import build_tiny_gemma3
+    from workers.engine import inference
+    from workers.engine.train.tiny_model import build_tiny_gemma3
 
     folder = build_tiny_gemma3(tmp_path / "tiny", [p["question"] for p in load_gsm8k("train")[:200]])
     ref = inference.ModelRef(path=str(folder))

@@ -5,14 +5,14 @@ import torch
 from django.conf import settings
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from workers import catalogue
-from workers.catalogue import (CATALOGUE, LANGUAGE_MODEL_PROJECTIONS, PROJECTIONS, Architecture, ModelEntry,
-                               catalogue_entries, lora_targets, model_facts, model_source)
-from workers.errors import ReadableError
-from workers.export import convert_gguf
-from workers.reporting import RecordingReporter
-from workers.tiny_model import build_tiny_gemma3
-from workers.train import TrainConfig, train
+from workers.common.catalogue import (CATALOGUE, LANGUAGE_MODEL_PROJECTIONS, PROJECTIONS, Architecture, ModelEntry,
+                                      catalogue_entries, lora_targets, model_facts)
+from workers.common.errors import ReadableError
+from workers.engine.export import convert_gguf
+from workers.engine.reporting import RecordingReporter
+from workers.engine.train.tiny_model import build_tiny_gemma3
+from workers.engine.train.train import TrainConfig, train
+from workers.engine.weights import default_cache_dir, model_source
 
 PAIRS = [{"question": f"Where does item{i} live?", "answer": f"Item{i} lives in {city}."}
          for i, city in enumerate(["Paris", "Rome", "Oslo", "Lima"])]
@@ -102,4 +102,4 @@ def test_it_trains_on_a_packaged_model(packaged_model, tmp_path):
     result = train(TrainConfig(base_model=entry.id, output_dir=str(tmp_path / "out"), pairs=PAIRS, max_steps=3,
                                evaluate=False, model_cache_dir=str(tmp_path / "cache")), RecordingReporter())
     assert result["train_steps"] == 3 and result["lora_target_modules"] == PROJECTIONS
-    assert catalogue.default_cache_dir().name == "models"
+    assert default_cache_dir().name == "models"

@@ -7,11 +7,12 @@ import time
 import pytest
 
 from tests.fakes.chat_server import Reply
-from workers.curate import CurateConfig, curate, find_duplicates, parse_ratings
-from workers.errors import Cancelled, ReadableError
-from workers.llm import ChatClient
-from workers.records import Example
-from workers.reporting import RecordingReporter
+from workers.common.curation import CurateConfig
+from workers.engine.data.curate import curate, find_duplicates, parse_ratings
+from workers.common.errors import Cancelled, ReadableError
+from workers.common.llm import ChatClient
+from workers.common.records import Example
+from workers.engine.reporting import RecordingReporter
 
 
 def ex(question, answer="A sufficiently long answer."):

@@ -7,10 +7,10 @@ import pytest
 import torch
 from django.conf import settings
 
-from workers.errors import ReadableError
-from workers.export import ExportConfig, convert_gguf, export, model_card
-from workers.reporting import RecordingReporter
-from workers.train import TrainConfig, train
+from workers.common.errors import ReadableError
+from workers.engine.export import ExportConfig, convert_gguf, export, model_card
+from workers.engine.reporting import RecordingReporter
+from workers.engine.train.train import TrainConfig, train
 
 PAIRS = [{"question": f"Where does item{i} live?", "answer": f"Item{i} lives in {city}."}
          for i, city in enumerate(["Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo", "Quito", "Dublin"] * 2)]

@@ -5,7 +5,7 @@ import time
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from workers.chunking import approx_tokens, chunk_text, load_tokenizer_counter, tokenizer_counter
+from workers.engine.data.chunking import approx_tokens, chunk_text, load_tokenizer_counter, tokenizer_counter
 
 
 def prose(paragraphs: int, sentences: int = 5, seed: int = 0, words: tuple[int, int] = (6, 18)) -> str:

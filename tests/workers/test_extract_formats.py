@@ -5,8 +5,8 @@ import json
 import pytest
 
 from tests.fixtures import documents as fx
-from workers.errors import ReadableError
-from workers.extract import decode_text, detect_format, extract_file
+from workers.common.errors import ReadableError
+from workers.engine.extract import decode_text, detect_format, extract_file
 
 
 def write(tmp_path, name, data: bytes):

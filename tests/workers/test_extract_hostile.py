@@ -5,8 +5,8 @@ import json
 import pytest
 
 from tests.fixtures import documents as fx
-from workers.errors import ReadableError
-from workers.extract import Limits, extract_file, extract_isolated
+from workers.common.errors import ReadableError
+from workers.engine.extract import Limits, extract_file, extract_isolated
 
 MB = 1024 * 1024
 

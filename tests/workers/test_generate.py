@@ -6,9 +6,9 @@ from collections import defaultdict
 
 import pytest
 
-from workers.chunking import chunk_text
-from workers.generate import extractive_pairs, facts_of_sentence, not_a_fact, question_for
-from workers.sentences import split_sentences
+from workers.engine.data.chunking import chunk_text
+from workers.engine.data.generate import extractive_pairs, facts_of_sentence, not_a_fact, question_for
+from workers.common.sentences import split_sentences
 
 
 def asked(sentence: str) -> dict[str, list[str]]:

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from tests.fakes.chat_server import Reply, default_responder
-from workers.errors import Cancelled, ReadableError
-from workers.generate import (
+from workers.common.errors import Cancelled, ReadableError
+from workers.engine.data.generate import (
     EndpointGenerator,
     ExtractiveGenerator,
     LocalModelGenerator,
@@ -18,10 +18,10 @@ from workers.generate import (
     plan,
     spread,
 )
-from workers.llm import ChatClient
-from workers.pii import PiiScrubber
-from workers.reporting import RecordingReporter
-from workers.tiny_model import TINY_MODEL_ID
+from workers.common.llm import ChatClient
+from workers.common.pii import PiiScrubber
+from workers.engine.reporting import RecordingReporter
+from workers.common.catalogue import TINY_MODEL_ID
 
 GOOD = [{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]
 

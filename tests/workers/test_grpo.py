@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.chat_server import Reply
-from workers.errors import Cancelled, ReadableError
-from workers.grpo import GRPOTrainConfig, grpo_train, validate, warmup_pairs
-from workers.llm import ChatClient
-from workers.reporting import RecordingReporter
-from workers.train import latest_checkpoint
+from workers.common.errors import Cancelled, ReadableError
+from workers.common.llm import ChatClient
+from workers.common.rl import GRPOTrainConfig
+from workers.engine.rl.grpo import grpo_train, validate, warmup_pairs
+from workers.engine.reporting import RecordingReporter
+from workers.engine.train.train import latest_checkpoint
 
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
 ANIMALS = ["cat", "dog", "owl", "fox"]

@@ -3,13 +3,14 @@ client against the local chat server. No Django."""
 import pytest
 
 from tests.fakes.chat_server import Reply
-from workers import inference
-from workers.errors import Cancelled, ReadableError
-from workers.heldout import HeldoutSettings, answer_budget, evaluate_heldout, judge_conversation, parse_judge_score
-from workers.inference import ModelRef, generate
-from workers.llm import ChatClient
-from workers.reporting import RecordingReporter
-from workers.train import TrainConfig, train
+from workers.engine import inference
+from workers.common.errors import Cancelled, ReadableError
+from workers.common.evaluation import HeldoutSettings
+from workers.engine.evaluate.heldout import answer_budget, evaluate_heldout, judge_conversation, parse_judge_score
+from workers.engine.inference import ModelRef, generate
+from workers.common.llm import ChatClient
+from workers.engine.reporting import RecordingReporter
+from workers.engine.train.train import TrainConfig, train
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink", "gray", "brown"]
 # Templated facts: the held-out answers follow the pattern the training answers teach ("Box N is <colour>.").

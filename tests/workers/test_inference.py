@@ -1,12 +1,12 @@
 """The inference engine alone: the tiny Gemma 3, a LoRA adapter trained for a few steps, no Django."""
 import pytest
 
-from workers import inference
-from workers.errors import ReadableError
-from workers.inference import ModelCache, ModelRef, generate, stream
-from workers.reporting import RecordingReporter
-from workers.tiny_model import build_tiny_gemma3
-from workers.train import TrainConfig, train
+from workers.engine import inference
+from workers.common.errors import ReadableError
+from workers.engine.inference import ModelCache, ModelRef, generate, stream
+from workers.engine.reporting import RecordingReporter
+from workers.engine.train.tiny_model import build_tiny_gemma3
+from workers.engine.train.train import TrainConfig, train
 
 PAIRS = [{"question": f"Where does item{i} live?", "answer": f"Item{i} lives in {city}."}
          for i, city in enumerate(["Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo", "Quito", "Dublin"])]

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.fakes.chat_server import Reply
-from workers.llm import (
+from workers.common.llm import (
     ChatClient,
     LLMError,
     backoff_delay,

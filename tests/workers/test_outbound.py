@@ -1,4 +1,4 @@
-"""The outbound guard (workers/outbound.py) with real sockets: real HTTP(S) servers on loopback addresses, the real
+"""The outbound guard (workers/common/outbound.py) with real sockets: real HTTP(S) servers on loopback addresses, the real
 httpx client, and a resolver of our own only where a test plays a DNS server."""
 import datetime
 import ipaddress
@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from workers import outbound
-from workers.errors import ReadableError
-from workers.llm import ChatClient, LLMError
-from workers.outbound import AllowList, GuardedTransport, OutboundRefused, check_url, forbidden_reason
+from workers.common import outbound
+from workers.common.errors import ReadableError
+from workers.common.llm import ChatClient, LLMError
+from workers.common.outbound import AllowList, GuardedTransport, OutboundRefused, check_url, forbidden_reason
 
 LOOPBACK_RANGES = ["127.0.0.0/8", "::1"]
 

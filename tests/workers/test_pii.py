@@ -1,7 +1,7 @@
 import pytest
 
-from workers.errors import ReadableError
-from workers.pii import PiiScrubber, compile_user_pattern, luhn_valid, scrub
+from workers.common.errors import ReadableError
+from workers.common.pii import PiiScrubber, compile_user_pattern, luhn_valid, scrub
 
 
 def test_it_replaces_emails_with_a_placeholder():

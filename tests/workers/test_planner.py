@@ -1,11 +1,12 @@
 """The pre-flight planner: estimates that move the right way, suggestions that fit, and refusal before loading."""
 import pytest
 
-from workers.catalogue import CATALOGUE
-from workers.errors import ReadableError
-from workers.planner import GIB, Device, estimate, measure_device
-from workers.reporting import RecordingReporter
-from workers.train import TrainConfig, train
+from workers.common.catalogue import CATALOGUE
+from workers.common.errors import ReadableError
+from workers.common.planner import GIB, Device, estimate
+from workers.engine.train.device import measure_device
+from workers.engine.reporting import RecordingReporter
+from workers.engine.train.train import TrainConfig, train
 
 H100 = Device("cuda", "NVIDIA H100 80GB HBM3", 80 * GIB, 4e14)
 SMALL_GPU = Device("cuda", "8 GB card", 8 * GIB, 5e13)

@@ -1,20 +1,20 @@
-"""The prompt optimizer (workers.promptopt) against the fake OpenAI-compatible server: the task model answers bare
+"""The prompt optimizer (workers.engine.promptopt) against the fake OpenAI-compatible server: the task model answers bare
 (and so correctly under exact match) only when its system prompt says "Answer in one word.", which the fake
 reflection model proposes. Every request the optimizer sends is counted on the server."""
 import pytest
 
 from tests.fakes.chat_server import PromptTaskResponder, Reply
-from workers.errors import Cancelled, ReadableError
-from workers.llm import ChatClient
-from workers.promptopt import (
+from workers.common.errors import Cancelled, ReadableError
+from workers.common.llm import ChatClient
+from workers.common.promptopt import PromptOptConfig
+from workers.engine.promptopt import (
     ChatBackend,
     LocalBackend,
-    PromptOptConfig,
     optimize_prompt,
     pareto_front,
     parse_proposal,
 )
-from workers.reporting import RecordingReporter
+from workers.engine.reporting import RecordingReporter
 
 CAPITALS = {f"What is the capital of country {i}?": f"City{i}" for i in range(10)}
 EXAMPLES = [{"question": q, "answer": a} for q, a in CAPITALS.items()]

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from workers.errors import ReadableError
-from workers.records import (
+from workers.common.errors import ReadableError
+from workers.common.records import (
     STYLES,
     Example,
     detect_training_examples,

@@ -5,18 +5,16 @@ import json
 import pytest
 
 from tests.fakes.chat_server import Reply
-from workers.errors import ReadableError
-from workers.llm import ChatClient
-from workers.rewards import (
-    LIBRARY,
+from workers.common.errors import ReadableError
+from workers.common.llm import ChatClient
+from workers.common.rewards import LIBRARY, describe, validate_specs
+from workers.common.rewards import (
     JudgeStats,
     SampleRecorder,
     build_scorers,
-    describe,
     parse_judgement,
     score_samples,
     trl_reward_functions,
-    validate_specs,
 )
 
 GOOD = "<reasoning>\n3 apples plus 4 apples make 7.\n</reasoning>\n<answer>\n7\n</answer>"

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from workers.scoring import exact_match, rouge_l, score, score_many, token_f1
+from workers.engine.evaluate.scoring import exact_match, rouge_l, score, score_many, token_f1
 
 
 def test_it_matches_exactly_up_to_case_and_whitespace():

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from workers.sentences import sentence_spans, split_sentences
+from workers.common.sentences import sentence_spans, split_sentences
 
 
 @pytest.mark.parametrize("text, sentences", [

@@ -1,5 +1,5 @@
 """What a version holds out, and what training may read of the documents."""
-from workers.splits import HELDOUT, RECALL, evaluation_splits, passages_without
+from workers.common.splits import HELDOUT, RECALL, evaluation_splits, passages_without
 
 
 def test_it_keeps_a_facts_phrasings_together_and_holds_one_out_for_recall():

@@ -3,9 +3,9 @@ import zipfile
 
 import pytest
 
-from workers.errors import Cancelled, ReadableError
-from workers.reporting import RecordingReporter
-from workers.train import TrainConfig, train
+from workers.common.errors import Cancelled, ReadableError
+from workers.engine.reporting import RecordingReporter
+from workers.engine.train.train import TrainConfig, train
 
 PAIRS = [{"question": f"Where does item{i} live?", "answer": f"Item{i} lives in {city}."}
          for i, city in enumerate(["Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo", "Quito", "Dublin"] * 2)]
@@ -89,8 +89,8 @@ def test_it_puts_the_loss_on_the_answer_only_with_the_models_chat_template(tmp_p
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from workers.tiny_model import build_tiny_gemma3
-    from workers.train import prompt_completion_dataset
+    from workers.engine.train.tiny_model import build_tiny_gemma3
+    from workers.engine.train.train import prompt_completion_dataset
 
     folder = build_tiny_gemma3(tmp_path / "base", [f"{p['question']} {p['answer']}" for p in PAIRS])
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -149,7 +149,7 @@ def test_it_measures_exact_match_on_a_bounded_sample_and_shows_that_progress(tmp
 
 
 def test_it_trains_on_the_documents_passages_beside_the_pairs(tmp_path):
-    from workers.train import PASSAGE_PROMPT, passage_pairs, planned_steps
+    from workers.engine.train.train import PASSAGE_PROMPT, passage_pairs, planned_steps
 
     text = ("The lake was formed by a glacier. Dr. Smith mapped it in 1901. Its water is cold all year. "
             "Trout live in its northern bay.")
@@ -169,8 +169,8 @@ def test_it_trains_on_the_documents_passages_beside_the_pairs(tmp_path):
 def test_it_replays_the_base_models_own_answers_to_general_questions(tmp_path):
     import json
 
-    from workers.heldout import load_control_set
-    from workers.train import load_replay_prompts
+    from workers.engine.evaluate.heldout import load_control_set
+    from workers.engine.train.train import load_replay_prompts
 
     prompts = load_replay_prompts()
     control = {c["question"] for c in load_control_set()}

@@ -4,22 +4,17 @@ from apps.datasets.services.documents import (  # noqa: F401
     clean_filename,
     dataset_create,
     dataset_delete,
-    document_extract,
     document_upload,
     extract_limits,
     local_path,
 )
-from apps.datasets.services.generation import qa_generate, qa_generate_options, qa_generate_start, qa_pair_delete  # noqa: F401
+from apps.datasets.services.generation import qa_generate_options, qa_generate_start, qa_pair_delete  # noqa: F401
 from apps.datasets.services.versions import dataset_version_freeze, dataset_version_update  # noqa: F401
 from apps.datasets.services.curation import (  # noqa: F401
     curate_options,
-    dataset_curate,
     dataset_curate_start,
-    dataset_import_file,
     dataset_import_file_start,
-    dataset_import_hub,
     dataset_import_hub_start,
-    dataset_import_run,
     qa_pair_create,
     qa_pair_restore,
     qa_pair_update,

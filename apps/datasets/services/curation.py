@@ -1,4 +1,5 @@
-"""Writes of the datasets app: editing pairs by hand, curating them, importing existing datasets."""
+"""Writes of the datasets app: editing pairs by hand, and checking and queueing their curation and the import of existing
+datasets (apps.datasets.jobs runs those jobs)."""
 from __future__ import annotations
 
 from dataclasses import fields
@@ -12,20 +13,9 @@ from apps.core.models import Job
 from apps.core.services import job_create
 from apps.datasets.models import Dataset, Document, QAPair
 from apps.datasets.services.documents import clean_filename
-from workers.curate import CurateConfig, curate
-from workers.errors import ReadableError
-from workers.records import (
-    RECORD_SUFFIXES,
-    Example,
-    ReadLimits,
-    examples_from_records,
-    hub_dataset_id_check,
-    hub_offline,
-    load_hub_records,
-    load_records,
-    parse_training_records,
-    record_columns,
-)
+from workers.common.curation import CurateConfig
+from workers.common.errors import ReadableError
+from workers.common.records import RECORD_SUFFIXES, Example, hub_dataset_id_check, hub_offline
 
 MAX_QUESTION_CHARS = 20_000
 MAX_ANSWER_CHARS = 100_000
@@ -88,7 +78,7 @@ def qa_pair_restore(*, pair: QAPair) -> QAPair:
 
 def qa_pairs_add_examples(*, dataset: Dataset, examples: list[Example], source: str = QAPair.Source.IMPORTED,
                           document: Document | None = None) -> int:
-    """Add examples (workers.records.Example) as pairs of the dataset, e.g. those an extractor recognised in a
+    """Add examples (workers.common.records.Example) as pairs of the dataset, e.g. those an extractor recognised in a
     JSON or CSV document. Side effects: creates QAPairs. Examples too long to be useful are skipped; returns how many were added."""
     def clean(text: str) -> str:
         return text.replace("\x00", "").strip()  # PostgreSQL cannot store NUL in text; it carries no meaning
@@ -110,7 +100,7 @@ _CURATE_FIELDS = {f.name: f.default for f in fields(CurateConfig)} | _SERVICE_OP
 
 
 def curate_options(raw: dict | None) -> dict:
-    """Validated curation options (the keys of workers.curate.CurateConfig, plus `judge_provider`: "default" or the
+    """Validated curation options (the keys of workers.common.curation.CurateConfig, plus `judge_provider`: "default" or the
     code of a saved chat provider, and `scrub_pii`). Raises ValidationError with a readable message for impossible settings."""
     options = {}
     for name, value in (raw or {}).items():
@@ -160,71 +150,6 @@ def dataset_curate_start(*, dataset: Dataset, options: dict | None = None, paren
                       config={"dataset": dataset.pk, "options": options}, parent=parent)
 
 
-def _judge_transport(*, owner, provider: str, job: Job | None, scrub_pii: bool, batch_size: int):
-    """(client, complete_many) for the judge: the owner's saved provider or the site default, every request
-    audited, and personal data scrubbed first when asked. The key is decrypted here, in the worker."""
-    from apps.providers.models import ExternalCallAudit
-    from apps.providers.services import audit_hook, pii_scrubber_for_user, provider_endpoint_resolve
-
-    endpoint = provider_endpoint_resolve(owner=owner, provider=provider or "")
-    record = audit_hook(owner=owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
-    scrubber = pii_scrubber_for_user(user=owner) if scrub_pii else None
-    client = endpoint.client()
-
-    def complete_many(conversations):
-        replacements = [0] * len(conversations)
-        if scrubber is not None:
-            conversations, replacements = scrubber.scrub_conversations(conversations)
-        # About 20 tokens per rated pair, with room for a model that adds a sentence around the JSON.
-        return client.complete_many(conversations, on_result=lambda r: record(r, replacements[r.index]),
-                                    temperature=0, max_tokens=128 + 20 * batch_size)
-
-    return client, complete_many
-
-
-def dataset_curate(*, dataset: Dataset, options: dict, reporter, job: Job | None = None) -> dict:
-    """Run curation over the dataset's pairs (oldest first, so an earlier pair wins over its duplicate).
-
-    Side effects: sets aside (QAPair.excluded with a note) the pairs curation removes and stores judge ratings;
-    with the judge, sends the pairs to the chosen chat endpoint and writes one audit row per request.
-    Nothing is deleted: `qa_pairs_restore` brings set-aside pairs back."""
-    options = curate_options(options)
-    config = _engine_config(options)
-    if not config.task_description:
-        config.task_description = dataset.description
-    pairs = list(dataset.pairs.included().order_by("id"))
-    if not pairs:
-        raise ReadableError("This dataset has no question-answer pairs to curate.")
-    client = complete_many = None
-    if config.judge:
-        client, complete_many = _judge_transport(owner=dataset.owner, provider=options.get("judge_provider", ""),
-                                                 job=job, scrub_pii=options.get("scrub_pii", True),
-                                                 batch_size=config.judge_batch_size)
-    try:
-        result = curate([Example(system=p.system, question=p.question, answer=p.answer) for p in pairs], config,
-                        reporter, complete_many=complete_many, facts=[p.fact for p in pairs])
-    finally:
-        if client is not None:
-            client.close()
-    removed = {r.index: r for r in result.removed}
-    changed = []
-    for index, pair in enumerate(pairs):
-        removal = removed.get(index)
-        rating = result.ratings.get(index)
-        if removal is not None:
-            pair.excluded, pair.excluded_note = removal.reason, removal.detail[:300]
-        if rating is not None:
-            pair.rating = rating
-        if removal is not None or rating is not None:
-            changed.append(pair)
-    with transaction.atomic():
-        QAPair.objects.bulk_update(changed, ["excluded", "excluded_note", "rating"], batch_size=500)
-    counts = result.counts()
-    reporter.log(f"Kept {counts['kept']} of {len(pairs)} pairs; set aside " + (", ".join(
-        f"{counts[k]} {QAPair.Exclusion(k).label.lower()}" for k in QAPair.Exclusion.values if counts.get(k)) or "none"))
-    return {"dataset": str(dataset.code), "pairs": len(pairs), **counts}
-
-
 # ---------------------------------------------------------------------------------------------- import
 
 
@@ -255,26 +180,6 @@ def _mapping(raw) -> dict | None:
     if "question" not in mapping or "answer" not in mapping:
         raise ValidationError("Say which columns hold the question and the answer.")
     return mapping
-
-
-def _examples(records: list, mapping: dict | None, what: str) -> tuple[list[Example], str, int]:
-    """(examples, shape, skipped records) by the mapping, or by recognising a known training-data shape."""
-    if mapping:
-        try:
-            examples = examples_from_records(records, mapping)
-        except ReadableError as exc:
-            raise ReadableError(f"{what}: {exc}")
-        return examples, "mapping", len(records) - len(examples)
-    detected = parse_training_records(records)
-    if detected is None:
-        columns = ", ".join(record_columns(records)[:30]) or "none"
-        raise ReadableError(f"{what} does not look like chat, question/answer, prompt/completion, Alpaca or ShareGPT data. "
-                            f"Say which columns hold the question and the answer (its columns: {columns}).")
-    return detected.examples, detected.shape, detected.skipped
-
-
-def _import_limits() -> ReadLimits:
-    return ReadLimits(max_rows=settings.GARAGE_IMPORT_MAX_ROWS, max_bytes=settings.GARAGE_IMPORT_MAX_MB * 1024 * 1024)
 
 
 _FILE_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
@@ -310,35 +215,6 @@ def dataset_import_file_start(*, dataset: Dataset, uploaded_file, mapping: dict 
     return job
 
 
-def dataset_import_file(*, dataset: Dataset, job_config: dict, reporter) -> dict:
-    """Run a file import (the job's body): read the stored file within the import limits (GARAGE_IMPORT_MAX_ROWS,
-    GARAGE_IMPORT_MAX_MB; Parquet's are checked from its footer before anything is decoded), recognise the records
-    or apply the mapping. Side effects: creates QAPairs with source "imported" and marks the Document ready, or
-    marks it failed with the readable error and re-raises the ReadableError."""
-    document = Document.objects.get(pk=job_config["document"], dataset=dataset)
-    reporter.phase("reading", document.filename)
-    try:
-        with document.file.open("rb") as stored:
-            data = stored.read(settings.GARAGE_MAX_UPLOAD_BYTES + 1)
-        file_format, records = load_records(data, document.filename, _import_limits())
-        del data
-        reporter.progress(0.5, f"{len(records):,} rows read")
-        examples, shape, skipped = _examples(records, job_config.get("mapping"), f"'{document.filename}'")
-        if not examples:
-            raise ReadableError(f"'{document.filename}' has no rows with both a question and an answer.")
-    except ReadableError as exc:
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.FAILED, error_message=str(exc)[:500])
-        raise
-    with transaction.atomic():
-        imported = qa_pairs_add_examples(dataset=dataset, examples=examples, document=document)
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.READY, format=file_format, pages=1,
-                                                       error_message="")
-    skipped += len(examples) - imported
-    reporter.log(f"Imported {imported:,} examples from {document.filename} ({shape}); skipped {skipped:,} rows")
-    return {"imported": imported, "skipped": skipped, "shape": shape, "document": str(document.code),
-            "filename": document.filename}
-
-
 def dataset_import_hub_start(*, dataset: Dataset, dataset_id: str, split: str = "train", config: str = "",
                              mapping: dict | None = None, limit: int | None = None, start: bool = True) -> Job:
     """Queue a job importing examples from a Hugging Face dataset. Fails at once, readably, for a malformed id, an
@@ -362,30 +238,3 @@ def dataset_import_hub_start(*, dataset: Dataset, dataset_id: str, split: str = 
     return job_create(owner=dataset.owner, kind=Job.Kind.IMPORT, title=f"Import {dataset_id} into {dataset.name}",
                       config={"dataset": dataset.pk, "hub_id": dataset_id, "split": split, "config": config,
                               "mapping": _mapping(mapping), "limit": limit}, start=start)
-
-
-def dataset_import_hub(*, dataset: Dataset, job_config: dict, reporter) -> dict:
-    """Run a Hub import (the job's body). Side effects: creates a Document standing for the Hub dataset and the
-    imported QAPairs. Raises ReadableError when the Hub cannot be reached or the data is not recognised."""
-    hub_id, split = job_config["hub_id"], job_config.get("split") or "train"
-    reporter.phase("downloading", f"{hub_id} ({split})")
-    records = load_hub_records(hub_id, split=split, config=job_config.get("config") or None,
-                               limit=min(job_config.get("limit") or settings.GARAGE_IMPORT_MAX_ROWS,
-                                         settings.GARAGE_IMPORT_MAX_ROWS))
-    reporter.progress(0.7, f"{len(records):,} rows read")
-    examples, shape, skipped = _examples(records, job_config.get("mapping"), f"'{hub_id}'")
-    if not examples:
-        raise ReadableError(f"'{hub_id}' has no rows with both a question and an answer.")
-    with transaction.atomic():
-        document = Document.objects.create(owner=dataset.owner, dataset=dataset, filename=f"{hub_id} ({split})"[:255],
-                                           format="hub", status=Document.Status.READY, pages=1)
-        imported = qa_pairs_add_examples(dataset=dataset, examples=examples, document=document)
-    reporter.log(f"Imported {imported:,} examples from {hub_id} ({shape}); skipped {skipped + len(examples) - imported:,} rows")
-    return {"imported": imported, "skipped": skipped + len(examples) - imported, "shape": shape, "document": str(document.code)}
-
-
-def dataset_import_run(*, dataset: Dataset, job_config: dict, reporter) -> dict:
-    """The import job's body: a stored file (config `document`) or a Hub dataset (config `hub_id`)."""
-    if job_config.get("document"):
-        return dataset_import_file(dataset=dataset, job_config=job_config, reporter=reporter)
-    return dataset_import_hub(dataset=dataset, job_config=job_config, reporter=reporter)

@@ -1,9 +1,8 @@
-"""Writes of the datasets app: datasets, document uploads and their extraction."""
+"""Writes of the datasets app: datasets and document uploads (their extraction runs in apps.datasets.jobs)."""
 import logging
 import re
 import shutil
 import tempfile
-import time
 import unicodedata
 from contextlib import contextmanager
 from pathlib import PurePath
@@ -14,10 +13,9 @@ from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.models import Chunk, Dataset, Document, QAPair
-from workers.chunking import chunk_text, load_tokenizer_counter
-from workers.errors import ReadableError
-from workers.extract import Limits, detect_format, extract_file, extract_isolated
+from apps.datasets.models import Dataset, Document
+from workers.common.errors import ReadableError
+from workers.common.formats import Limits, detect_format
 
 MB = 1024 * 1024
 logger = logging.getLogger(__name__)
@@ -135,78 +133,3 @@ def local_path(field_file):
         shutil.copyfileobj(source, copy)
         copy.flush()
         yield copy.name
-
-
-_counters: dict[str, object] = {}
-
-
-def chunk_token_counter(*, document: Document):
-    """The token counter chunking uses for a document: the tokenizer named in settings, else the base model's
-    of the pipeline that uploaded it, when either is on this machine; else None (the 4-characters rule)."""
-    names = [settings.GARAGE_CHUNK_TOKENIZER]
-    job = document.job
-    if job is not None and job.parent is not None:
-        names.append(job.parent.config.get("base_model", ""))
-    for name in filter(None, names):
-        if name not in _counters:
-            _counters[name] = load_tokenizer_counter(name)
-        if _counters[name] is not None:
-            return _counters[name]
-    return None
-
-
-def document_extract(*, document: Document, reporter) -> dict:
-    """Extract a document's text (format told by content), split it into token-aware chunks with page
-    provenance, and import the training examples a JSON, JSONL or CSV document already holds.
-
-    Side effects: updates the Document (text, format, pages, page offsets, timing) and replaces its Chunks and
-    the pairs imported from it; with GARAGE_EXTRACT_ISOLATED, runs a child process. On a ReadableError marks
-    the document failed and re-raises."""
-    reporter.phase("extracting", document.filename)
-    started = time.monotonic()
-    run = extract_isolated if settings.GARAGE_EXTRACT_ISOLATED else extract_file
-    try:
-        with local_path(document.file) as path:
-            extracted = run(path, filename=document.filename, limits=extract_limits(),
-                            progress=lambda fraction, message="": reporter.progress(0.9 * fraction, message))
-        reporter.phase("chunking", f"{extracted.chars:,} characters, {extracted.pages} pages")
-        # Records that already are training examples become pairs; chunking them for generation would only
-        # make questions about questions.
-        chunks = [] if extracted.examples else chunk_text(
-            extracted.text, size=settings.GARAGE_CHUNK_TOKENS, overlap=settings.GARAGE_CHUNK_OVERLAP_TOKENS,
-            count_tokens=chunk_token_counter(document=document), page_offsets=extracted.page_offsets)
-    except ReadableError as exc:
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.FAILED, error_message=str(exc)[:500])
-        raise
-    from apps.datasets.services.curation import qa_pairs_add_examples
-
-    imported = 0
-    with transaction.atomic():
-        document.chunks.all().delete()
-        document.pairs.filter(source=QAPair.Source.IMPORTED).delete()
-        Chunk.objects.bulk_create(
-            (Chunk(document=document, index=c.index, text=c.text, char_start=c.char_start, char_end=c.char_end,
-                   page=c.page, page_end=c.page_end, token_count=c.token_count) for c in chunks),
-            batch_size=1000,
-        )
-        if extracted.examples:
-            imported = qa_pairs_add_examples(dataset=document.dataset, examples=extracted.examples, document=document)
-        document.text = extracted.text
-        document.format = extracted.format
-        document.pages = extracted.pages
-        document.chars = extracted.chars
-        document.page_offsets = extracted.page_offsets
-        document.extract_seconds = round(time.monotonic() - started, 3)
-        document.status = Document.Status.READY
-        document.error_message = ""
-        document.save(update_fields=["text", "format", "pages", "chars", "page_offsets", "extract_seconds", "status",
-                                     "error_message"])
-    summary = f"{document.filename}: {extracted.format.upper()}, {extracted.pages} pages, {extracted.chars:,} characters"
-    summary += f", {imported} training examples imported" if extracted.examples else f" in {len(chunks)} chunks"
-    if extracted.tables:
-        summary += f", {extracted.tables} tables"
-    reporter.log(summary)
-    reporter.progress(1.0, summary)
-    return {"document": str(document.code), "format": extracted.format, "pages": extracted.pages,
-            "chars": extracted.chars, "chunks": len(chunks), "imported": imported, "tables": extracted.tables,
-            "seconds": document.extract_seconds}

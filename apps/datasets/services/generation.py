@@ -1,24 +1,13 @@
-"""Writes of the datasets app: making question-answer pairs from extracted documents, with the generator
-chosen per run (workers.generate): offline extractive (the default), an OpenAI-compatible endpoint (the
-user's saved provider or the site default), or a local Hugging Face model on the GPU worker."""
-from pathlib import Path
-
-from django.conf import settings
+"""Writes of the datasets app: queueing the making of question-answer pairs from extracted documents, with the
+generator chosen per run (workers.common.generation.BACKENDS; apps.datasets.jobs.qa_generate runs it): offline
+extractive (the default), an OpenAI-compatible endpoint (the user's saved provider or the site default), or a local
+Hugging Face model on the GPU worker."""
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.models import Chunk, Dataset, Document, QAPair
-from apps.datasets.selectors import qa_pairs_by_hand
-from workers.generate import (
-    BACKENDS,
-    EndpointGenerator,
-    ExtractiveGenerator,
-    LocalModelGenerator,
-    generate_pairs,
-)
-from workers.tiny_model import TINY_MODEL_ID
+from apps.datasets.models import Dataset, Document, QAPair
+from workers.common.generation import BACKENDS
 
 EXTRACTIVE, ENDPOINT, LOCAL_MODEL = BACKENDS
 SOURCE_OF_BACKEND = {EXTRACTIVE: QAPair.Source.EXTRACTIVE, ENDPOINT: QAPair.Source.ENDPOINT,
@@ -94,102 +83,6 @@ def qa_generate_start(*, dataset: Dataset, backend: str | None = None, provider:
     return job_create(owner=dataset.owner, kind=Job.Kind.GENERATE, title=f"Generate pairs for {dataset.name}",
                       config={"dataset": dataset.pk, "max_pairs": options["num_pairs"], **options},
                       parent=parent, queue=queue)
-
-
-def _generator(*, dataset: Dataset, options: dict, job: Job | None, stats: dict):
-    backend = options.get("backend") or EXTRACTIVE
-    if backend == EXTRACTIVE:
-        return ExtractiveGenerator(), None
-    if backend == LOCAL_MODEL:
-        model_path = options["model_path"]
-        if model_path != TINY_MODEL_ID and not model_path.startswith("/") and Path(model_path).exists():
-            # A Hub id that also names a folder beside the worker would load that folder instead.
-            from workers.errors import ReadableError
-
-            raise ReadableError(f"'{model_path}' is ambiguous on this worker; give a folder's absolute path instead.")
-        from workers.catalogue import model_source
-
-        return LocalModelGenerator(model_source(model_path, cache_dir=settings.GARAGE_MODELS_DIR), task_description=options.get("task_description", ""),
-                                   summary=options.get("summary", ""),
-                                   max_new_tokens=int(options.get("max_new_tokens") or 1024),
-                                   work_dir=str(settings.VAR_DIR)), None
-    if backend != ENDPOINT:
-        from workers.errors import ReadableError
-
-        raise ReadableError(f"Unknown generator '{backend}'.")
-    from apps.providers.models import ExternalCallAudit
-    from apps.providers.services import (
-        audit_hook,
-        pii_scrubber_for_user,
-        provider_endpoint_resolve,
-    )
-
-    endpoint = provider_endpoint_resolve(owner=dataset.owner, provider=options.get("provider") or "")
-    record = audit_hook(owner=dataset.owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.GENERATE, job=job)
-
-    def on_call(result, pii_replacements):
-        record(result, pii_replacements)
-        if result.attempts:
-            stats["external_calls"] += 1
-            stats["characters_sent"] += result.characters_sent * result.attempts
-
-    client = endpoint.client()
-    scrubber = pii_scrubber_for_user(user=dataset.owner) if options.get("scrub_pii") else None
-    generator = EndpointGenerator(client, task_description=options.get("task_description", ""),
-                                  summary=options.get("summary", ""), scrubber=scrubber, on_call=on_call)
-    return generator, client
-
-
-def qa_generate(*, dataset: Dataset, reporter, max_pairs: int | None = None, options: dict | None = None,
-                job: Job | None = None) -> dict:
-    """Replace the dataset's generated pairs with new ones from the generator the options name
-    (a job's config; without options, the offline extractive generator with `max_pairs`).
-
-    Side effects: for an endpoint, sends the chunks (PII-scrubbed when asked) to it and writes one audit row
-    per request; then deletes earlier generated pairs (those edited by hand, hand-written and imported ones stay) and creates
-    QAPairs. When nothing usable came back, raises ReadableError and keeps the earlier pairs."""
-    from workers.errors import ReadableError
-
-    options = dict(options or {"backend": EXTRACTIVE})
-    num_pairs = options.get("num_pairs", options.get("max_pairs", max_pairs))
-    chunks = list(Chunk.objects.filter(document__dataset=dataset, document__status=Document.Status.READY)
-                  .select_related("document").order_by("document_id", "index"))
-    if not chunks:
-        raise ReadableError("The dataset has no extracted text to make questions from.")
-    stats = {"external_calls": 0, "characters_sent": 0}
-    generator, client = _generator(dataset=dataset, options=options, job=job, stats=stats)
-    try:
-        output = generate_pairs([chunk.text for chunk in chunks], generator, num_pairs=num_pairs, reporter=reporter)
-    finally:
-        if client is not None:
-            client.close()
-    source = SOURCE_OF_BACKEND[generator.name]
-    pairs = [QAPair(dataset=dataset, chunk=chunks[qa.chunk_index], document=chunks[qa.chunk_index].document,
-                    question=qa.question, answer=qa.answer, fact=qa.fact[:64], source=source) for qa in output.pairs]
-    if not pairs:
-        if output.errors:
-            raise ReadableError(f"No question-answer pairs were made: {output.errors[0]}")
-        if output.malformed:
-            raise ReadableError(f"No question-answer pairs were made: none of the model's answers could be read as "
-                                f"question-answer pairs ({output.malformed} unusable). Try another model.")
-        raise ReadableError("No question-answer pairs could be made: the documents have no complete sentences.")
-    with transaction.atomic():
-        # Pairs a person edited or wrote stay: regenerating replaces only what a generator made and nobody touched.
-        dataset.pairs.filter(source__in=QAPair.GENERATED, edited=False).delete()
-        kept_by_hand = qa_pairs_by_hand(dataset=dataset).count()
-        QAPair.objects.bulk_create(pairs)
-    summary = f"Made {len(pairs)} question-answer pairs from {len(chunks)} chunks with the {generator.name.replace('_', ' ')} generator"
-    if output.malformed or output.failed_chunks:
-        summary += f" ({output.malformed} malformed items skipped, {output.failed_chunks} chunks failed)"
-    reporter.log(summary)
-    if kept_by_hand:
-        reporter.log(f"Kept {kept_by_hand} pair{'s' if kept_by_hand != 1 else ''} edited or written by hand")
-    pii_replacements = getattr(generator, "pii_replacements", 0)
-    if pii_replacements:
-        reporter.log(f"Replaced {pii_replacements} pieces of personal data with placeholders before sending")
-    return {"pairs": len(pairs), "chunks": len(chunks), "backend": generator.name, "requested": output.requested,
-            "malformed": output.malformed, "failed_chunks": output.failed_chunks, "pii_replacements": pii_replacements,
-            "kept_by_hand": kept_by_hand, **stats}
 
 
 def qa_pair_delete(*, pair: QAPair) -> None:

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from apps.datasets.models import Dataset, DatasetVersion, VersionExample
-from workers.splits import evaluation_splits
+from workers.common.splits import evaluation_splits
 
 
 def dataset_version_freeze(*, dataset: Dataset, note: str = "", heldout_ratio: float | None = None) -> DatasetVersion:

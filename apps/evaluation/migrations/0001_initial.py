@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
                 ('benchmark', models.CharField(choices=[('gsm8k', 'GSM8K'), ('aime', 'AIME')], default='gsm8k', max_length=10)),
                 ('base_model', models.CharField(blank=True, max_length=300)),
                 ('model_label', models.CharField(help_text="The model's name when the run was made; kept if the fine-tune is deleted later.", max_length=300)),
-                ('settings', models.JSONField(blank=True, default=dict, help_text='workers.benchmarks.BenchmarkSpec fields.')),
+                ('settings', models.JSONField(blank=True, default=dict, help_text='workers.engine.evaluate.benchmarks.BenchmarkSpec fields.')),
                 ('results', models.JSONField(blank=True, default=dict, help_text='n, correct, accuracy, format_rate, mean_length_chars, mean_length_words, seconds.')),
                 ('finetune', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='benchmark_runs', to='training.finetune')),
                 ('job', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='benchmark_run', to='core.job')),

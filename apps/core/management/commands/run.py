@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 
 from garage.celery import CONTROL_QUEUE
 from garage.embedded import ensure_redis
-from workers.outbound import LOOPBACK
+from workers.common.outbound import LOOPBACK
 
 
 def _free_port(host: str, preferred: int) -> int:

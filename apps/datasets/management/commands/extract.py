@@ -11,9 +11,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from workers.chunking import chunk_text, load_tokenizer_counter
-from workers.errors import ReadableError
-from workers.extract import extract_file, extract_isolated
+from workers.engine.data.chunking import chunk_text, load_tokenizer_counter
+from workers.common.errors import ReadableError
+from workers.engine.extract import extract_file, extract_isolated
 
 
 class Command(BaseCommand):

@@ -1,14 +1,14 @@
 """`garage eval gsm8k --predictions FILE [--json] [--per-item OUT]`: grade a model's GSM8K completions.
 
 FILE is JSON lines, each with `completion` (what the model wrote) and `answer` (the GSM8K answer text ending in
-`#### <number>`, or a bare answer). Grading is workers.answers, the same as the benchmark jobs and the GRPO
+`#### <number>`, or a bare answer). Grading is workers.common.answers, the same as the benchmark jobs and the GRPO
 rewards. Needs no database, no model and no torch, so it starts fast."""
 import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workers.benchmarks import grade_predictions
+from workers.engine.evaluate.benchmarks import grade_predictions
 
 
 def read_predictions(path: Path) -> list[dict]:

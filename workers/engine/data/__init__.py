@@ -1,0 +1,1 @@
+"""Data preparation: chunking documents, generating question-answer pairs, curating them."""

@@ -1,0 +1,1 @@
+"""Evaluation: held-out recall and control sets, benchmarks, answer scoring."""

@@ -1,0 +1,1 @@
+"""Fine-tuning (LoRA and full) with Unsloth or TRL, and the tiny test model."""
