@@ -393,6 +393,11 @@ GARAGE_LOCAL_MODEL_DIRS = env_list("GARAGE_LOCAL_MODEL_DIRS", [])
 # refused outright; these limits guard the extraction itself against hostile or huge files.
 # Seconds one document may take to extract; its extraction process is killed after that.
 GARAGE_EXTRACT_TIME_LIMIT = env_int("GARAGE_EXTRACT_TIME_LIMIT", 300)
+# Time limits of the jobs of a kind, in seconds (sent with each job's message; a kind left out has none): past it the
+# job fails with a readable error. An extraction's own process stops at GARAGE_EXTRACT_TIME_LIMIT; its job's limit
+# leaves room for the process to start and for chunking and saving afterwards.
+GARAGE_JOB_TIME_LIMITS = {"extract": GARAGE_EXTRACT_TIME_LIMIT + 120, "curate": 3600, "import": 1800, "push": 6 * 3600,
+                          "optimize_prompt": 6 * 3600}
 # Memory (MB of address space) of an extraction process; 0 for no limit.
 GARAGE_EXTRACT_MEMORY_MB = env_int("GARAGE_EXTRACT_MEMORY_MB", 3072)
 # Extract in a separate process, so a file that crashes or hangs a parser cannot take the worker with it.

@@ -23,6 +23,15 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True, scope="session")
+def job_types():
+    """This process runs jobs as a worker does (the suite calls job bodies and ends jobs directly): every app's job
+    types are declared, so what follows a job (their `after`) runs as it does on a worker."""
+    from apps.core.jobtypes import job_types_load
+
+    job_types_load()
+
+
+@pytest.fixture(autouse=True, scope="session")
 def allow_loopback_endpoints():
     """The same for this process, whose settings were read before this file."""
     from django.conf import settings

@@ -9,7 +9,7 @@ def test_it_routes_the_reaper_to_the_control_queue():
 
     route = app.amqp.router.route({}, "core.reap_jobs")
     assert route["queue"].name == CONTROL_QUEUE == "control"
-    assert app.amqp.router.route({}, "jobs.push")["queue"].name == "default"  # long work stays where it was
+    assert app.amqp.router.route({}, "jobs.run")["queue"].name == "default"  # long work stays where it was
 
 
 def test_it_drops_a_reaper_run_that_no_worker_took_within_one_interval():

@@ -1,5 +1,5 @@
-"""The Celery side of the job system: a decorator that turns `fn(job, reporter)` into a task that claims its
-row atomically, beats a heartbeat while it runs, and always ends in exactly one final status."""
+"""The Celery side of the job system: running a job by its kind, which claims its row atomically, beats a heartbeat
+while it runs, and always ends in exactly one final status."""
 import logging
 import threading
 import time
@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import connection
 
 from apps.core.models import Job, JobEvent
+from apps.core.jobtypes import job_type_get
 from apps.core.services import job_claim, job_event_add, job_finish, job_heartbeat
-from garage.celery import app
 from workers.common.errors import Cancelled, ReadableError
 
 logger = logging.getLogger(__name__)
@@ -103,34 +103,28 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def job_task(kind: str, *, soft_time_limit: int | None = None):
-    """Register `fn(job, reporter) -> result dict` as the task that runs jobs of `kind`."""
-
-    def decorate(fn):
-        @app.task(name=f"jobs.{kind}", bind=True, acks_late=True, soft_time_limit=soft_time_limit)
-        def run(self, job_id: int):
-            job = job_claim(job_id=job_id, task_id=self.request.id or "", worker=self.request.hostname or "")
-            if job is None:
-                logger.info("Job %s was not claimable (cancelled, retried or already running)", job_id)
-                return
-            with Heartbeat(job.pk):
-                reporter = JobReporter(job)
-                try:
-                    result = fn(job, reporter)
-                except Cancelled:
-                    job_finish(job=job, status=Job.Status.CANCELLED)
-                except ReadableError as exc:
-                    job_finish(job=job, status=Job.Status.FAILED, error=traceback.format_exc(), error_message=str(exc))
-                except SoftTimeLimitExceeded:
-                    job_finish(job=job, status=Job.Status.FAILED, error=traceback.format_exc(),
-                               error_message="The job took longer than its time limit and was stopped.")
-                except Exception:
-                    logger.exception("Job %s failed", job.code)
-                    job_finish(job=job, status=Job.Status.FAILED, error=traceback.format_exc(), error_message=INTERNAL_ERROR)
-                else:
-                    job_finish(job=job, status=Job.Status.SUCCEEDED, result=result or {})
-
-        run.job_function = fn
-        return run
-
-    return decorate
+def job_run(*, job_id: int, task_id: str, worker: str) -> None:
+    """Run one job by its kind (apps.core.jobtypes): claim its row, beat its heartbeat, and end it in exactly one
+    final status; what follows the job (its type's `after`) runs as it ends (apps.core.services.job_finish)."""
+    job = job_claim(job_id=job_id, task_id=task_id, worker=worker)
+    if job is None:
+        logger.info("Job %s was not claimable (cancelled, retried or already running)", job_id)
+        return
+    with Heartbeat(job.pk):
+        try:
+            job_type = job_type_get(job.kind)
+            if job_type is None:
+                raise RuntimeError(f"No job type declares the kind '{job.kind}'")
+            result = job_type.run(job, JobReporter(job))
+        except Cancelled:
+            job_finish(job=job, status=Job.Status.CANCELLED)
+        except ReadableError as exc:
+            job_finish(job=job, status=Job.Status.FAILED, error=traceback.format_exc(), error_message=str(exc))
+        except SoftTimeLimitExceeded:
+            job_finish(job=job, status=Job.Status.FAILED, error=traceback.format_exc(),
+                       error_message="The job took longer than its time limit and was stopped.")
+        except Exception:
+            logger.exception("Job %s failed", job.code)
+            job_finish(job=job, status=Job.Status.FAILED, error=traceback.format_exc(), error_message=INTERNAL_ERROR)
+        else:
+            job_finish(job=job, status=Job.Status.SUCCEEDED, result=result or {})

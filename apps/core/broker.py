@@ -13,7 +13,7 @@ from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 logger = logging.getLogger(__name__)
 
-TASK_NAME = "jobs.{kind}"
+RUN_TASK = "jobs.run"  # the one task that runs any job by its kind (workers.tasks.run_job)
 # What a broker that is down or unreachable raises: kombu wraps connection errors when publishing; the Redis client
 # raises its own when asked directly.
 BROKER_ERRORS = (OperationalError, redis.RedisError, OSError)
@@ -25,7 +25,9 @@ def job_message_send(*, job_id: int, kind: str, queue: str, task_id: str) -> boo
     from garage.celery import app
 
     try:
-        app.send_task(TASK_NAME.format(kind=kind), args=[job_id], task_id=task_id, queue=queue)
+        # A kind's time limit travels with its message: the worker's pool stops the job once it is spent.
+        app.send_task(RUN_TASK, args=[job_id], task_id=task_id, queue=queue,
+                      soft_time_limit=settings.GARAGE_JOB_TIME_LIMITS.get(kind))
     except BROKER_ERRORS as exc:
         logger.warning("The broker did not take job %s's message (%s: %s); the reaper will send it again",
                        job_id, type(exc).__name__, exc)

@@ -8,11 +8,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.core.broker import BROKER_ERRORS, TASK_NAME, job_message_send, task_ids_in_broker
+from apps.core.broker import BROKER_ERRORS, RUN_TASK, job_message_send, task_ids_in_broker
+from apps.core.jobtypes import job_type_get
 from apps.core.models import Job, JobEvent
 from apps.core.realtime import job_publish, queue_publish
 from apps.core.scheduling import GPU_QUEUE, gpu_dispatch
-from apps.core.signals import job_finished
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,7 @@ def job_enqueue(job: Job) -> None:
         # Headless runs (the CLI) execute the task right here instead of through a broker: the app's own task
         # discovery loads the worker side (workers.tasks) into this process, which only the CLI runs eagerly.
         app.loader.import_default_modules()
-        name = TASK_NAME.format(kind=job.kind)
-        transaction.on_commit(lambda: app.tasks[name].apply(args=[job.pk], task_id=task_id))
+        transaction.on_commit(lambda: app.tasks[RUN_TASK].apply(args=[job.pk], task_id=task_id))
     else:
         transaction.on_commit(lambda: _job_send(job_id=job.pk, kind=job.kind, queue=job.queue, task_id=task_id))
 
@@ -111,7 +110,10 @@ def job_claim(*, job_id: int, task_id: str, worker: str) -> Job | None:
 
 
 def job_finish(*, job: Job, status: str, result: dict | None = None, error: str = "", error_message: str = "") -> bool:
-    """Move a job to one final status, exactly once. Returns False when it was already final."""
+    """Move a job to one final status, exactly once. Returns False when it was already final.
+
+    Side effects: its parent follows it (_parent_follow); then what follows a job of its kind runs (the `after` of
+    its job type, apps.core.jobtypes), each one on its own: a failure there is logged, never the job's."""
     assert status in Job.FINAL
     left_the_line = job.status == Job.Status.QUEUED  # as the caller last read it: cancelled before it started
     now = timezone.now()
@@ -127,12 +129,35 @@ def job_finish(*, job: Job, status: str, result: dict | None = None, error: str 
         setattr(job, name, value)
     message = {Job.Status.SUCCEEDED: "Finished", Job.Status.CANCELLED: "Cancelled"}.get(status, error_message)
     _status_event(job, message)
-    job_finished.send(sender=Job, job=job)
+    _parent_follow(job)
+    job_type = job_type_get(job.kind)
+    for follow in job_type.after if job_type else ():
+        try:
+            follow(job)
+        except Exception:
+            logger.exception("What follows job %s (%s) failed", job.code, follow.__qualname__)
     if job.queue == GPU_QUEUE:
         transaction.on_commit(lambda: gpu_dispatch(line_moved=True))  # a GPU slot is free again, or the line shorter
     elif left_the_line:
         transaction.on_commit(lambda: queue_publish(queue=job.queue))
     return True
+
+
+def _parent_follow(job: Job) -> None:
+    """A parent job (a pipeline) lives by its steps: a step that did not succeed ends it the same way, and a parent
+    asked to cancel ends once its running step has stopped. Its next step is its own job type's business."""
+    parent = job.parent
+    if parent is None:
+        return
+    parent.refresh_from_db()
+    if parent.is_final:
+        return
+    if job.status != Job.Status.SUCCEEDED:
+        status = Job.Status.CANCELLED if job.status == Job.Status.CANCELLED else Job.Status.FAILED
+        job_finish(job=parent, status=status, error=job.error,
+                   error_message=f"{job.title}: {job.error_message}" if job.error_message else "")
+    elif parent.cancel_requested_at:
+        job_finish(job=parent, status=Job.Status.CANCELLED)
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -154,7 +179,8 @@ def job_cancel(*, job: Job) -> Job:
         return job
     Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=True).update(cancel_requested_at=timezone.now())
     job.refresh_from_db()
-    if job.kind == Job.Kind.PIPELINE and not job.children.exclude(status__in=Job.FINAL).exists():
+    if job.children.exists() and not job.children.exclude(status__in=Job.FINAL).exists():
+        # A parent runs nothing itself: with no step left to stop, it ends now.
         job_finish(job=job, status=Job.Status.CANCELLED)
     else:
         job_event_add(job=job, type=JobEvent.Type.LOG, data={"line": "Cancel requested; stopping at the next step."})
@@ -190,7 +216,7 @@ def jobs_resend_lost() -> int:
     the old message can never claim the row should it turn up. A GPU job goes back to waiting for a slot instead, so
     that it stops holding one; the dispatcher gives it its new id. Returns how many."""
     before = timezone.now() - timedelta(seconds=settings.GARAGE_QUEUED_RESEND_AFTER)
-    lost = list(Job.objects.filter(status=Job.Status.QUEUED).exclude(celery_task_id="").exclude(kind=Job.Kind.PIPELINE)
+    lost = list(Job.objects.filter(status=Job.Status.QUEUED).exclude(celery_task_id="")
                 .filter(Q(sent_at__lt=before) | Q(sent_at__isnull=True)))
     if not lost:
         return 0
@@ -223,7 +249,8 @@ def jobs_reap() -> int:
     queued jobs whose message was lost (jobs_resend_lost). Returns how many jobs were handled."""
     stale_before = timezone.now() - timedelta(seconds=settings.GARAGE_STALE_AFTER)
     reaped = 0
-    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before).exclude(kind=Job.Kind.PIPELINE):
+    # A parent job (a pipeline) has no worker and no heartbeat of its own: its steps are reaped, and it follows them.
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before).exclude(children__isnull=False):
         if job.kind in Job.RESUMABLE and job.attempts < settings.GARAGE_MAX_ATTEMPTS and _has_checkpoint(job):
             if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED, heartbeat_at=None):
                 job.refresh_from_db()

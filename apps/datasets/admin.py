@@ -14,10 +14,16 @@ class DatasetAdmin(admin.ModelAdmin):
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     list_display = ["filename", "dataset", "owner", "format", "size", "status", "created_at"]
-    list_filter = ["status", "format", "created_at"]
+    # The status is read from the document's job (Document.status), so the filter is on the job's.
+    list_filter = ["job__status", "format", "created_at"]
+    list_select_related = ["dataset", "owner", "job"]
     search_fields = ["filename", "code", "owner__email"]
     readonly_fields = ["code", "job"]
     raw_id_fields = ["dataset"]
+
+    @admin.display(description="status")
+    def status(self, document):
+        return document.status_display
 
 
 @admin.register(Chunk)

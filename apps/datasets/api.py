@@ -43,6 +43,7 @@ from apps.datasets.services import (
     qa_pairs_restore,
 )
 from workers.common.curation import CurateConfig
+from workers.common.judge import MAX_RUBRIC
 from workers.common.records import RECORD_SUFFIXES, STYLES
 
 
@@ -62,6 +63,13 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 class DocumentSerializer(serializers.ModelSerializer):
     job = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    # Both read from the document's extraction or import job (Document.status), never stored: list with
+    # select_related("job").
+    status = serializers.ChoiceField(
+        choices=Document.Status.choices, read_only=True,
+        help_text="pending while its extraction (or import) job is queued or running, then ready, failed or cancelled "
+                  "as that job ended.")
+    error_message = serializers.CharField(read_only=True, help_text="Why it failed, when it did: its job's readable error.")
 
     class Meta:
         model = Document
@@ -165,6 +173,11 @@ class CurateSerializer(serializers.Serializer):
     judge = serializers.BooleanField(default=False, help_text="Rate each pair 1-10 with a chat model.")
     judge_threshold = serializers.FloatField(default=CurateConfig.judge_threshold)
     judge_batch_size = serializers.IntegerField(default=CurateConfig.judge_batch_size)
+    # No max_length here: the service refuses too long a rubric with a readable message.
+    judge_rubric = serializers.CharField(required=False, allow_blank=True, default="",
+                                         help_text=f"Your criteria for the judge (at most {MAX_RUBRIC} characters), "
+                                                   "added to its prompt; empty for the "
+                                                   "default (accuracy, relevance, clarity, usefulness).")
     judge_provider = serializers.CharField(required=False, allow_blank=True, default="",
                                            help_text="'default' (the site's endpoint) or the code of one of your providers.")
     scrub_pii = serializers.BooleanField(default=True, help_text="Scrub personal data before pairs are sent to the judge.")

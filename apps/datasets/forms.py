@@ -1,6 +1,7 @@
 from django import forms
 
 from apps.training.forms import MultipleFileField
+from workers.common.judge import MAX_RUBRIC
 from workers.common.records import RECORD_SUFFIXES, STYLES
 
 
@@ -36,6 +37,10 @@ class CurateForm(forms.Form):
     judge = forms.BooleanField(required=False, initial=False, label="Ask a judge model to rate each pair",
                                help_text="Pairs rated below the threshold are set aside; unreadable ratings keep the pair.")
     judge_threshold = forms.FloatField(min_value=1, max_value=10, initial=7, label="Lowest rating kept (1–10)")
+    judge_rubric = forms.CharField(required=False, max_length=MAX_RUBRIC, label="Judge's rubric",
+                                   widget=forms.Textarea(attrs={"rows": 3}),
+                                   help_text="Optional: what a good pair looks like for you, added to the judge's "
+                                             "prompt. Empty: accuracy, relevance, clarity and usefulness.")
     judge_provider = forms.ChoiceField(required=False, label="Judge model", choices=[])
     scrub_pii = forms.BooleanField(required=False, initial=True, label="Scrub personal data before it is sent to the judge")
 

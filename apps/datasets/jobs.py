@@ -9,6 +9,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from apps.core.jobtypes import job_type
+from apps.training.pipeline import pipeline_advance
 from apps.core.models import Job
 from apps.datasets.models import Chunk, Dataset, Document, QAPair
 from apps.datasets.selectors import qa_pairs_by_hand
@@ -57,24 +59,20 @@ def document_extract(*, document: Document, reporter) -> dict:
     provenance, and import the training examples a JSON, JSONL or CSV document already holds.
 
     Side effects: updates the Document (text, format, pages, page offsets, timing) and replaces its Chunks and
-    the pairs imported from it; with GARAGE_EXTRACT_ISOLATED, runs a child process. On a ReadableError marks
-    the document failed and re-raises."""
+    the pairs imported from it; with GARAGE_EXTRACT_ISOLATED, runs a child process. A ReadableError propagates: the
+    job fails with it, and the document shows that (its status is read from its job)."""
     reporter.phase("extracting", document.filename)
     started = time.monotonic()
     run = extract_isolated if settings.GARAGE_EXTRACT_ISOLATED else extract_file
-    try:
-        with local_path(document.file) as path:
-            extracted = run(path, filename=document.filename, limits=extract_limits(),
-                            progress=lambda fraction, message="": reporter.progress(0.9 * fraction, message))
-        reporter.phase("chunking", f"{extracted.chars:,} characters, {extracted.pages} pages")
-        # Records that already are training examples become pairs; chunking them for generation would only
-        # make questions about questions.
-        chunks = [] if extracted.examples else chunk_text(
-            extracted.text, size=settings.GARAGE_CHUNK_TOKENS, overlap=settings.GARAGE_CHUNK_OVERLAP_TOKENS,
-            count_tokens=chunk_token_counter(document=document), page_offsets=extracted.page_offsets)
-    except ReadableError as exc:
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.FAILED, error_message=str(exc)[:500])
-        raise
+    with local_path(document.file) as path:
+        extracted = run(path, filename=document.filename, limits=extract_limits(),
+                        progress=lambda fraction, message="": reporter.progress(0.9 * fraction, message))
+    reporter.phase("chunking", f"{extracted.chars:,} characters, {extracted.pages} pages")
+    # Records that already are training examples become pairs; chunking them for generation would only
+    # make questions about questions.
+    chunks = [] if extracted.examples else chunk_text(
+        extracted.text, size=settings.GARAGE_CHUNK_TOKENS, overlap=settings.GARAGE_CHUNK_OVERLAP_TOKENS,
+        count_tokens=chunk_token_counter(document=document), page_offsets=extracted.page_offsets)
     imported = 0
     with transaction.atomic():
         document.chunks.all().delete()
@@ -92,10 +90,7 @@ def document_extract(*, document: Document, reporter) -> dict:
         document.chars = extracted.chars
         document.page_offsets = extracted.page_offsets
         document.extract_seconds = round(time.monotonic() - started, 3)
-        document.status = Document.Status.READY
-        document.error_message = ""
-        document.save(update_fields=["text", "format", "pages", "chars", "page_offsets", "extract_seconds", "status",
-                                     "error_message"])
+        document.save(update_fields=["text", "format", "pages", "chars", "page_offsets", "extract_seconds"])
     summary = f"{document.filename}: {extracted.format.upper()}, {extracted.pages} pages, {extracted.chars:,} characters"
     summary += f", {imported} training examples imported" if extracted.examples else f" in {len(chunks)} chunks"
     if extracted.tables:
@@ -160,7 +155,7 @@ def qa_generate(*, dataset: Dataset, reporter, max_pairs: int | None = None, opt
     QAPairs. When nothing usable came back, raises ReadableError and keeps the earlier pairs."""
     options = dict(options or {"backend": EXTRACTIVE})
     num_pairs = options.get("num_pairs", options.get("max_pairs", max_pairs))
-    chunks = list(Chunk.objects.filter(document__dataset=dataset, document__status=Document.Status.READY)
+    chunks = list(Chunk.objects.filter(document__in=dataset.documents.ready())
                   .select_related("document").order_by("document_id", "index"))
     if not chunks:
         raise ReadableError("The dataset has no extracted text to make questions from.")
@@ -214,13 +209,13 @@ def _judge_transport(*, owner, provider: str, job: Job | None, scrub_pii: bool, 
     scrubber = pii_scrubber_for_user(user=owner) if scrub_pii else None
     client = endpoint.client()
 
-    def complete_many(conversations):
+    def complete_many(conversations, **params):  # params: what the judge adds, such as response_format
         replacements = [0] * len(conversations)
         if scrubber is not None:
             conversations, replacements = scrubber.scrub_conversations(conversations)
         # About 20 tokens per rated pair, with room for a model that adds a sentence around the JSON.
         return client.complete_many(conversations, on_result=lambda r: record(r, replacements[r.index]),
-                                    temperature=0, max_tokens=128 + 20 * batch_size)
+                                    temperature=0, max_tokens=128 + 20 * batch_size, **params)
 
     return client, complete_many
 
@@ -294,26 +289,22 @@ def _import_limits() -> ReadLimits:
 def dataset_import_file(*, dataset: Dataset, job_config: dict, reporter) -> dict:
     """Run a file import (the job's body): read the stored file within the import limits (GARAGE_IMPORT_MAX_ROWS,
     GARAGE_IMPORT_MAX_MB; Parquet's are checked from its footer before anything is decoded), recognise the records
-    or apply the mapping. Side effects: creates QAPairs with source "imported" and marks the Document ready, or
-    marks it failed with the readable error and re-raises the ReadableError."""
+    or apply the mapping. Side effects: creates QAPairs with source "imported" and records the file's format on its
+    Document. A ReadableError propagates: the job fails with it, and the document shows that (its status is read
+    from its job)."""
     document = Document.objects.get(pk=job_config["document"], dataset=dataset)
     reporter.phase("reading", document.filename)
-    try:
-        with document.file.open("rb") as stored:
-            data = stored.read(settings.GARAGE_MAX_UPLOAD_BYTES + 1)
-        file_format, records = load_records(data, document.filename, _import_limits())
-        del data
-        reporter.progress(0.5, f"{len(records):,} rows read")
-        examples, shape, skipped = _examples(records, job_config.get("mapping"), f"'{document.filename}'")
-        if not examples:
-            raise ReadableError(f"'{document.filename}' has no rows with both a question and an answer.")
-    except ReadableError as exc:
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.FAILED, error_message=str(exc)[:500])
-        raise
+    with document.file.open("rb") as stored:
+        data = stored.read(settings.GARAGE_MAX_UPLOAD_BYTES + 1)
+    file_format, records = load_records(data, document.filename, _import_limits())
+    del data
+    reporter.progress(0.5, f"{len(records):,} rows read")
+    examples, shape, skipped = _examples(records, job_config.get("mapping"), f"'{document.filename}'")
+    if not examples:
+        raise ReadableError(f"'{document.filename}' has no rows with both a question and an answer.")
     with transaction.atomic():
         imported = qa_pairs_add_examples(dataset=dataset, examples=examples, document=document)
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.READY, format=file_format, pages=1,
-                                                       error_message="")
+        Document.objects.filter(pk=document.pk).update(format=file_format, pages=1)
     skipped += len(examples) - imported
     reporter.log(f"Imported {imported:,} examples from {document.filename} ({shape}); skipped {skipped:,} rows")
     return {"imported": imported, "skipped": skipped, "shape": shape, "document": str(document.code),
@@ -322,7 +313,8 @@ def dataset_import_file(*, dataset: Dataset, job_config: dict, reporter) -> dict
 
 def dataset_import_hub(*, dataset: Dataset, job_config: dict, reporter) -> dict:
     """Run a Hub import (the job's body). Side effects: creates a Document standing for the Hub dataset and the
-    imported QAPairs. Raises ReadableError when the Hub cannot be reached or the data is not recognised."""
+    imported QAPairs (the document has no job: it is made whole, in one transaction with its pairs, so it shows ready).
+    Raises ReadableError when the Hub cannot be reached or the data is not recognised."""
     hub_id, split = job_config["hub_id"], job_config.get("split") or "train"
     reporter.phase("downloading", f"{hub_id} ({split})")
     records = load_hub_records(hub_id, split=split, config=job_config.get("config") or None,
@@ -334,7 +326,7 @@ def dataset_import_hub(*, dataset: Dataset, job_config: dict, reporter) -> dict:
         raise ReadableError(f"'{hub_id}' has no rows with both a question and an answer.")
     with transaction.atomic():
         document = Document.objects.create(owner=dataset.owner, dataset=dataset, filename=f"{hub_id} ({split})"[:255],
-                                           format="hub", status=Document.Status.READY, pages=1)
+                                           format=Document.HUB_FORMAT, pages=1)
         imported = qa_pairs_add_examples(dataset=dataset, examples=examples, document=document)
     reporter.log(f"Imported {imported:,} examples from {hub_id} ({shape}); skipped {skipped + len(examples) - imported:,} rows")
     return {"imported": imported, "skipped": skipped + len(examples) - imported, "shape": shape, "document": str(document.code)}
@@ -345,3 +337,37 @@ def dataset_import_run(*, dataset: Dataset, job_config: dict, reporter) -> dict:
     if job_config.get("document"):
         return dataset_import_file(dataset=dataset, job_config=job_config, reporter=reporter)
     return dataset_import_hub(dataset=dataset, job_config=job_config, reporter=reporter)
+
+
+# ---------------------------------------------------------------------------------------------- job types
+
+# The extraction process is killed at GARAGE_EXTRACT_TIME_LIMIT; its job's own limit (GARAGE_JOB_TIME_LIMITS) leaves
+# room for the process to start and for chunking and saving afterwards.
+@job_type(Job.Kind.EXTRACT, after=(pipeline_advance,))
+def extract_job(job, reporter):
+    """Extract a document's text and chunk it. Side effects: see document_extract."""
+    return document_extract(document=Document.objects.get(pk=job.config["document"]), reporter=reporter)
+
+
+@job_type(Job.Kind.GENERATE, after=(pipeline_advance,))
+def generate_job(job, reporter):
+    """Make QA pairs with the generator in the job's config. Runs on queue `default`, or `gpu` for a local
+    model (the queue is chosen when the job is created). Side effects: see qa_generate (external requests
+    and audit rows for an endpoint; the dataset's generated pairs replaced)."""
+    dataset = Dataset.objects.get(pk=job.config["dataset"])
+    options = job.config if "backend" in job.config else None  # jobs queued before generators were chosen
+    return qa_generate(dataset=dataset, max_pairs=job.config.get("max_pairs"), options=options, job=job, reporter=reporter)
+
+
+@job_type(Job.Kind.CURATE)
+def curate_job(job, reporter):
+    """Curate a dataset's pairs. Side effects: see dataset_curate."""
+    return dataset_curate(dataset=Dataset.objects.get(pk=job.config["dataset"]), options=job.config.get("options", {}),
+                          reporter=reporter, job=job)
+
+
+@job_type(Job.Kind.IMPORT)
+def import_job(job, reporter):
+    """Import training examples from a stored file or a Hub dataset (queue `default`). Side effects: see
+    dataset_import_run (pairs created; the file's Document shows this job's outcome as its status)."""
+    return dataset_import_run(dataset=Dataset.objects.get(pk=job.config["dataset"]), job_config=job.config, reporter=reporter)

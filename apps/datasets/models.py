@@ -2,6 +2,7 @@ import uuid
 from pathlib import PurePath
 
 from django.db import models
+from django.db.models import Exists, OuterRef, Q
 
 from apps.core.models import Job, OwnedModel
 
@@ -23,19 +24,32 @@ class Dataset(OwnedModel):
         return self.name
 
 
+class DocumentQuerySet(models.QuerySet):
+    def ready(self):
+        """The documents whose text or examples are in (Document.status is READY): their extraction or import job
+        succeeded or, with no job, they hold what one leaves (see Document.status)."""
+        holds = (Q(format=Document.HUB_FORMAT) | ~Q(text="")
+                 | Exists(Chunk.objects.filter(document=OuterRef("pk")))
+                 | Exists(QAPair.objects.filter(document=OuterRef("pk"))))
+        return self.filter(Q(job__status=Job.Status.SUCCEEDED) | (Q(job__isnull=True) & holds))
+
+
 class Document(OwnedModel):
     class Status(models.TextChoices):
+        """What a document shows, derived by `Document.status`; never stored."""
         PENDING = "pending", "Waiting for extraction"
         READY = "ready", "Extracted"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    HUB_FORMAT = "hub"  # the document a Hub import writes to stand for the Hub dataset
+    JOB_GONE = "Its extraction job was deleted before it finished. Upload the file again."
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="documents")
     file = models.FileField(upload_to=document_upload_to, max_length=300)
     filename = models.CharField(max_length=255)
     size = models.PositiveBigIntegerField(default=0)
     format = models.CharField(max_length=20, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    error_message = models.CharField(max_length=500, blank=True)
     text = models.TextField(blank=True)
     pages = models.PositiveIntegerField(default=0)
     chars = models.PositiveIntegerField(default=0)
@@ -44,11 +58,47 @@ class Document(OwnedModel):
     extract_seconds = models.FloatField(null=True, blank=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    objects = DocumentQuerySet.as_manager()
+
     class Meta:
         ordering = ["created_at"]
 
     def __str__(self):
         return self.filename
+
+    # The status is read from the document's extraction (or file import) job each time, never copied onto the row:
+    # a copy stayed "Waiting" for ever when the job crashed, was reaped or was cancelled. List with
+    # select_related("job").
+    @property
+    def status(self) -> str:
+        job = self.job
+        if job is None:
+            return self.Status.READY if self._holds_content() else self.Status.FAILED
+        return {Job.Status.SUCCEEDED: self.Status.READY, Job.Status.FAILED: self.Status.FAILED,
+                Job.Status.CANCELLED: self.Status.CANCELLED}.get(job.status, self.Status.PENDING)
+
+    @property
+    def status_display(self) -> str:
+        status = self.status
+        if status == self.Status.PENDING and self.job.status == Job.Status.RUNNING:
+            return "Importing" if self.job.kind == Job.Kind.IMPORT else "Extracting"
+        return self.Status(status).label
+
+    @property
+    def error_message(self) -> str:
+        """Why the document failed, in words for its owner: its job's readable error (never the technical one)."""
+        if self.status != self.Status.FAILED:
+            return ""
+        return self.job.error_message if self.job is not None else self.JOB_GONE
+
+    def _holds_content(self) -> bool:
+        # Without a job, what the document holds decides. The only documents made without one are those a Hub
+        # import writes in the transaction that adds their pairs (format "hub"): whole by construction, and still
+        # ready once their pairs are deleted by hand. Any other document lost its job (deleted by an administrator;
+        # the foreign key is SET_NULL): it is ready when an extraction or import finished on it (it has text,
+        # chunks or imported pairs), else nothing will ever fill it, and it failed.
+        return (self.format == self.HUB_FORMAT or bool(self.text) or self.chunks.exists()
+                or self.pairs.exists())
 
 
 class Chunk(models.Model):

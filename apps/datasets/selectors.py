@@ -27,7 +27,7 @@ def dataset_get_for_user(*, user, code) -> Dataset:
 
 def document_get_for_user(*, user, code) -> Document:
     try:
-        return Document.objects.select_related("dataset").get(owner=user, code=code)
+        return Document.objects.select_related("dataset", "job").get(owner=user, code=code)
     except (Document.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such document.")
 

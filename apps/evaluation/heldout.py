@@ -73,7 +73,8 @@ def _judge_label(*, owner, choice: str) -> str:
 
 
 def heldout_settings_clean(raw: dict | None) -> dict:
-    """Batch size and token budget chosen by the user (both optional); readable ValidationError otherwise."""
+    """Batch size, token budget and the judge's rubric chosen by the user (all optional; a rubric is stored only when
+    given, at most workers.common.judge.MAX_RUBRIC characters); readable ValidationError otherwise."""
     values = dict(DEFAULT_SETTINGS)
     for name in ("batch_size", "max_new_tokens"):
         value = (raw or {}).get(name)
@@ -88,10 +89,14 @@ def heldout_settings_clean(raw: dict | None) -> dict:
             raise ValidationError(f"The {name.replace('_', ' ')} must be a whole number.")
     if "scrub_pii" in (raw or {}):
         values["scrub_pii"] = raw["scrub_pii"] in (True, 1, "1", "true", "True", "on", "yes")
+    checked = HeldoutSettings(batch_size=values["batch_size"], max_new_tokens=values["max_new_tokens"],
+                              judge_rubric=(raw or {}).get("judge_rubric") or "")
     try:
-        HeldoutSettings(batch_size=values["batch_size"], max_new_tokens=values["max_new_tokens"]).validate()
+        checked.validate()
     except ReadableError as exc:
         raise ValidationError(str(exc))
+    if checked.judge_rubric:
+        values["judge_rubric"] = checked.judge_rubric
     return values
 
 
@@ -141,6 +146,13 @@ def heldout_evaluation_start(*, finetune: FineTune, judge_provider: str | None =
                                             "automatic": automatic}, parent=parent)
         evaluation.save(update_fields=["job"])
     return evaluation
+
+
+def heldout_evaluation_follow(job: Job) -> None:
+    """What follows a training (an `after` of its job type): its automatic held-out evaluation once it succeeded. A
+    training inside a pipeline leaves it to the pipeline, which runs the evaluation as its own last step."""
+    if job.status == Job.Status.SUCCEEDED and job.parent_id is None:
+        heldout_evaluation_after_training(train_job=job)
 
 
 def heldout_evaluation_after_training(*, train_job: Job, parent: Job | None = None) -> HeldoutEvaluation | None:

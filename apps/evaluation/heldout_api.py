@@ -17,6 +17,7 @@ from apps.evaluation.heldout_selectors import (
 )
 from apps.evaluation.models import HeldoutEvaluation, HeldoutItem
 from apps.training.selectors import finetune_get_for_user
+from workers.common.judge import MAX_RUBRIC
 
 
 class HeldoutItemSerializer(serializers.ModelSerializer):
@@ -81,6 +82,11 @@ class HeldoutStartSerializer(serializers.Serializer):
                                               help_text="Null: from the lengths of the reference answers.")
     scrub_pii = serializers.BooleanField(required=False, default=True,
                                          help_text="Replace personal data before the judge sees the text.")
+    # No max_length here: the service refuses too long a rubric with a readable message.
+    judge_rubric = serializers.CharField(required=False, allow_blank=True, default="",
+                                         help_text=f"Your criteria for the judge (at most {MAX_RUBRIC} characters), "
+                                                   "added to its prompt; empty for the "
+                                                   "default (does the answer say what the reference says).")
 
 
 class HeldoutFilterSerializer(serializers.Serializer):
@@ -123,7 +129,7 @@ class HeldoutEvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         try:
             evaluation = heldout_evaluation_start(
                 finetune=finetune, judge_provider=values["judge_provider"],
-                settings={k: values[k] for k in ("batch_size", "max_new_tokens", "scrub_pii")})
+                settings={k: values[k] for k in ("batch_size", "max_new_tokens", "scrub_pii", "judge_rubric")})
         except DjangoValidationError as exc:
             raise as_api_error(exc)
         return Response(HeldoutEvaluationSerializer(evaluation).data, status=status.HTTP_201_CREATED)

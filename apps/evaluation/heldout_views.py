@@ -15,6 +15,7 @@ from apps.evaluation.heldout_selectors import (
     heldout_items_changed_most,
 )
 from apps.training.selectors import finetune_get_for_user
+from workers.common.judge import MAX_RUBRIC
 
 ITEMS_PER_PAGE = 20
 METRIC_ROWS = [
@@ -65,7 +66,7 @@ def heldout_detail(request, code):
     return render(request, "evaluation/heldout_detail.html", {
         "evaluation": evaluation, "finetune": evaluation.finetune, "results": evaluation.results,
         "rows": metric_rows(evaluation.results), "improved": improved, "worse": worse, "items": items, "show": show,
-        "filters": CHANGES, "others": others, "judge_choices": judge_choices(user=request.user),
+        "filters": CHANGES, "others": others, "judge_choices": judge_choices(user=request.user), "max_rubric": MAX_RUBRIC,
     })
 
 
@@ -75,7 +76,8 @@ def heldout_start(request, code):
     """Run the held-out evaluation of one of the user's fine-tunes again; `code` is the fine-tune's."""
     finetune = finetune_get_for_user(user=request.user, code=code)
     try:
-        evaluation = heldout_evaluation_start(finetune=finetune, judge_provider=request.POST.get("judge_provider", AUTO))
+        evaluation = heldout_evaluation_start(finetune=finetune, judge_provider=request.POST.get("judge_provider", AUTO),
+                                              settings={"judge_rubric": request.POST.get("judge_rubric", "")})
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("training:detail", code=finetune.code)

@@ -13,6 +13,9 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.jobtypes import job_type
+from apps.hub.services import hub_push_follow
+from apps.training.pipeline import pipeline_advance
 from apps.core.models import Job
 from apps.datasets.models import VersionExample
 from apps.evaluation.heldout import DEFAULT_SETTINGS, GROUP_OF_SPLIT, heldout_examples
@@ -26,6 +29,7 @@ from workers.common.errors import ReadableError
 from workers.common.evaluation import HeldoutSettings
 from workers.engine.evaluate.benchmarks import run_benchmark
 from workers.engine.evaluate.heldout import evaluate_heldout, load_control_set
+from workers.engine.inference import clear_cache
 
 
 # ------------------------------------------------------------------------------------------------ benchmarks
@@ -106,7 +110,7 @@ def _judge_fn(*, evaluation: HeldoutEvaluation, job: Job | None):
 
     owner = evaluation.owner
 
-    def complete_many(conversations):
+    def complete_many(conversations, **params):  # params: what the judge adds, such as response_format
         endpoint = provider_endpoint_resolve(owner=owner, provider=evaluation.judge_provider)  # ReadableError: counted
         record = audit_hook(owner=owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
         replacements = [0] * len(conversations)
@@ -114,7 +118,7 @@ def _judge_fn(*, evaluation: HeldoutEvaluation, job: Job | None):
             conversations, replacements = pii_scrubber_for_user(user=owner).scrub_conversations(conversations)
         with endpoint.client() as client:
             return client.complete_many(conversations, on_result=lambda r: record(r, replacements[r.index]),
-                                        temperature=0, max_tokens=64)
+                                        temperature=0, max_tokens=64, **params)
 
     return complete_many
 
@@ -155,7 +159,8 @@ def heldout_evaluation_run(*, evaluation: HeldoutEvaluation, reporter, answer_ba
         if count_tokens is None:
             count_tokens = _token_counter(tuned_ref)
     settings = HeldoutSettings(batch_size=evaluation.settings.get("batch_size", DEFAULT_SETTINGS["batch_size"]),
-                               max_new_tokens=evaluation.settings.get("max_new_tokens"))
+                               max_new_tokens=evaluation.settings.get("max_new_tokens"),
+                               judge_rubric=evaluation.settings.get("judge_rubric", ""))
     judge = _judge_fn(evaluation=evaluation, job=evaluation.job) if evaluation.judge_provider else None
     sizes = {group: sum(e["group"] == group for e in asked) for group in HeldoutItem.Group.values}
     reporter.log(f"{sizes['recall']} recall, {sizes['unseen']} unseen-fact and {sizes['control']} control questions; "
@@ -166,8 +171,6 @@ def heldout_evaluation_run(*, evaluation: HeldoutEvaluation, reporter, answer_ba
                                   count_tokens=count_tokens)
     finally:
         if uses_inference:
-            from workers.engine.inference import clear_cache
-
             clear_cache()
     return heldout_evaluation_store(evaluation=evaluation, examples=examples, asked=asked, result=result)
 
@@ -223,3 +226,24 @@ def heldout_evaluation_store(*, evaluation: HeldoutEvaluation, examples: list[Ve
     return {"heldout_evaluation": str(evaluation.code), "finetune": str(finetune.code), "examples": result["examples"],
             "metric": result["metric"], "base": result["base"], "tuned": result["tuned"], "counts": result["counts"],
             "judge": evaluation_metrics["judge"]}
+
+
+# ---------------------------------------------------------------------------------------------- job types
+
+@job_type(Job.Kind.BENCHMARK)
+def benchmark_job(job, reporter):
+    """Run a GSM8K or AIME benchmark of one model (queue `gpu`). Side effects: see benchmark_run_execute (the run's
+    per-problem rows and results replaced)."""
+    try:
+        return benchmark_run_execute(run=BenchmarkRun.objects.get(pk=job.config["benchmark_run"]), reporter=reporter)
+    finally:
+        clear_cache()  # this gpu worker may train next: leave its memory free
+
+
+@job_type(Job.Kind.EVALUATE, after=(pipeline_advance, hub_push_follow))
+def evaluate_job(job, reporter):
+    """Answer a fine-tune's held-out questions with its base and tuned models and score them (queue `gpu`). Side
+    effects: see heldout_evaluation_run (report rows replaced, finetune.metrics["evaluation"] written, judge requests
+    audited)."""
+    return heldout_evaluation_run(evaluation=HeldoutEvaluation.objects.get(pk=job.config["heldout_evaluation"]),
+                                  reporter=reporter)

@@ -7,7 +7,6 @@ class HubConfig(AppConfig):
     verbose_name = "Hugging Face Hub"
 
     def ready(self):
-        from apps.hub import receivers  # noqa: F401  (connects the automatic push to job_finished)
         from apps.hub.publish import hub_session_guard
         from apps.providers.services import allowed_endpoints
 

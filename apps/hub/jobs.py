@@ -5,6 +5,7 @@ import json
 
 from django.core.exceptions import ValidationError
 
+from apps.core.jobtypes import job_type
 from apps.core.models import Job
 from apps.hub.models import HubConnection
 from apps.hub.publish import PushConfig, push
@@ -27,7 +28,7 @@ def _adapter_config_for_hub(path: str, base_model: str) -> str:
 
 
 def hub_push_run(*, job: Job, reporter) -> dict:
-    """Run a push job (what the `jobs.push` task calls): decrypt the owner's token here, in the worker, refresh it
+    """Run a push job (what the push job type runs): decrypt the owner's token here, in the worker, refresh it
     if needed, write the model card and upload everything.
 
     Side effects: requests to the Hub (a repository created, one commit). Raises ReadableError for everything the
@@ -60,3 +61,10 @@ def hub_push_run(*, job: Job, reporter) -> dict:
                                                                              base_portable_name(finetune.base_model))}
     result = push(push_config, reporter)
     return {**result, "finetune": str(finetune.code), "what": config["what"], "stem": finetune_file_stem(finetune)}
+
+
+@job_type(Job.Kind.PUSH)
+def push_job(job, reporter):
+    """Push a fine-tune's output with its model card to the Hugging Face Hub (queue `default`). The owner's token is
+    decrypted here, in the worker. Side effects: see hub_push_run."""
+    return hub_push_run(job=job, reporter=reporter)

@@ -1,5 +1,5 @@
 """Writes of the hub app: connecting a Hugging Face account (OAuth or a pasted token), keeping its token fresh,
-the evaluation gate, and push jobs (started here, run by the `jobs.push` task on queue `default`).
+the evaluation gate, and push jobs (started here, run by its job type, apps.hub.jobs, on queue `default`).
 
 Tokens are encrypted before they are stored (apps.core.crypto) and decrypted only right before a request to the
 Hub: in the web process to check a token or list repositories, in the worker to push. A push job's config names
@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.core.crypto import DecryptionError, decrypt, encrypt
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_event_add
+from apps.evaluation.heldout import heldout_evaluation_expected
 from apps.hub.models import TOKEN_HINT_CHARS, TOKEN_HINT_MIN_LENGTH, HubConnection, HubPreferences
 from apps.hub.publish import hub_model_list, hub_whoami
 from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_files
@@ -466,6 +467,30 @@ def hub_push_start(*, finetune: FineTune, repo: str, what: str = "", private: bo
 
 
 # ------------------------------------------------------------------------------------------ automatic push
+
+def _train_job_to_push(job: Job) -> Job | None:
+    """The training job whose model may be pushed now, or None. The push waits for the automatic held-out evaluation
+    when the training held examples out, so that the publishing gate sees how the model compares with its base; an
+    evaluation that failed lets the push go ahead as "not evaluated" (the gate never blocks those). Without held-out
+    examples the push follows the training at once."""
+    if job.kind == Job.Kind.TRAIN and job.status == Job.Status.SUCCEEDED:
+        finetune = FineTune.objects.filter(job=job).first()
+        return None if finetune is None or heldout_evaluation_expected(finetune=finetune) else job
+    if (job.kind == Job.Kind.EVALUATE and job.config.get("automatic")
+            and job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED)):
+        finetune = FineTune.objects.filter(pk=job.config.get("finetune")).select_related("job").first()
+        if finetune is not None and finetune.job is not None and finetune.job.status == Job.Status.SUCCEEDED:
+            return finetune.job
+    return None
+
+
+def hub_push_follow(job: Job) -> None:
+    """What follows a training and its automatic held-out evaluation (an `after` of their job types): the automatic
+    push of the model, when its owner turned it on (see _train_job_to_push for when)."""
+    train_job = _train_job_to_push(job)
+    if train_job is not None:
+        hub_auto_push(train_job=train_job)
+
 
 def hub_auto_push(*, train_job: Job) -> Job | None:
     """After a training succeeded: queue a push when its owner turned the automatic push on. What happened (queued,

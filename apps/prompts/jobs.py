@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+from apps.core.jobtypes import job_type
+from apps.core.models import Job
 from apps.prompts.models import OptimizedPrompt, PromptCandidate
 from apps.prompts.services import LOCAL, _config, prompt_examples
 from apps.providers.models import ExternalCallAudit
@@ -76,3 +78,10 @@ def optimized_prompt_execute(*, run: OptimizedPrompt, reporter) -> dict:
     run.result = {k: v for k, v in result.items() if k != "candidates"}
     run.save(update_fields=["best_prompt", "result"])
     return {k: result[k] for k in ("best_index", "best_val_score", "seed_val_score", "calls_used", "budget", "stopped")}
+
+
+@job_type(Job.Kind.OPTIMIZE_PROMPT)
+def optimize_prompt_job(job, reporter):
+    """Evolve a system prompt with reflective prompt evolution (queue `default` for endpoints, `gpu` when a model is
+    local). Side effects: see optimized_prompt_execute (candidate rows, the best prompt)."""
+    return optimized_prompt_execute(run=OptimizedPrompt.objects.get(pk=job.config["optimized_prompt"]), reporter=reporter)

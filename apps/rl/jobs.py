@@ -11,7 +11,9 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
-from apps.core.services import without_nul
+from apps.core.jobtypes import job_type
+from apps.core.models import Job, JobEvent
+from apps.core.services import job_event_add, without_nul
 from apps.rl.models import GrpoRun, RewardPreview
 from apps.rl.services import (
     _CONFIG_FIELDS,
@@ -88,13 +90,19 @@ def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
         if Path(result["policy_base"]).is_relative_to(root) else result["policy_base"]
     run.metrics["merged"] = str(Path(result["merged"]).relative_to(root)) if result["merged"] else None
     run.save(update_fields=["metrics", "artifact"])
-    if run.recipe:
-        grpo_recipe_benchmarks(run=run, reporter=reporter)
     return {**{k: run.metrics[k] for k in ("backend", "train_steps", "reward_first", "reward_last", "judge")},
             "grpo_run": str(run.code)}
 
 
-def grpo_recipe_benchmarks(*, run: GrpoRun, reporter=None) -> None:
+def grpo_benchmarks_follow(job: Job) -> None:
+    """What follows a GRPO run (an `after` of its job type): the benchmarks of the reference recipe, once the run
+    succeeded."""
+    run = GrpoRun.objects.filter(job=job).first() if job.status == Job.Status.SUCCEEDED else None
+    if run is not None and run.recipe:
+        grpo_recipe_benchmarks(run=run)
+
+
+def grpo_recipe_benchmarks(*, run: GrpoRun) -> None:
     """Queue GSM8K benchmarks of the run's base model and of the tuned model (merged), with the prompt it was
     trained with. Side effects: two BenchmarkRun rows and their jobs; the run links to them. A benchmark that
     cannot be created is logged, never fatal: the trained model stays."""
@@ -130,13 +138,18 @@ def grpo_recipe_benchmarks(*, run: GrpoRun, reporter=None) -> None:
                 platform_folder=bool(model) and model != run.base_model)  # the run's own folders, not a typed name
         except ValidationError as exc:
             logger.warning("Could not queue the %s benchmark of GRPO run %s: %s", label, run.code, exc.messages)
-            if reporter is not None:
-                reporter.log(f"Could not queue the {label} benchmark: {' '.join(exc.messages)}")
+            _log(run, f"Could not queue the {label} benchmark: {' '.join(exc.messages)}")
     for field_name, benchmark in made.items():
         setattr(run, field_name, benchmark)
     run.save(update_fields=list(made))
-    if reporter is not None and made:
-        reporter.log("Queued GSM8K benchmarks of the base and the tuned model")
+    if made:
+        _log(run, "Queued GSM8K benchmarks of the base and the tuned model")
+
+
+def _log(run: GrpoRun, line: str) -> None:
+    """A line in the run's job log (the job has ended: what follows it still shows there)."""
+    if run.job is not None:
+        job_event_add(job=run.job, type=JobEvent.Type.LOG, data={"line": line})
 
 
 def reward_preview_execute(*, preview: RewardPreview, reporter, job=None) -> dict:
@@ -162,3 +175,15 @@ def reward_preview_execute(*, preview: RewardPreview, reporter, job=None) -> dic
     reporter.progress(1.0, "Scored")
     return {"reward_preview": str(preview.code), "samples": len(samples),
             "mean_total": round(sum(r["total"] for r in results) / len(results), 4), **judge}
+
+
+# ---------------------------------------------------------------------------------------------- job types
+
+@job_type(Job.Kind.GRPO, after=(grpo_benchmarks_follow,))
+def grpo_job(job, reporter):
+    """Run a GRPO training run, or a reward preview whose completions the base model writes (queue `gpu`).
+    Side effects: see grpo_run_execute and reward_preview_execute."""
+    if "reward_preview" in job.config:
+        return reward_preview_execute(preview=RewardPreview.objects.get(pk=job.config["reward_preview"]),
+                                      reporter=reporter, job=job)
+    return grpo_run_execute(run=GrpoRun.objects.get(pk=job.config["grpo_run"]), reporter=reporter)

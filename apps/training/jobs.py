@@ -11,6 +11,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core.jobtypes import job_type
+from apps.core.models import Job
+from apps.evaluation.heldout import heldout_evaluation_follow
+from apps.hub.services import hub_push_follow
+from apps.training.pipeline import pipeline_advance
 from apps.datasets.models import VersionExample
 from apps.training.exports import finetune_card_facts, finetune_file_stem
 from apps.training.model_choices import model_choice_parts
@@ -162,7 +167,7 @@ def finetune_card_write(*, finetune: FineTune) -> Path:
 
 
 def finetune_export_run(*, finetune: FineTune, kinds: list[str], reporter) -> dict:
-    """Run the export engine for a fine-tune (what the `jobs.export` task calls).
+    """Run the export engine for a fine-tune (what the export job type runs).
 
     Side effects: writes files under `finetune_output_dir(finetune)/exports/` and records them in
     FineTune.outputs. Raises ReadableError or Cancelled from the engine."""
@@ -183,3 +188,19 @@ def finetune_export_run(*, finetune: FineTune, kinds: list[str], reporter) -> di
         # The card lists what exists: the new outputs after a success, the same as before after a failure.
         finetune_card_write(finetune=finetune)
     return {"finetune": str(finetune.code), "outputs": sorted(result["outputs"]), "seconds": result["seconds"]}
+
+
+# ---------------------------------------------------------------------------------------------- job types
+
+@job_type(Job.Kind.TRAIN, after=(pipeline_advance, heldout_evaluation_follow, hub_push_follow))
+def finetune_job(job, reporter):
+    """Train a fine-tune (queue `gpu`). Side effects: see finetune_run."""
+    return finetune_run(finetune=FineTune.objects.get(job=job), reporter=reporter)
+
+
+@job_type(Job.Kind.EXPORT)
+def export_job(job, reporter):
+    """Make a fine-tune's merged model, GGUF files and model card (queue `gpu`). Side effects: see finetune_export_run
+    (files under the fine-tune's exports/ folder, FineTune.outputs updated)."""
+    return finetune_export_run(finetune=FineTune.objects.get(pk=job.config["finetune"]), kinds=job.config["kinds"],
+                               reporter=reporter)

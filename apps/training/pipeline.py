@@ -1,18 +1,17 @@
 """Document → model in one go: a parent job whose steps (extract, generate, train) are child jobs.
 
-Each step's task ends its own job; when it does, `job_finished` moves the pipeline on to the next step.
+Each step's task ends its own job; when it does, pipeline_advance (an `after` of the steps' job types) moves the
+pipeline on to the next step.
 The parent job mirrors the steps' progress (see workers.jobs.JobReporter), so one panel shows it all."""
 import logging
 import traceback
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.dispatch import receiver
 from django.utils import timezone
 
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_enqueue, job_event_add, job_finish
-from apps.core.signals import job_finished
 from apps.datasets.models import Dataset
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
 from apps.evaluation.heldout import heldout_evaluation_after_training
@@ -54,10 +53,11 @@ def pipeline_start(*, owner, files, name: str, base_model: str | None = None, me
     return pipeline
 
 
-@receiver(job_finished)
-def pipeline_advance(sender, job: Job, **kwargs) -> None:
-    """Start the pipeline's next step after one ended, or end the pipeline. A failure to start the next step
-    ends the pipeline with a readable error instead of leaving it running with nothing to run."""
+def pipeline_advance(job: Job) -> None:
+    """What follows a pipeline's step (the `after` of the step kinds' job types): start the next step once this one
+    succeeded, or end the pipeline after its last. A step that did not succeed ends the pipeline by itself
+    (apps.core.services._parent_follow). A failure to start the next step ends the pipeline with a readable error
+    instead of leaving it running with nothing to run."""
     try:
         _advance(job)
     except Exception as exc:
@@ -74,14 +74,8 @@ def _advance(job: Job) -> None:
     parent.refresh_from_db()
     if parent.is_final:
         return
-    if job.status != Job.Status.SUCCEEDED:
-        status = Job.Status.CANCELLED if job.status == Job.Status.CANCELLED else Job.Status.FAILED
-        job_finish(job=parent, status=status, error=job.error,
-                   error_message=f"{job.title}: {job.error_message}" if job.error_message else "")
-        return
-    if parent.cancel_requested_at:
-        job_finish(job=parent, status=Job.Status.CANCELLED)
-        return
+    if job.status != Job.Status.SUCCEEDED or parent.cancel_requested_at:
+        return  # the pipeline has ended with this step (apps.core.services._parent_follow)
     dataset = Dataset.objects.get(pk=parent.config["dataset"])
     # In a transaction, so the next step's task is sent (on commit) only after its span is recorded; and one step's
     # end at a time per pipeline: two extractions ending together would otherwise both see every extraction done and

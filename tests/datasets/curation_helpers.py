@@ -12,7 +12,7 @@ def document_with_pages(dataset, filename="field-guide.pdf"):
     """A ready two-page document with one chunk per page, as extraction leaves it."""
     text = PAGE_ONE + PAGE_TWO
     document = Document.objects.create(owner=dataset.owner, dataset=dataset, filename=filename, size=len(text),
-                                       format="pdf", status=Document.Status.READY, text=text, pages=2, chars=len(text),
+                                       format="pdf", text=text, pages=2, chars=len(text),
                                        page_offsets=[0, len(PAGE_ONE)],
                                        file=SimpleUploadedFile(filename, text.encode()))
     Chunk.objects.create(document=document, index=0, text=PAGE_ONE.strip(), char_start=0, char_end=len(PAGE_ONE.strip()),
@@ -39,27 +39,3 @@ def dataset_with_pairs(owner, name="Lumen valley", pairs=None):
         QAPair.objects.create(dataset=dataset, document=document, chunk=chunk, question=question, answer=answer,
                               system=system, source=QAPair.Source.EXTRACTIVE)
     return dataset
-
-
-
-def run_job_body(job):
-    """Run a queued job's body in this process, as the worker's task does after claiming it (the claim and the
-    final status are the job system's own business, tested with a live worker). Returns the result dict."""
-    import workers.tasks  # noqa: F401  (registers the tasks)
-    from garage.celery import app
-    from workers.jobs import JobReporter
-
-    return app.tasks[f"jobs.{job.kind}"].job_function(job, JobReporter(job))
-
-
-def run_job(job):
-    """Run a queued job's real task in this process (claim, body, one final status), as a worker would after
-    receiving its message. Returns the job as it ended."""
-    import workers.tasks  # noqa: F401  (registers the tasks)
-    from apps.core.models import Job
-    from garage.celery import app
-
-    Job.objects.filter(pk=job.pk).update(celery_task_id="test-task")
-    app.tasks[f"jobs.{job.kind}"].apply(args=[job.pk], task_id="test-task")
-    job.refresh_from_db()
-    return job

@@ -5,7 +5,8 @@ from apps.core.models import Job
 from apps.datasets.models import QAPair
 from apps.providers.models import ExternalCallAudit
 from apps.providers.services import provider_credential_create
-from tests.datasets.curation_helpers import dataset_with_pairs, run_job_body
+from tests.datasets.curation_helpers import dataset_with_pairs
+from tests.fixtures.jobs import run_job_body
 from tests.live import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -111,6 +112,7 @@ def test_it_curates_in_a_job_and_sets_pairs_aside_without_deleting_them(alice_ap
     ({"min_question_chars": 50, "max_question_chars": 10}, "shortest question"),
     ({"judge": True}, "no default chat endpoint"),
     ({"judge": True, "judge_provider": "00000000-0000-0000-0000-000000000000"}, "No such provider"),
+    ({"judge_rubric": "x" * 4001}, "rubric is too long"),
 ])
 def test_it_refuses_impossible_curation_readably(alice_api, dataset, options, message):
     response = alice_api.post(f"/api/v1/datasets/{dataset.code}/curate/", options, format="json")
@@ -148,7 +150,7 @@ def test_it_judges_through_the_owners_provider_with_audit_and_scrubbing(alice, a
     chat_server.responder = responder
     response = alice_api.post(f"/api/v1/datasets/{dataset.code}/curate/",
                               {"judge": True, "judge_threshold": 5, "judge_provider": str(credential.code),
-                               "judge_batch_size": 2}, format="json")
+                               "judge_batch_size": 2, "judge_rubric": "Prefer answers that name a place."}, format="json")
     assert response.status_code == 202, response.content
     job = Job.objects.get(code=response.json()["code"])
     assert "sk-judge" not in json.dumps(job.config)
@@ -160,6 +162,9 @@ def test_it_judges_through_the_owners_provider_with_audit_and_scrubbing(alice, a
     assert dataset.pairs.get(question="What colour is the sky at dusk?").excluded == "low_rating"
     sent = "\n".join(r.text for r in chat_server.chat_requests)
     assert "ranger@lumen.example" not in sent and "[EMAIL]" in sent
+    # The user's rubric reached every request; structured output was asked for (the fake server takes it).
+    assert all("Prefer answers that name a place." in r.text for r in chat_server.chat_requests)
+    assert all(r.body["response_format"]["type"] == "json_schema" for r in chat_server.chat_requests)
     audits = ExternalCallAudit.objects.filter(owner=alice, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
     assert audits.count() == 3 and all(a.ok for a in audits) and sum(a.pii_replacements for a in audits) == 1
 

@@ -10,6 +10,7 @@ from apps.core.models import Job
 from apps.datasets.models import Document
 from apps.datasets.jobs import document_extract
 from apps.datasets.services import dataset_create, document_upload
+from tests.fixtures.jobs import run_job
 from tests.fixtures import documents as fx
 from tests.live import wait_for
 from workers.common.errors import ReadableError
@@ -80,6 +81,8 @@ def test_it_fails_the_document_readably_when_a_stored_file_cannot_be_read(datase
     document = document_upload(dataset=dataset, uploaded_file=upload(files[case]), start=False)
     with pytest.raises(ReadableError, match=phrase):
         document_extract(document=document, reporter=RecordingReporter())
+    job = run_job(document.job)  # as the worker runs it: the job fails readably, and the document shows it
+    assert job.status == Job.Status.FAILED and phrase in job.error_message
     document.refresh_from_db()
     assert document.status == Document.Status.FAILED and phrase in document.error_message
     assert not document.chunks.exists() and document.text == ""

@@ -11,7 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.core.models import Job
 from apps.datasets.models import Document, QAPair
 from apps.datasets.services import dataset_create, dataset_import_hub_start
-from tests.datasets.curation_helpers import dataset_with_pairs, run_job
+from tests.datasets.curation_helpers import dataset_with_pairs
+from tests.fixtures.jobs import run_job
 from tests.fakes.hub_server import HubServer
 from tests.live import ROOT, child_env
 from workers.common.records import STYLES
@@ -162,11 +163,11 @@ def run_tasks_in_a_process(jobs, cwd=ROOT, **env):
     """Run the jobs' real Celery tasks (claim, body, final status) in a fresh process, as the headless CLI does:
     the Hugging Face libraries read HF_ENDPOINT when imported, so only a new process can be pointed at a fake Hub.
     `cwd` is the process's working directory (the project is found through PYTHONPATH wherever it runs)."""
-    lines = ["import django", "django.setup()", "import workers.tasks", "from garage.celery import app"]
+    lines = ["import django", "django.setup()", "from workers.tasks import run_job"]
     for job in jobs:
         task_id = str(uuid.uuid4())
         Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
-        lines.append(f"app.tasks['jobs.{job.kind}'].apply(args=[{job.pk}], task_id='{task_id}')")
+        lines.append(f"run_job.apply(args=[{job.pk}], task_id='{task_id}')")
     done = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=cwd, env=child_env(PYTHONPATH=ROOT, **env),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

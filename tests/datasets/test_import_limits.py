@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.models import Job
 from apps.datasets.models import Document, QAPair
-from tests.datasets.curation_helpers import run_job
+from tests.fixtures.jobs import run_job
 from workers.jobs import INTERNAL_ERROR
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,8 @@ from apps.core.models import Job
 from apps.datasets.models import DatasetVersion, QAPair
 from apps.datasets.services import dataset_version_freeze, document_upload
 from apps.training.models import FineTune
-from tests.datasets.curation_helpers import PAGE_TWO, dataset_with_pairs, run_job
+from tests.datasets.curation_helpers import PAGE_TWO, dataset_with_pairs
+from tests.fixtures.jobs import run_job
 
 pytestmark = pytest.mark.django_db
 

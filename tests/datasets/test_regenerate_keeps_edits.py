@@ -3,7 +3,8 @@ import pytest
 
 from apps.datasets.models import QAPair
 from apps.datasets.services import qa_generate_start
-from tests.datasets.curation_helpers import dataset_with_pairs, run_job
+from tests.datasets.curation_helpers import dataset_with_pairs
+from tests.fixtures.jobs import run_job
 
 pytestmark = pytest.mark.django_db
 

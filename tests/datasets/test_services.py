@@ -4,9 +4,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.models import Job
 from apps.datasets.models import Document
-from apps.datasets.jobs import document_extract, qa_generate
+from apps.datasets.jobs import qa_generate
 from apps.datasets.services import clean_filename, dataset_create, document_upload
-from workers.common.errors import ReadableError
+from tests.fixtures.jobs import run_job
 from workers.engine.reporting import RecordingReporter
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,7 @@ def test_it_rejects_files_over_the_upload_limit(dataset, settings):
 def test_it_extracts_chunks_and_generates_pairs_with_provenance(dataset):
     text = "The capital of the valley is Eldhavn.\n\nThe longest river is the Sorrel.\n"
     document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("facts.md", text.encode()), start=False)
-    result = document_extract(document=document, reporter=RecordingReporter())
+    result = run_job(document.job).result  # extracted as a worker runs it: the document is ready once its job is
     document.refresh_from_db()
     assert document.status == Document.Status.READY and result["chunks"] == 1 and document.text == text
     generated = qa_generate(dataset=dataset, max_pairs=None, reporter=RecordingReporter())
@@ -66,7 +66,7 @@ def test_it_extracts_chunks_and_generates_pairs_with_provenance(dataset):
 def test_it_marks_an_unreadable_document_failed(dataset):
     # Binary files are refused at upload already; a broken JSON file passes that look and fails on reading.
     document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("rows.json", b'{"a": 1,,}'), start=False)
-    with pytest.raises(ReadableError, match="not valid JSON"):
-        document_extract(document=document, reporter=RecordingReporter())
+    job = run_job(document.job)  # the job fails with the readable error, and the document shows it
+    assert job.status == Job.Status.FAILED and "not valid JSON" in job.error_message
     document.refresh_from_db()
-    assert document.status == Document.Status.FAILED and "not valid JSON" in document.error_message
+    assert document.status == Document.Status.FAILED and document.error_message == job.error_message

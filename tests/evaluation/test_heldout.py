@@ -29,7 +29,7 @@ def facts_dataset(owner, n=30, name="Boxes", phrasings=1):
     `phrasings` 2, each box's colour is asked two ways (one fact, a short answer), as the generator makes them."""
     dataset = dataset_create(owner=owner, name=name)
     document = Document.objects.create(dataset=dataset, owner=owner, file="docs/boxes.pdf", filename="boxes.pdf",
-                                       status=Document.Status.READY, pages=9)
+                                       pages=9)
     chunks = [Chunk.objects.create(document=document, index=i, text=f"Chunk {i}", char_start=i * 10,
                                    char_end=i * 10 + 9, page=i + 1, page_end=i + 1) for i in range(3)]
     if phrasings == 1:
@@ -291,6 +291,35 @@ def test_it_prefers_the_owners_provider_as_judge_and_keeps_its_key_secret(alice,
     page = alice_client.get(f"/benchmarks/heldout/{evaluation.code}/").content.decode()
     assert "My judge" in page and "sk-judge-secret" not in page
     assert "sk-judge-secret" not in str(alice_client.get(f"/api/v1/heldout-evaluations/{evaluation.code}/").content)
+
+
+def test_it_judges_by_the_rubric_given_on_the_page_or_through_the_api(alice, alice_client, alice_api, artifacts,
+                                                                     chat_server, settings):
+    settings.GARAGE_LLM_BASE_URL, settings.GARAGE_LLM_MODEL = chat_server.url, chat_server.model
+    settings.GARAGE_LLM_MAX_RETRIES = 0
+    chat_server.refuse_response_format = 400  # an endpoint without structured output: asked once, then without
+    chat_server.responder = lambda request: Reply.text('{"score": 7}')
+    finetune = untrained_finetune(alice)
+    alice_client.post(f"/benchmarks/heldout/models/{finetune.code}/run/",
+                      {"judge_provider": "default", "judge_rubric": "  Colours must be exact.  "})
+    evaluation = HeldoutEvaluation.objects.get()
+    assert evaluation.settings["judge_rubric"] == "Colours must be exact."
+    result = heldout_evaluation_run(evaluation=evaluation, reporter=RecordingReporter(), answer_base=Answers(lambda q: "Hmm."),
+                                    answer_tuned=Answers(lambda q: "Box 1 is blue."))
+    job_finish(job=evaluation.job, status=Job.Status.SUCCEEDED, result=result)
+    assert evaluation.__class__.objects.get(pk=evaluation.pk).results["judge"]["judged"] == 12
+    requests = chat_server.chat_requests
+    assert chat_server.refused == 1 and len(requests) == 13
+    assert all("Colours must be exact." in r.messages[1]["content"] for r in requests)
+    page = alice_client.get(f"/benchmarks/heldout/{evaluation.code}/").content.decode()
+    assert "Colours must be exact.</textarea>" in page  # offered again for the next run
+
+    too_long = alice_api.post("/api/v1/heldout-evaluations/", {"finetune": str(finetune.code), "judge_provider": "none",
+                                                               "judge_rubric": "x" * 4001}, format="json")
+    assert too_long.status_code == 400 and "rubric is too long" in too_long.json()["message"]
+    started = alice_api.post("/api/v1/heldout-evaluations/", {"finetune": str(finetune.code), "judge_provider": "none",
+                                                              "judge_rubric": "Short answers are fine."}, format="json")
+    assert started.status_code == 201 and started.json()["settings"]["judge_rubric"] == "Short answers are fine."
 
 
 def test_it_finishes_without_a_judge_score_when_the_judge_is_unreachable(alice, artifacts, settings):

@@ -13,7 +13,11 @@ and answers from a script that each test writes:
         assert chat_server.max_concurrent <= 3
 
 Scripted replies are used in order; once they run out, `responder(request)` answers (by default: as many
-well-formed pairs as the prompt asks for, made from the passage)."""
+well-formed pairs as the prompt asks for, made from the passage).
+
+A server without structured output: `chat_server.refuse_response_format = 400` (or 422) answers every request that
+carries `response_format` with that status and an error naming the option, as llama.cpp, older vLLM and many hosted
+endpoints do, without using a scripted reply; `chat_server.refused` counts those answers."""
 from __future__ import annotations
 
 import json
@@ -94,6 +98,9 @@ class ChatServer:
         self.requests: list[RecordedRequest] = []
         self.responder = default_responder
         self.max_concurrent = 0
+        # A status (400 or 422) for requests carrying response_format: an endpoint without structured output.
+        self.refuse_response_format: int | None = None
+        self.refused = 0
         self._in_flight = 0
         self._script: list[Reply] = []
         self._lock = threading.Lock()
@@ -198,6 +205,14 @@ class ChatServer:
         model = request.body.get("model")
         if self.known_models is not None and model not in self.known_models:
             return Reply.status(404, f"The model `{model}` does not exist.")
+        if self.refuse_response_format and "response_format" in request.body:
+            with self._lock:
+                self.refused += 1
+            response_format = request.body["response_format"]
+            kind = response_format.get("type") if isinstance(response_format, dict) else response_format
+            return Reply(status_code=self.refuse_response_format, body={"error": {
+                "message": f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model.",
+                "type": "invalid_request_error", "param": "response_format", "code": None}})
         with self._lock:
             scripted = self._script.pop(0) if self._script else None
         return scripted or self.responder(request)

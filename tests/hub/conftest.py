@@ -4,7 +4,6 @@ import shutil
 
 import pytest
 
-from apps.core.models import Job
 from apps.datasets.services import dataset_create, dataset_version_freeze, qa_pair_create
 from apps.hub.services import hub_connection_create_with_token
 from apps.training.jobs import finetune_card_write
@@ -91,11 +90,3 @@ def bob_client(bob):
     return client
 
 
-def run_push(job: Job) -> Job:
-    """Run a queued push job's task in this process, as the worker would."""
-    from workers.tasks import push
-
-    Job.objects.filter(pk=job.pk).update(celery_task_id="test-task")
-    push.apply(args=[job.pk], task_id="test-task")
-    job.refresh_from_db()
-    return job

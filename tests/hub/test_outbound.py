@@ -10,7 +10,8 @@ from apps.core.crypto import encrypt
 from apps.core.models import Job
 from apps.hub.models import HubConnection, HubPreferences
 from apps.hub.services import hub_preferences_update, hub_push_start, hub_repo_list, hub_repo_name_render
-from tests.hub.conftest import ALICE_HF, run_push
+from tests.hub.conftest import ALICE_HF
+from tests.fixtures.jobs import run_job
 from tests.hub.test_connect import _authorize
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +54,7 @@ def test_it_refuses_listing_and_pushing_when_the_hub_is_not_allowed(alice, finet
     settings.GARAGE_ALLOWED_ENDPOINTS = []
     with pytest.raises(ValidationError, match="GARAGE_ALLOWED_ENDPOINTS"):
         hub_repo_list(connection=connection)
-    job = run_push(hub_push_start(finetune=finetune, repo="valley-model"))
+    job = run_job(hub_push_start(finetune=finetune, repo="valley-model"))
     assert job.status == Job.Status.FAILED and "GARAGE_ALLOWED_ENDPOINTS" in job.error
     assert hub.requests == [] and f"{ALICE_HF}/valley-model" not in hub.repos
 

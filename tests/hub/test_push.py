@@ -9,7 +9,8 @@ from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_finish
 from apps.hub.services import ConfirmationRequired, PublishBlocked, hub_preferences_update, hub_push_start
 from apps.training.services import finetune_rename
-from tests.hub.conftest import ALICE_HF, BOB_HF, make_finetune, run_push
+from tests.hub.conftest import ALICE_HF, BOB_HF, make_finetune
+from tests.fixtures.jobs import run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,7 @@ def test_it_pushes_the_adapter_with_its_model_card(finetune, alice_connected, hu
     assert job.config == {"finetune": finetune.pk, "connection": alice_connected.pk, "repo_id": f"{ALICE_HF}/valley-model",
                           "what": "adapter", "private": True, "mode": "new", "automatic": False,
                           "gate": {"evaluated": False, "worse": False, "confirmed": False}}
-    job = run_push(job)
+    job = run_job(job)
     assert job.status == Job.Status.SUCCEEDED, job.error
     repo = hub.repos[f"{ALICE_HF}/valley-model"]
     assert repo["private"] is True and repo["owner"] == ALICE_HF
@@ -43,19 +44,19 @@ def test_it_pushes_the_adapter_with_its_model_card(finetune, alice_connected, hu
 
 
 def test_it_honours_the_private_flag(finetune, alice_connected, hub):
-    assert run_push(hub_push_start(finetune=finetune, repo="open-model", private=False)).status == Job.Status.SUCCEEDED
-    assert run_push(hub_push_start(finetune=finetune, repo="closed-model", private=True)).status == Job.Status.SUCCEEDED
+    assert run_job(hub_push_start(finetune=finetune, repo="open-model", private=False)).status == Job.Status.SUCCEEDED
+    assert run_job(hub_push_start(finetune=finetune, repo="closed-model", private=True)).status == Job.Status.SUCCEEDED
     assert hub.repos[f"{ALICE_HF}/open-model"]["private"] is False
     assert hub.repos[f"{ALICE_HF}/closed-model"]["private"] is True
 
 
 def test_it_pushes_a_new_version_to_an_existing_repository(finetune, alice_connected, hub):
     hub.add_repo(f"{ALICE_HF}/kept", files={"old.txt": b"old"})
-    job = run_push(hub_push_start(finetune=finetune, repo=f"{ALICE_HF}/kept", mode="existing"))
+    job = run_job(hub_push_start(finetune=finetune, repo=f"{ALICE_HF}/kept", mode="existing"))
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert {"old.txt", "README.md", "adapter_config.json"} <= set(hub.repos[f"{ALICE_HF}/kept"]["files"])
     assert "POST /api/repos/create" not in hub.requests
-    missing = run_push(hub_push_start(finetune=finetune, repo="not-there", mode="existing"))
+    missing = run_job(hub_push_start(finetune=finetune, repo="not-there", mode="existing"))
     assert missing.status == Job.Status.FAILED and "has no repository “alice-hf/not-there”" in missing.error_message
 
 
@@ -67,16 +68,16 @@ def test_it_pushes_a_new_version_to_an_existing_repository(finetune, alice_conne
 def test_it_explains_hub_failures_readably(finetune, alice_connected, hub, failure, message):
     pattern, status, headers = failure
     hub.fail(pattern, status, headers=headers)
-    job = run_push(hub_push_start(finetune=finetune, repo="valley-model"))
+    job = run_job(hub_push_start(finetune=finetune, repo="valley-model"))
     assert job.status == Job.Status.FAILED and message in job.error_message, job.error_message
     assert hub.alice_token not in job.error_message + job.error
 
 
 def test_it_says_when_the_name_is_taken(finetune, alice_connected, hub):
     hub.add_repo(f"{ALICE_HF}/valley-model")
-    job = run_push(hub_push_start(finetune=finetune, repo="valley-model", mode="new"))
+    job = run_job(hub_push_start(finetune=finetune, repo="valley-model", mode="new"))
     assert job.status == Job.Status.FAILED and "“alice-hf/valley-model” is already taken" in job.error_message
-    theirs = run_push(hub_push_start(finetune=finetune, repo="someone-else/valley-model"))
+    theirs = run_job(hub_push_start(finetune=finetune, repo="someone-else/valley-model"))
     assert theirs.status == Job.Status.FAILED and "belongs to someone else" in theirs.error_message
     assert "someone-else/valley-model" not in hub.repos
 
@@ -86,15 +87,15 @@ def test_it_says_when_the_network_is_down(finetune, alice_connected, hub):
     from tests.live import free_port
 
     HubConnection.objects.filter(pk=alice_connected.pk).update(endpoint=f"http://127.0.0.1:{free_port()}")
-    job = run_push(hub_push_start(finetune=finetune, repo="valley-model"))
+    job = run_job(hub_push_start(finetune=finetune, repo="valley-model"))
     assert job.status == Job.Status.FAILED and "network seems to be down" in job.error_message
 
 
 def test_it_keeps_tokens_out_of_pages_events_and_logs(finetune, alice_client, alice_connected, hub, caplog):
     caplog.set_level(logging.DEBUG)
-    job = run_push(hub_push_start(finetune=finetune, repo="valley-model"))
+    job = run_job(hub_push_start(finetune=finetune, repo="valley-model"))
     hub.fail("repos/create", 429, headers={"Retry-After": "5"})
-    failed = run_push(hub_push_start(finetune=finetune, repo="valley-model-2"))
+    failed = run_job(hub_push_start(finetune=finetune, repo="valley-model-2"))
     assert job.status == Job.Status.SUCCEEDED and failed.status == Job.Status.FAILED
     token = hub.alice_token
     pages = "".join(alice_client.get(url).content.decode() for url in (
@@ -111,7 +112,7 @@ def test_it_answers_404_to_strangers(finetune, alice_connected, bob, bob_client,
     from apps.hub.services import hub_connection_create_with_token
 
     hub_connection_create_with_token(owner=bob, token=hub.bob_token)  # Bob is connected too: still no access
-    job = run_push(hub_push_start(finetune=finetune, repo="valley-model"))
+    job = run_job(hub_push_start(finetune=finetune, repo="valley-model"))
     assert bob_client.get(f"/hub/publish/{finetune.code}/").status_code == 404
     assert bob_client.post(f"/hub/publish/{finetune.code}/", {"what": "adapter", "repo": "stolen", "mode": "new"}).status_code == 404
     assert bob_api.post("/api/v1/hub/pushes/", {"finetune": str(finetune.code), "repo": "stolen"}, format="json").status_code == 404
@@ -139,7 +140,7 @@ def test_it_publishes_from_the_page_and_shows_progress_and_the_link(finetune, al
     job = Job.objects.get(kind=Job.Kind.PUSH)
     assert response.status_code == 302 and response["Location"] == f"/hub/pushes/{job.code}/"
     assert f'data-job="{job.code}"' in alice_client.get(response["Location"]).content.decode()
-    run_push(job)
+    run_job(job)
     done = alice_client.get(f"/hub/pushes/{job.code}/").content.decode()
     assert f'href="{hub.url}/{ALICE_HF}/from-the-page"' in done and "README.md" in done
     assert hub.repos[f"{ALICE_HF}/from-the-page"]["private"] is True
@@ -223,12 +224,12 @@ def test_it_pushes_automatically_when_training_succeeds(alice, alice_connected, 
     assert push.config["mode"] == "any" and push.config["private"] is False
     lines = [event.data.get("line", "") for event in train_job.events.filter(type=JobEvent.Type.LOG)]
     assert f"Automatic push to Hugging Face queued: {ALICE_HF}/Valley-model-auto" in lines
-    assert run_push(push).status == Job.Status.SUCCEEDED
+    assert run_job(push).status == Job.Status.SUCCEEDED
     assert hub.repos[f"{ALICE_HF}/Valley-model-auto"]["private"] is False
     # The next model with the same name goes to the same repository, as a new commit.
     second = make_finetune(alice, trained, name="Valley model")
     _finish_training(second)
-    assert run_push(Job.objects.filter(kind=Job.Kind.PUSH).first()).status == Job.Status.SUCCEEDED
+    assert run_job(Job.objects.filter(kind=Job.Kind.PUSH).first()).status == Job.Status.SUCCEEDED
     assert len(hub.repos[f"{ALICE_HF}/Valley-model-auto"]["commits"]) == 2
 
 

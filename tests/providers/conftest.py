@@ -1,10 +1,9 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.datasets.jobs import document_extract
 from apps.datasets.services import dataset_create, document_upload
 from apps.providers.services import provider_credential_create
-from workers.engine.reporting import RecordingReporter
+from tests.fixtures.jobs import run_job
 
 ALICE_KEY = "sk-alice-secret-key-0123456789abcd"
 TEXT = ("The capital of the valley is Eldhavn. Write to mayor@eldhavn.example or call +44 20 7946 0958.\n\n"
@@ -25,7 +24,7 @@ def extracted_dataset(alice):
     """Alice's dataset with one extracted document holding personal data."""
     dataset = dataset_create(owner=alice, name="Valley", description="Answer questions about the valley")
     document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("valley.md", TEXT.encode()), start=False)
-    document_extract(document=document, reporter=RecordingReporter())
+    run_job(document.job)  # as a worker runs it: the document is extracted once its job succeeded
     return dataset
 
 

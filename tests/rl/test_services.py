@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from apps.core.models import Job
+from apps.core.services import job_finish
 from apps.evaluation.models import BenchmarkRun
 from apps.providers.models import ExternalCallAudit
 from apps.rl.models import GrpoRun, RewardPreview
@@ -140,8 +141,9 @@ def test_it_makes_the_reference_recipe_with_an_optional_judge(alice, alice_provi
 def test_it_queues_benchmarks_of_base_and_tuned_after_the_recipe(alice, settings):
     run = grpo_recipe_create(owner=alice, base_model="tiny-gemma3", settings={"benchmark_limit": 5})
     run.metrics = {"merged": f"grpo/{run.code}/merged"}
-    reporter = RecordingReporter()
-    grpo_recipe_benchmarks(run=run, reporter=reporter)
+    run.save(update_fields=["metrics"])
+    # What follows a GRPO run that succeeded (its job type's `after`), as the worker ends it.
+    job_finish(job=run.job, status=Job.Status.SUCCEEDED)
     run.refresh_from_db()
     base, tuned = run.base_benchmark, run.tuned_benchmark
     # The tiny model is built per run, so both benchmarks name the run's own folders.
@@ -149,7 +151,8 @@ def test_it_queues_benchmarks_of_base_and_tuned_after_the_recipe(alice, settings
     assert tuned.base_model == str(settings.GARAGE_ARTIFACTS_DIR / "grpo" / str(run.code) / "merged")
     assert base.settings["limit"] == 5 and base.settings["prompt_template"] == "{question}"
     assert base.settings["system_prompt"] == run.settings["system_prompt"] and base.job.queue == "gpu"
-    assert BenchmarkRun.objects.filter(owner=alice).count() == 2 and "Queued GSM8K benchmarks" in reporter.lines[-1]
+    assert BenchmarkRun.objects.filter(owner=alice).count() == 2
+    assert "Queued GSM8K benchmarks" in run.job.events.order_by("-id").values_list("data__line", flat=True)[0]
     real = grpo_recipe_create(owner=alice, base_model="someone/their-model")
     real.metrics = {"merged": None}
     grpo_recipe_benchmarks(run=real)

@@ -13,6 +13,7 @@ from apps.training.exports import (finetune_card_text, finetune_export_start, fi
 from apps.training.models import FineTune
 from apps.training.jobs import finetune_run
 from apps.training.services import finetune_output_dir
+from tests.fixtures.jobs import run_job
 from workers.engine.export import KINDS, model_card, zip_folder
 from workers.engine.reporting import RecordingReporter
 
@@ -158,14 +159,6 @@ def test_it_lists_only_the_outputs_that_exist(alice):
     assert "### The model (transformers)" in full and "adapter" not in full.lower() and "gguf" not in full.lower()
 
 
-def _run_job(job: Job) -> Job:
-    """Run a queued job's task in this process, as the worker would after the dispatcher sent it."""
-    from workers.tasks import export
-
-    Job.objects.filter(pk=job.pk).update(celery_task_id="test-task")
-    export.apply(args=[job.pk], task_id="test-task")
-    job.refresh_from_db()
-    return job
 
 
 def test_it_writes_the_model_card_into_the_adapter_zip_when_training_finishes(alice, artifacts, trained, monkeypatch):
@@ -195,7 +188,7 @@ def test_it_runs_an_export_job_that_makes_and_records_every_output(finetune, art
     job = finetune_export_start(finetune=finetune, kinds=["gguf_q8_0", "card", "merged", "gguf_f16"])
     assert job.kind == Job.Kind.EXPORT and job.queue == "gpu" and job.owner == finetune.owner
     assert job.config == {"finetune": finetune.pk, "kinds": ["merged", "gguf_f16", "gguf_q8_0", "card"]}
-    job = _run_job(job)
+    job = run_job(job)
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert job.result["outputs"] == sorted(KINDS)
     finetune.refresh_from_db()
@@ -221,7 +214,7 @@ def test_it_rewrites_the_card_when_an_export_finishes_with_only_what_exists(fine
     finetune_card_write(finetune=finetune)
     before = finetune_card_text(finetune=finetune)
     assert "gguf" not in before.lower() and "merged" not in before.lower()
-    assert _run_job(finetune_export_start(finetune=finetune, kinds=["merged"])).status == Job.Status.SUCCEEDED
+    assert run_job(finetune_export_start(finetune=finetune, kinds=["merged"])).status == Job.Status.SUCCEEDED
     finetune.refresh_from_db()
     after = finetune_card_text(finetune=finetune)
     assert "### The merged model (transformers)" in after and "gguf" not in after.lower()
@@ -233,7 +226,7 @@ def test_it_rewrites_the_card_when_an_export_finishes_with_only_what_exists(fine
 
 def test_it_fails_the_job_readably_when_the_converter_is_missing(finetune, settings, tmp_path):
     settings.GARAGE_GGUF_CONVERTER_DIR = str(tmp_path / "no-converter")
-    job = _run_job(finetune_export_start(finetune=finetune, kinds=["gguf_f16"]))
+    job = run_job(finetune_export_start(finetune=finetune, kinds=["gguf_f16"]))
     assert job.status == Job.Status.FAILED
     assert "needs llama.cpp's converter" in job.error_message and "GARAGE_GGUF_CONVERTER_DIR" in job.error_message
 

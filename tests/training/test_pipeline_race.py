@@ -41,8 +41,8 @@ def test_it_starts_generation_once_when_two_extractions_end_together(alice, sett
         pipeline = pipeline_start(owner=alice, files=files, name=f"Valley {attempt}", base_model="tiny-gemma3")
         extractions = list(pipeline.children.order_by("id"))
         Job.objects.filter(pk__in=[job.pk for job in extractions]).update(status=Job.Status.SUCCEEDED)
-        # What each extraction's task does once its row is final: job_finished reaches the pipeline.
-        _at_once(*(lambda pk=job.pk: pipeline_advance(sender=Job, job=Job.objects.get(pk=pk)) for job in extractions))
+        # What follows each extraction once its row is final (its job type's `after`): the pipeline moves on.
+        _at_once(*(lambda pk=job.pk: pipeline_advance(Job.objects.get(pk=pk)) for job in extractions))
         pipeline.refresh_from_db()
         assert pipeline.status == Job.Status.RUNNING, pipeline.error_message
         assert pipeline.children.filter(kind=Job.Kind.GENERATE).count() == 1

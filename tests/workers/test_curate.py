@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes.chat_server import Reply
 from workers.common.curation import CurateConfig
-from workers.engine.data.curate import curate, find_duplicates, parse_ratings
+from workers.engine.data.curate import curate, find_duplicates, judge_messages
 from workers.common.errors import Cancelled, ReadableError
 from workers.common.llm import ChatClient
 from workers.common.records import Example
@@ -113,16 +113,7 @@ def test_it_stops_when_asked():
 # ---------------------------------------------------------------------------------------------- the judge
 
 
-def test_it_reads_ratings_in_the_forms_models_write():
-    assert parse_ratings('[{"id": 1, "rating": 8}, {"id": 2, "rating": "3"}]', 2) == {1: 8.0, 2: 3.0}
-    assert parse_ratings('```json\n[{"id": 2, "rating": 9}, {"id": 1, "rating": 4}]\n```', 2) == {1: 4.0, 2: 9.0}
-    assert parse_ratings('Sure! [{"id": 1, "rating": 7.5}] Hope this helps.', 1) == {1: 7.5}
-    assert parse_ratings('[8, 2]', 2) == {1: 8.0, 2: 2.0}
-    assert parse_ratings('{"id": 1, "rating": 6}, {"id": 2, "rating": 5', 2) == {1: 6.0, 2: 5.0}
-    assert parse_ratings("Rating: 9/10", 1) == {1: 9.0}
-    assert parse_ratings("I would rate it highly.", 1) == {}
-    assert parse_ratings('[{"id": 1, "rating": 42}, {"id": 7, "rating": 5}]', 2) == {}
-    assert parse_ratings(None, 1) == {}
+# The ratings' forms the judge reads are tested with the one parser, in tests/workers/test_judge.py.
 
 
 def judge_responder(request):
@@ -134,7 +125,7 @@ def judge_responder(request):
 
 def complete_many_for(server, **kwargs):
     client = ChatClient(server.url, model=server.model, max_retries=0, backoff_base=0.01, **kwargs)
-    return lambda conversations: client.complete_many(conversations, temperature=0)
+    return lambda conversations, **params: client.complete_many(conversations, temperature=0, **params)
 
 
 def test_it_sets_aside_pairs_the_judge_rates_below_the_threshold(chat_server):
@@ -150,6 +141,29 @@ def test_it_sets_aside_pairs_the_judge_rates_below_the_threshold(chat_server):
     first = chat_server.chat_requests[0].body
     assert first["temperature"] == 0 and "valley facts" in first["messages"][-1]["content"]
     assert "judging" in reporter.phases and reporter.progress_values[-1] == 1.0
+    # Structured output asked for, each batch's schema naming its own number of pairs (the last batch has one).
+    schemas = sorted(r.body["response_format"]["json_schema"]["schema"]["properties"]["ratings"]["maxItems"]
+                     for r in chat_server.chat_requests)
+    assert schemas == [1, 3, 3]
+
+
+def test_it_rates_by_the_users_rubric_and_falls_back_where_structured_output_is_refused(chat_server):
+    chat_server.responder = judge_responder
+    chat_server.refuse_response_format = 400
+    examples = [ex(f"Question {i} about the valley?", "This is wrong." if i % 2 else f"Answer {i}.") for i in range(4)]
+    result = curate(examples, CurateConfig(judge=True, judge_threshold=5, judge_batch_size=2,
+                                           judge_rubric="Answers must name a source."),
+                    complete_many=complete_many_for(chat_server))
+    assert result.ratings == {0: 9.0, 1: 2.0, 2: 9.0, 3: 2.0} and result.judge_requests == 2 and result.judge_failures == 0
+    requests = chat_server.chat_requests
+    assert chat_server.refused == 1 and len(requests) == 3 and "response_format" not in requests[2].body
+    assert all("Answers must name a source." in r.messages[-1]["content"] for r in requests)
+    # Without a rubric the prompt is the one it always was.
+    batch = [(0, examples[0])]
+    assert judge_messages(batch, "valley facts") == judge_messages(batch, "valley facts", rubric="")
+    assert "rubric" not in judge_messages(batch, "valley facts")[-1]["content"].lower()
+    with pytest.raises(ReadableError, match="too long"):
+        curate(examples, CurateConfig(judge_rubric="x" * 4001))
 
 
 def test_it_counts_malformed_judge_answers_and_keeps_those_pairs(chat_server):
@@ -172,5 +186,5 @@ def test_it_fails_readably_when_the_judge_cannot_be_reached(chat_server):
     client = ChatClient(chat_server.url, api_key="sk-wrong-key-654321", model=chat_server.model, max_retries=0)
     with pytest.raises(ReadableError, match="could not be reached.*refused the API key") as raised:
         curate([ex("Is the sky green?"), ex("Is the river cold?")], CurateConfig(judge=True, judge_batch_size=1),
-               complete_many=lambda conversations: client.complete_many(conversations))
+               complete_many=lambda conversations, **params: client.complete_many(conversations, **params))
     assert "sk-wrong-key" not in str(raised.value)

@@ -6,7 +6,7 @@ from tests.fakes.chat_server import Reply
 from workers.engine import inference
 from workers.common.errors import Cancelled, ReadableError
 from workers.common.evaluation import HeldoutSettings
-from workers.engine.evaluate.heldout import answer_budget, evaluate_heldout, judge_conversation, parse_judge_score
+from workers.engine.evaluate.heldout import answer_budget, evaluate_heldout, judge_conversation
 from workers.engine.inference import ModelRef, generate
 from workers.common.llm import ChatClient
 from workers.engine.reporting import RecordingReporter
@@ -87,20 +87,7 @@ def test_it_stops_when_asked():
         evaluate_heldout(EXAMPLES, Recorder({}), Recorder({}), reporter)
 
 
-@pytest.mark.parametrize("reply,expected", [
-    ('{"score": 7}', 0.7),
-    ('```json\n{"score": 10}\n```', 1.0),
-    ('<think>The answer is close.</think>{"score": 3}', 0.3),
-    ("Score: 8", 0.8),
-    ("6/10", 0.6),
-    ("9", 0.9),
-    ('{"score": 11}', None),
-    ('{"score": "great"}', None),
-    ("I would say it is quite good.", None),
-    ("", None),
-])
-def test_it_reads_the_judges_rating_or_says_it_cannot(reply, expected):
-    assert parse_judge_score(reply) == (pytest.approx(expected) if expected is not None else None)
+# The rating's forms the judge reads are tested with the one parser, in tests/workers/test_judge.py.
 
 
 def test_it_has_answers_judged_and_counts_failed_and_unreadable_ratings(chat_server):
@@ -113,7 +100,8 @@ def test_it_has_answers_judged_and_counts_failed_and_unreadable_ratings(chat_ser
     tuned = Recorder({"Q0": "Paris.", "Q1": "Seven.", "Q2": "The Seine flows to Le Havre.", "Q3": "Blue."})
     with ChatClient(chat_server.url, model=chat_server.model, concurrency=1, max_retries=0) as client:
         result = evaluate_heldout(EXAMPLES, base, tuned, reporter := RecordingReporter(),
-                                  judge=lambda conversations: client.complete_many(conversations, temperature=0))
+                                  judge=lambda conversations, **params: client.complete_many(conversations, temperature=0,
+                                                                                             **params))
     judge = result["judge"]
     assert judge["judged"] == 6 and judge["failed"] == 2 and judge["unreadable"] == 1
     assert judge["base"] == pytest.approx((0.2 + 0.0) / 2) and judge["tuned"] == pytest.approx((0.9 + 0.4 + 1.0 + 0.5) / 4)
@@ -126,7 +114,7 @@ def test_it_has_answers_judged_and_counts_failed_and_unreadable_ratings(chat_ser
 
 
 def test_it_counts_a_judge_that_cannot_be_reached_without_failing():
-    def unreachable(conversations):
+    def unreachable(conversations, **params):
         raise ReadableError("The chosen provider was deleted; choose another one and start again.")
 
     result = evaluate_heldout(EXAMPLES, Recorder({}), Recorder({}), RecordingReporter(), judge=unreachable)
@@ -137,6 +125,25 @@ def test_it_counts_a_judge_that_cannot_be_reached_without_failing():
 def test_the_judge_prompt_names_the_reference_and_the_answer():
     text = judge_conversation(question="Why?", reference="Because.", answer="")[1]["content"]
     assert "Why?" in text and "Because." in text and "(no answer)" in text
+    assert text == judge_conversation(question="Why?", reference="Because.", answer="", rubric="  ")[1]["content"]
+    assert "rubric" not in text.lower()
+
+
+def test_it_judges_by_the_users_rubric_and_falls_back_where_structured_output_is_refused(chat_server):
+    chat_server.refuse_response_format = 422
+    chat_server.responder = lambda request: Reply.text('{"score": 6}')
+    with ChatClient(chat_server.url, model=chat_server.model, max_retries=0) as client:
+        result = evaluate_heldout(EXAMPLES, Recorder({}), Recorder({}), RecordingReporter(),
+                                  settings=HeldoutSettings(judge_rubric="Units must be given."),
+                                  judge=lambda conversations, **params: client.complete_many(conversations, **params))
+    assert result["judge"]["judged"] == 8 and result["judge"]["failed"] == 0 and result["judge"]["tuned"] == 0.6
+    requests = chat_server.chat_requests
+    assert chat_server.refused == 1 and len(requests) == 9
+    assert requests[0].body["response_format"]["json_schema"]["schema"]["properties"]["score"]["type"] == "integer"
+    assert all("Units must be given." in r.messages[1]["content"] for r in requests)
+    with pytest.raises(ReadableError, match="too long"):
+        evaluate_heldout(EXAMPLES, Recorder({}), Recorder({}), RecordingReporter(),
+                         settings=HeldoutSettings(judge_rubric="x" * 4001))
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from workers.common.rewards import (
     JudgeStats,
     SampleRecorder,
     build_scorers,
-    parse_judgement,
     score_samples,
     trl_reward_functions,
 )
@@ -147,14 +146,7 @@ def test_it_scores_preview_samples_with_the_weighted_total():
 
 # --- the judge -----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, score", [
-    ('{"score": 7, "reason": "fine"}', 0.7), ("```json\n{\"score\": 10}\n```", 1.0), ("Score: 4/5", 0.8),
-    ("score = 3", 0.3), ("9", 0.9), ("8/10.", 0.8), ("I would give it a 7 out of 10", None), ("", None),
-    ('{"score": 11}', None), ('{"score": "high"}', None), ("Score: -1", None), ("great answer!", None),
-])
-def test_it_reads_judge_answers_or_refuses_them(text, score):
-    assert parse_judgement(text) == (None if score is None else pytest.approx(score))
-
+# The answers' forms the judge reads are tested with the one parser, in tests/workers/test_judge.py.
 
 def judge(chat_server, **spec):
     client = ChatClient(chat_server.url, model=chat_server.model, max_retries=3, backoff_base=0.01, backoff_max=0.05)
@@ -177,6 +169,23 @@ def test_it_asks_the_judge_once_per_distinct_completion_and_caches(chat_server):
     assert stats["judge_calls"] == 2 and stats["judge_cache_hits"] == 2 and stats["judge_failures"] == 0
     assert stats["judge_prompt_tokens"] > 0 and stats["judge_cost"] > 0
     assert len(calls) == 2 and calls[0][1]["name"] == "judge"
+
+
+def test_it_asks_for_structured_output_and_falls_back_once_for_every_judge_of_a_client(chat_server):
+    chat_server.responder = lambda request: Reply.text(json.dumps({"score": 9, "reason": "right"}))
+    scorer, _calls = judge(chat_server)
+    assert scorer.score(["q", "q"], ["a", "b"], {}) == [0.9, 0.9]
+    schema = chat_server.chat_requests[0].body["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["score", "reason"] and schema["properties"]["score"]["maximum"] == 10
+
+    chat_server.refuse_response_format = 400
+    chat_server.requests.clear()
+    client = ChatClient(chat_server.url, model=chat_server.model, max_retries=0)
+    first, second = build_scorers([{"type": "judge", "rubric": "Right?"}, {"type": "judge", "rubric": "Kind?"}],
+                                  judge_client=lambda provider: client)
+    assert first.score(["q"] * 3, ["a", "b", "c"], {}) == [0.9] * 3 and second.score(["q"], ["a"], {}) == [0.9]
+    assert chat_server.refused == 1 and len(chat_server.chat_requests) == 5  # one refused, resent, and 3 without
+    assert first.stats.calls == 5 and first.stats.failures == 0  # every request that left is counted
 
 
 def test_it_retries_rate_limits_and_server_errors(chat_server):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workers.common.errors import ReadableError
+from workers.common.judge import rubric_text
 
 
 @dataclass
 class CurateConfig:
-    """What to remove. Character limits of 0 mean "no limit"."""
+    """What to remove. Character limits of 0 mean "no limit". `judge_rubric`: the user's criteria for the judge
+    (at most workers.common.judge.MAX_RUBRIC characters); empty for the default prompt."""
 
     dedupe_exact: bool = True
     dedupe_near: bool = True
@@ -22,6 +24,7 @@ class CurateConfig:
     judge_threshold: float = 7.0
     judge_batch_size: int = 5
     task_description: str = ""
+    judge_rubric: str = ""
 
     def validate(self) -> None:
         if not 0.0 < self.near_threshold <= 1.0:
@@ -36,3 +39,4 @@ class CurateConfig:
                 raise ReadableError(f"The {what} length limits cannot be negative.")
             if high and low > high:
                 raise ReadableError(f"The shortest {what} allowed ({low}) is longer than the longest ({high}).")
+        self.judge_rubric = rubric_text(self.judge_rubric)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from workers.common.answers import reference_answer
 from workers.common.errors import ReadableError
+from workers.common.judge import rubric_text
 from workers.common.paths import DATA_DIR
 from workers.common.records import HUB_ID
 
@@ -87,16 +88,20 @@ DEFAULT_BATCH_SIZE = 16
 
 @dataclass
 class HeldoutSettings:
-    """How to ask. `max_new_tokens` None: from the reference lengths (see workers.engine.evaluate.heldout.answer_budget)."""
+    """How to ask. `max_new_tokens` None: from the reference lengths (see workers.engine.evaluate.heldout.answer_budget).
+    `judge_rubric`: the user's criteria for the judge (at most workers.common.judge.MAX_RUBRIC characters); empty for
+    the default prompt."""
 
     batch_size: int = DEFAULT_BATCH_SIZE
     max_new_tokens: int | None = None
+    judge_rubric: str = ""
 
     def validate(self) -> None:
         if not 1 <= self.batch_size <= 512:
             raise ReadableError("The batch size must be between 1 and 512.")
         if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 32_768:
             raise ReadableError("The maximum number of new tokens must be between 1 and 32768.")
+        self.judge_rubric = rubric_text(self.judge_rubric)
 
 
 # --- data the web reads too (creating a GSM8K run counts its problems) -----------------------------------

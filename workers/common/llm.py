@@ -21,6 +21,9 @@ Stable API (others build on it):
   Authorization header. Messages give the HTTP status and an explanation written here, never the server's
   response body: the endpoint is the user's choice, and its answer may be anything (a private page, or the key
   quoted back).
+- A 400 or 422 refusal whose body names an option that was sent (such as response_format) lists that option's
+  name in `refused_options` (of the error and the Result), so that a caller can resend without it; only the
+  option's name is kept, never the body.
 - `transport`: an httpx transport, such as workers.common.outbound.GuardedTransport, which checks the address of every
   connection; a refused address comes back as a readable, non-retried LLMError. With a transport given, proxy
   settings from the environment are ignored, because httpx would send proxied requests around the transport.
@@ -53,17 +56,23 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(
 FATAL_STATUSES = frozenset({401, 403, 404})
 # The longest a Retry-After header may make us wait before one retry; longer asks fail the request instead.
 MAX_RETRY_AFTER = 120.0
+# Statuses of a refused option (OpenAI, vLLM and llama.cpp answer 400; FastAPI-based servers 422), and the other
+# words refusals use for an option: "json_schema is not supported", "structured outputs are not available".
+OPTION_REFUSAL_STATUSES = frozenset({400, 422})
+OPTION_ALIASES = {"response_format": ("response_format", "json_schema", "structured output", "response format")}
 
 
 class LLMError(ReadableError):
     """A chat request that failed for good. `message` is readable and never contains the API key."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, attempts: int = 0):
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, attempts: int = 0,
+                 refused_options: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.status = status
         self.retryable = retryable
         self.attempts = attempts
+        self.refused_options = refused_options  # options of the request the refusal named (see the module docstring)
 
     @property
     def fatal(self) -> bool:
@@ -82,6 +91,7 @@ class Result:
     characters_sent: int = 0  # characters of message content in the request (sent `attempts` times)
     seconds: float = 0.0
     usage: dict = field(default_factory=dict)
+    refused_options: tuple[str, ...] = ()  # options of the request a 400/422 refusal named, such as response_format
 
     @property
     def ok(self) -> bool:
@@ -192,7 +202,7 @@ class ChatClient:
         try:
             result.text, result.status, result.usage = self._send_with_retries(messages, params, result)
         except LLMError as exc:
-            result.error, result.status = exc.message, exc.status
+            result.error, result.status, result.refused_options = exc.message, exc.status, exc.refused_options
         result.seconds = time.monotonic() - started
         return result
 
@@ -235,7 +245,7 @@ class ChatClient:
         except (httpx.RequestError, httpx.InvalidURL) as exc:
             raise LLMError(f"The request to {self.base_url} failed ({type(exc).__name__}).")
         if response.status_code >= 400:
-            raise self._http_error(response)
+            raise self._http_error(response, body)
         if response.is_redirect:
             # Redirects are not followed: the key would go along to wherever they point.
             location = self._redact(response.headers.get("location", "")[:200])
@@ -254,7 +264,7 @@ class ChatClient:
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return content or "", response.status_code, usage
 
-    def _http_error(self, response: httpx.Response) -> LLMError:
+    def _http_error(self, response: httpx.Response, body: dict | None = None) -> LLMError:
         """A readable error for an HTTP error status: the status and an explanation written here. The response body
         is never repeated: it is whatever the endpoint chose to send (see the module docstring)."""
         status = response.status_code
@@ -276,7 +286,8 @@ class ChatClient:
             message = f"The endpoint {self.base_url} had a server error ({status})."
         else:
             message = f"The endpoint {self.base_url} refused the request ({status})."
-        error = LLMError(message, status=status, retryable=status in RETRYABLE_STATUSES or status >= 500)
+        error = LLMError(message, status=status, retryable=status in RETRYABLE_STATUSES or status >= 500,
+                         refused_options=refused_options(response, body))
         error.retry_after = parse_retry_after(response.headers.get("retry-after"))
         return error
 
@@ -332,6 +343,19 @@ class ChatClient:
             raise
         executor.shutdown(wait=True)
         return results
+
+
+def refused_options(response: httpx.Response, body: dict | None) -> tuple[str, ...]:
+    """The options of the request body (beyond model, messages and stream) that a 400/422 refusal names in its
+    body, as the endpoint's own words for them (OPTION_ALIASES). Only names we sent come back, never the body."""
+    if response.status_code not in OPTION_REFUSAL_STATUSES or not body:
+        return ()
+    try:
+        text = response.text[:4000].lower()
+    except (UnicodeDecodeError, httpx.ResponseNotRead):
+        return ()
+    sent = [name for name in body if name not in ("model", "messages", "stream")]
+    return tuple(name for name in sent if any(word in text for word in OPTION_ALIASES.get(name, (name,))))
 
 
 def chat_text(raw: str | None) -> str:

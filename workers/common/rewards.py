@@ -31,6 +31,7 @@ import math
 
 from workers.common.answers import answers_match, extract_answer, reference_answer
 from workers.common.errors import ReadableError
+from workers.common.judge import MAX_RUBRIC, StructuredJudge, fraction, parse_score, score_schema
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -38,7 +39,6 @@ from workers.common.errors import ReadableError
 # ---------------------------------------------------------------------------------------------------------------
 
 MAX_FUNCTIONS = 8
-MAX_RUBRIC = 4000
 MAX_PATTERN = 500
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 TAG_RE = re.compile(r"^[A-Za-z][\w-]{0,30}$")
@@ -415,36 +415,7 @@ class RepetitionScorer(Scorer):
 
 JUDGE_SYSTEM = ("You are a strict, fair grader. You grade one response to a prompt against a rubric. Reply with only "
                 "a JSON object of the form {\"score\": <a number from 0 to 10>, \"reason\": \"<one short sentence>\"}.")
-_JSON_RE = re.compile(r"\{[^{}]*\}", re.DOTALL)
-_SCORE_RE = re.compile(r"score[^\w-]{0,5}(-?\d+(?:\.\d+)?)(?:\s*(?:/|out of)\s*(\d+(?:\.\d+)?))?", re.IGNORECASE)
-_BARE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?))?\s*\.?\s*$")
-
-
-def parse_judgement(text: str | None) -> float | None:
-    """The judge's score scaled to [0, 1], or None when the answer holds no readable score from 0 to 10.
-    Accepts the JSON asked for, "Score: 7", "7/10" and a bare number; a fraction "x/N" is scaled by N."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    value = denominator = None
-    for candidate in _JSON_RE.findall(text):
-        try:
-            data = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("score"), (int, float)) and not isinstance(data["score"], bool):
-            value = float(data["score"])
-            break
-    if value is None:
-        match = _SCORE_RE.search(text) or _BARE_RE.match(text)
-        if not match:
-            return None
-        value = float(match.group(1))
-        denominator = float(match.group(2)) if match.group(2) else None
-    scale = denominator or 10.0
-    if scale <= 0 or not 0 <= value <= scale:
-        return None
-    return value / scale
+JUDGE_SCHEMA = score_schema(reason=True)
 
 
 @dataclass
@@ -473,9 +444,12 @@ class JudgeScorer(Scorer):
     concurrently through the client (its retries and backoff on 429 and 5xx apply); answers are cached for the
     life of the scorer, so the identical completions GRPO often samples cost one request."""
 
-    def __init__(self, spec: dict, client, stats: JudgeStats, on_call: Callable | None = None):
+    def __init__(self, spec: dict, client, stats: JudgeStats, on_call: Callable | None = None,
+                 judge: StructuredJudge | None = None):
         super().__init__(spec)
         self.client = client
+        # What the endpoint takes (structured output or not), shared by the judges of one client: learnt once.
+        self.judge = judge or StructuredJudge()
         self.stats = stats
         self.on_call = on_call
         self.cache: dict[str, float | None] = {}
@@ -507,11 +481,11 @@ class JudgeScorer(Scorer):
                 todo[key] = index
         if todo:
             conversations = [self.messages(prompts[i], completions[i], references[i]) for i in todo.values()]
-            results = self.client.complete_many(conversations, on_result=self._on_result, temperature=0,
-                                                max_tokens=self.spec["max_tokens"])
+            results = self.judge.ask(self._send, conversations, name="judgement", schema=JUDGE_SCHEMA)
             self.last_errors = []
             for key, result in zip(todo, results):
-                score = parse_judgement(result.text) if result.ok else None
+                # The judge's 0-10 score as a reward from 0 to 1; None when the answer holds no readable score.
+                score = fraction(parse_score(result.text)) if result.ok else None
                 if score is None:
                     with self.stats.lock:
                         self.stats.failures += 1
@@ -522,6 +496,10 @@ class JudgeScorer(Scorer):
                 self.cache[key] = score
         failed = 0.0 if self.spec["on_failure"] == "zero" else None
         return [self.cache.get(key, failed) for key in keys]
+
+    def _send(self, conversations, **params):
+        return self.client.complete_many(conversations, on_result=self._on_result, temperature=0,
+                                         max_tokens=self.spec["max_tokens"], **params)
 
     def _on_result(self, result) -> None:
         with self.stats.lock:
@@ -551,12 +529,15 @@ def build_scorers(specs: list[dict], *, judge_client: Callable | None = None, on
     specs = validate_specs(specs)
     stats = stats if stats is not None else JudgeStats()
     scorers: list[Scorer] = []
+    judges: dict[int, StructuredJudge] = {}  # one per client: what its endpoint takes is learnt once
     for spec in specs:
         if spec["type"] == "judge":
             if judge_client is None:
                 raise ReadableError(f"The reward function '{spec['name']}' is an LLM judge, but no chat endpoint "
                                     "was given to it.")
-            scorers.append(JudgeScorer(spec, judge_client(spec["provider"]), stats, on_call))
+            client = judge_client(spec["provider"])
+            judge = judges.setdefault(id(client), StructuredJudge())
+            scorers.append(JudgeScorer(spec, client, stats, on_call, judge))
         else:
             scorers.append(SCORERS[spec["type"]](spec))
     return scorers

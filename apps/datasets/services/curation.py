@@ -117,6 +117,8 @@ def curate_options(raw: dict | None) -> dict:
                 value = int(value)
             elif isinstance(default, float):
                 value = float(value)
+            elif name == "judge_rubric":
+                value = str(value)  # too long a rubric is refused by the config's check, never cut short
             else:
                 value = str(value)[:1000]
         except (TypeError, ValueError):
@@ -206,7 +208,7 @@ def dataset_import_file_start(*, dataset: Dataset, uploaded_file, mapping: dict 
     uploaded_file.seek(0)
     with transaction.atomic():
         document = Document.objects.create(owner=dataset.owner, dataset=dataset, file=uploaded_file, filename=filename,
-                                           size=size, format=_FILE_FORMATS[suffix], status=Document.Status.PENDING)
+                                           size=size, format=_FILE_FORMATS[suffix])
         job = job_create(owner=dataset.owner, kind=Job.Kind.IMPORT, title=f"Import {filename} into {dataset.name}",
                          config={"dataset": dataset.pk, "document": document.pk, "filename": filename, "mapping": mapping},
                          start=start)

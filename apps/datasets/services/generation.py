@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from apps.core.models import Job
 from apps.core.services import job_create
-from apps.datasets.models import Dataset, Document, QAPair
+from apps.datasets.models import Dataset, QAPair
 from workers.common.generation import BACKENDS
 
 EXTRACTIVE, ENDPOINT, LOCAL_MODEL = BACKENDS
@@ -77,7 +77,7 @@ def qa_generate_start(*, dataset: Dataset, backend: str | None = None, provider:
                                   model_path=model_path, task_description=task_description,
                                   num_pairs=num_pairs if num_pairs is not None else max_pairs, summary=summary,
                                   scrub_pii=scrub_pii)
-    if parent is None and not dataset.documents.filter(status=Document.Status.READY).exists():
+    if parent is None and not dataset.documents.ready().exists():
         raise ValidationError("Upload a document and wait for its extraction before generating pairs.")
     queue = "gpu" if options["backend"] == LOCAL_MODEL else "default"
     return job_create(owner=dataset.owner, kind=Job.Kind.GENERATE, title=f"Generate pairs for {dataset.name}",

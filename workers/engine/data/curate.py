@@ -16,12 +16,13 @@ only adds words to the other, they are one question. Phrasings of one fact (the 
 apart on purpose and are never near duplicates of each other; the very same question twice still is.
 
 The judge, as in synthetic-data-kit's curate step, asks a chat model to rate each pair from 1 to 10 (a few pairs
-per request) and removes pairs rated below a threshold. A judge answer that cannot be read leaves its pairs
-unrated; they are counted and kept, because a failed judgement is no evidence against the pair.
+per request; by the user's rubric too when the config carries one) and removes pairs rated below a threshold. It
+asks and reads through workers.common.judge (structured output where the endpoint takes it, one salvage parser).
+A judge answer that cannot be read leaves its pairs unrated; they are counted and kept, because a failed judgement
+is no evidence against the pair.
 """
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 import zlib
@@ -32,6 +33,7 @@ import numpy as np
 
 from workers.common.curation import CurateConfig
 from workers.common.errors import Cancelled, ReadableError
+from workers.common.judge import StructuredJudge, parse_scores, ratings_schema, rubric_block
 from workers.common.records import Example
 
 SHINGLE = 3
@@ -198,71 +200,26 @@ JUDGE_SYSTEM = "You are a strict reviewer of training data for fine-tuning langu
 JUDGE_PROMPT = """Rate each question-answer pair below from 1 (useless) to 10 (excellent) as an example for fine-tuning a model.
 Judge: accuracy (the answer is correct and answers the question), relevance{task}, clarity (the question makes sense on its own), usefulness.
 
-Return exactly this JSON and nothing else, one object per pair, in order:
+{rubric}Return exactly this JSON and nothing else, one object per pair, in order:
 [{{"id": 1, "rating": 8}}, {{"id": 2, "rating": 3}}]
 
 {pairs}"""
 
 
-def judge_messages(batch: Sequence[tuple[int, Example]], task_description: str = "") -> list[dict]:
-    """The chat messages asking the judge to rate a batch of (id, example)."""
+def judge_messages(batch: Sequence[tuple[int, Example]], task_description: str = "", rubric: str = "") -> list[dict]:
+    """The chat messages asking the judge to rate a batch of (id, example); a user's rubric goes before the answer's
+    format (none: the default prompt)."""
     task = f" (the model should be good at: {task_description.strip()[:500]})" if task_description.strip() else ""
     pairs = "\n\n".join(f"Pair {number}:\nQuestion: {example.question}\nAnswer: {example.answer}"
                         for number, (_, example) in enumerate(batch, start=1))
     return [{"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": JUDGE_PROMPT.format(task=task, pairs=pairs)}]
+            {"role": "user", "content": JUDGE_PROMPT.format(task=task, pairs=pairs, rubric=rubric_block(rubric))}]
 
 
-def _rating(value) -> float | None:
-    try:
-        rating = float(str(value).strip().split("/")[0])
-    except (TypeError, ValueError):
-        return None
-    return rating if 1.0 <= rating <= 10.0 else None
-
-
-def parse_ratings(answer: str | None, count: int) -> dict[int, float]:
-    """Ratings by 1-based pair number from a judge's answer; what cannot be read is simply absent."""
-    if not answer:
-        return {}
-    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", answer.strip(), flags=re.I)
-    ratings: dict[int, float] = {}
-    start, end = text.find("["), text.rfind("]")
-    if start != -1 and end > start:
-        try:
-            items = json.loads(text[start:end + 1])
-        except json.JSONDecodeError:
-            items = None
-        if isinstance(items, list):
-            for position, item in enumerate(items, start=1):
-                if isinstance(item, dict):
-                    number = item.get("id", position)
-                    rating = _rating(item.get("rating", item.get("score")))
-                elif len(items) == count:
-                    number, rating = position, _rating(item)
-                else:
-                    continue
-                if isinstance(number, (int, str)) and str(number).strip().isdigit() and rating is not None:
-                    if 1 <= int(number) <= count:
-                        ratings[int(number)] = rating
-            if ratings:
-                return ratings
-    # Models often almost follow the format: salvage `"id": 2, "rating": 7` fragments.
-    for number, value in re.findall(r'"?id"?\s*:\s*"?(\d+)"?\s*,\s*"?(?:rating|score)"?\s*:\s*"?(\d+(?:\.\d+)?)', text):
-        rating = _rating(value)
-        if rating is not None and 1 <= int(number) <= count:
-            ratings[int(number)] = rating
-    if not ratings and count == 1:
-        # A lone pair rated in prose: "Rating: 8/10" or just "8".
-        match = re.search(r"(?:rating|score)\D{0,5}(\d+(?:\.\d+)?)", text, re.I) or re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*", text)
-        if match and _rating(match.group(1)) is not None:
-            ratings[1] = _rating(match.group(1))
-    return ratings
-
-
-# The judge's transport: given several conversations, answer each, in order, with a workers.common.llm.Result (`ok`,
-# `text`, `error`), a string, or an exception; one failed request must not sink the others.
-# `lambda conversations: client.complete_many(conversations, temperature=0)` of a workers.common.llm.ChatClient fits.
+# The judge's transport: given several conversations (and request options, such as response_format), answer each,
+# in order, with a workers.common.llm.Result (`ok`, `text`, `error`), a string, or an exception; one failed request
+# must not sink the others. `lambda conversations, **params: client.complete_many(conversations, temperature=0,
+# **params)` of a workers.common.llm.ChatClient fits.
 CompleteMany = Callable[[list[list[dict]]], list]
 
 
@@ -276,7 +233,7 @@ def _answer(answer) -> tuple[str | None, str | None]:
 
 
 def judge_examples(examples: Sequence[tuple[int, Example]], complete_many: CompleteMany, *, batch_size: int = 5,
-                   task_description: str = "", reporter=None) -> tuple[dict[int, float], int, int]:
+                   task_description: str = "", rubric: str = "", reporter=None) -> tuple[dict[int, float], int, int]:
     """Rate examples with the judge. Returns ({index: rating}, requests sent, requests that failed or were unreadable).
 
     Raises ReadableError when every request failed to reach the judge (an endpoint that is down or refuses the key):
@@ -285,18 +242,26 @@ def judge_examples(examples: Sequence[tuple[int, Example]], complete_many: Compl
     ratings: dict[int, float] = {}
     failures = 0
     transport_errors: list[str] = []
+    judge = StructuredJudge()  # what the endpoint takes is learnt on the first request and kept for the run
     # Requests go out in groups, so progress and a cancel are noticed while a long judgement runs.
     group = 16
     for start in range(0, len(batches), group):
         if reporter is not None and reporter.should_stop():
             raise Cancelled()
         chunk = batches[start:start + group]
-        answers = complete_many([judge_messages(batch, task_description) for batch in chunk])
+        answers: list = [None] * len(chunk)
+        # The schema names how many pairs a batch has: batches of one size go together (only the last is shorter).
+        for size in dict.fromkeys(len(batch) for batch in chunk):
+            positions = [position for position, batch in enumerate(chunk) if len(batch) == size]
+            asked = judge.ask(complete_many, [judge_messages(chunk[p], task_description, rubric) for p in positions],
+                              name="ratings", schema=ratings_schema(size))
+            for position, answer in zip(positions, asked):
+                answers[position] = answer
         for batch, answer in zip(chunk, answers):
             text, error = _answer(answer)
             if error is not None:
                 transport_errors.append(error)
-            got = parse_ratings(text, len(batch))
+            got = parse_scores(text, len(batch), low=1, high=10)
             if len(got) < len(batch):
                 failures += 1
             for number, (index, _) in enumerate(batch, start=1):
@@ -360,7 +325,8 @@ def curate(examples: Sequence[Example], config: CurateConfig, reporter=None,
             reporter.phase("judging", f"{len(alive)} pairs, threshold {config.judge_threshold:g}")
         ratings, requests, failures = judge_examples([(i, examples[i]) for i in alive], complete_many,
                                                      batch_size=config.judge_batch_size,
-                                                     task_description=config.task_description, reporter=reporter)
+                                                     task_description=config.task_description,
+                                                     rubric=config.judge_rubric, reporter=reporter)
         result.ratings, result.judge_requests, result.judge_failures = ratings, requests, failures
         kept = []
         for index in alive:

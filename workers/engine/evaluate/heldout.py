@@ -6,26 +6,26 @@ is scored against the reference, and the report says how much the tuning helped 
   prompt: the same conversation training built), in batches grouped by reference length so that each batch may
   decode only about as many tokens as its longest reference needs;
 - scores each answer with workers.engine.evaluate.scoring (exact match, token F1, ROUGE-L) and, when a judge is given, by an
-  LLM judge that rates the answer against the reference from 0 to 10 (kept as 0 to 1); a judge request that fails
-  or answers something unreadable is counted, never fatal;
+  LLM judge that rates the answer against the reference from 0 to 10 (kept as 0 to 1), by the user's rubric when
+  the settings carry one; a judge request that fails or answers something unreadable is counted, never fatal;
 - aggregates the means per model, and orders the examples by how much their token F1 changed.
 
 `answer_base` and `answer_tuned` have the signature of workers.engine.inference.generate without its model argument, so
-tests and the CLI can pass any function. `judge` takes a list of conversations and returns one workers.common.llm.Result
-per conversation (ChatClient.complete_many's shape). How to ask (HeldoutSettings) lives in workers.common.evaluation,
+tests and the CLI can pass any function. `judge` takes a list of conversations (and request options, such as
+response_format) and returns one workers.common.llm.Result per conversation (ChatClient.complete_many's shape); it is
+asked through workers.common.judge, which asks for structured output where the endpoint takes it. How to ask (HeldoutSettings) lives in workers.common.evaluation,
 which the web reads too. Pure engine code: no Django."""
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from workers.common.errors import Cancelled, ReadableError
 from workers.common.evaluation import HeldoutSettings
-from workers.common.llm import chat_text
+from workers.common.judge import StructuredJudge, fraction, parse_score, rubric_block, score_schema
 from workers.engine.reporting import Reporter
 from workers.engine.evaluate.scoring import score
 
@@ -63,8 +63,9 @@ Candidate answer:
 {answer}
 \"\"\"
 
-Rate the candidate answer from 0 (wrong, missing or unrelated) to 10 (says everything the reference says, with
+{rubric}Rate the candidate answer from 0 (wrong, missing or unrelated) to 10 (says everything the reference says, with
 nothing false). Reply with exactly one JSON object and nothing else: {{"score": <integer from 0 to 10>}}"""
+JUDGE_SCHEMA = score_schema(integer=True)
 
 # A fixed set of general questions small real models answer, shipped with the project: asked of the base and the
 # tuned model after every training, it shows what the tuning cost in what the model knew before (forgetting).
@@ -145,51 +146,26 @@ def _answer(name: str, answer_fn: AnswerFn, examples: list[dict], batches, repor
 
 # ------------------------------------------------------------------------------------------------ judge
 
-def judge_conversation(*, question: str, reference: str, answer: str) -> list[dict]:
+def judge_conversation(*, question: str, reference: str, answer: str, rubric: str = "") -> list[dict]:
+    """The judge's conversation; a user's rubric goes before the rating instruction (none: the default prompt)."""
     return [{"role": "system", "content": JUDGE_SYSTEM},
             {"role": "user", "content": JUDGE_TEMPLATE.format(question=question, reference=reference,
-                                                              answer=answer or "(no answer)")}]
+                                                              answer=answer or "(no answer)", rubric=rubric_block(rubric))}]
 
 
-_SCORE_RE = re.compile(r'"?score"?\s*[:=]\s*"?(-?\d+(?:\.\d+)?)', re.IGNORECASE)
-_BARE_NUMBER_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*\.?\s*$")
-
-
-def parse_judge_score(text: str | None) -> float | None:
-    """The judge's 0-10 rating as a number from 0 to 1, or None when the reply holds no readable rating in range.
-    Takes the JSON the prompt asks for, and the near-misses models write: a fenced block, `score: 7`, a bare `7` or
-    `7/10`."""
-    text = chat_text(text)
-    if not text:
-        return None
-    value = None
-    for candidate in re.findall(r"\{.*?\}", text, flags=re.DOTALL):
-        try:
-            data = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("score"), (int, float)) and not isinstance(data["score"], bool):
-            value = float(data["score"])
-            break
-    if value is None and (match := _SCORE_RE.search(text) or _BARE_NUMBER_RE.match(text)):
-        value = float(match.group(1))
-    if value is None or not 0 <= value <= 10 or math.isnan(value):
-        return None
-    return value / 10
-
-
-def _judge(judge: JudgeFn, examples: list[dict], base: list[str], tuned: list[str], reporter: Reporter) -> tuple[dict, list, list]:
+def _judge(judge: JudgeFn, examples: list[dict], base: list[str], tuned: list[str], reporter: Reporter, *,
+           rubric: str = "") -> tuple[dict, list, list]:
     """Ratings of every answer (None where the judge failed) and a summary: means, how many were judged and failed,
     the first error."""
     conversations = []
     for example, base_answer, tuned_answer in zip(examples, base, tuned):
         for answer in (base_answer, tuned_answer):
             conversations.append(judge_conversation(question=example["question"], reference=example["answer"],
-                                                    answer=answer))
+                                                    answer=answer, rubric=rubric))
     if reporter.should_stop():
         raise Cancelled()
     try:
-        results = judge(conversations)
+        results = StructuredJudge().ask(judge, conversations, name="rating", schema=JUDGE_SCHEMA)
     except ReadableError as exc:  # the endpoint could not even be set up (deleted provider, no default any more)
         results, setup_error = [None] * len(conversations), str(exc)
     else:
@@ -205,7 +181,7 @@ def _judge(judge: JudgeFn, examples: list[dict], base: list[str], tuned: list[st
             ratings.append(None)
             errors.append(result.error or "The judge request failed.")
             continue
-        rating = parse_judge_score(result.text)
+        rating = fraction(parse_score(result.text))  # the 0-10 rating as a number from 0 to 1
         if rating is None:
             unreadable += 1
         ratings.append(rating)
@@ -267,7 +243,8 @@ def evaluate_heldout(examples: list[dict], answer_base: AnswerFn, answer_tuned: 
     judge_summary, base_ratings, tuned_ratings = None, [None] * len(examples), [None] * len(examples)
     if judge is not None:
         reporter.phase("judging", f"An LLM judge rates {2 * len(examples)} answers against the references")
-        judge_summary, base_ratings, tuned_ratings = _judge(judge, examples, base_answers, tuned_answers, reporter)
+        judge_summary, base_ratings, tuned_ratings = _judge(judge, examples, base_answers, tuned_answers, reporter,
+                                                            rubric=settings.judge_rubric)
 
     reporter.phase("scoring", "Comparing the answers with the references")
     items = []
