@@ -52,7 +52,9 @@ PAGES = ["/datasets/{dataset}/", "/jobs/{job}/", "/training/{finetune}/", "/trai
          "/datasets/{dataset}/export/?style=messages", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/versions/{version}/",
          "/datasets/versions/{version}/export/?style=alpaca", "/datasets/documents/{document}/",
          "/benchmarks/{benchmark}/", "/benchmarks/{benchmark}/items.jsonl", "/prompts/saved/{prompt}/",
-         "/hub/publish/{finetune}/", "/playground/?model={finetune}", "/playground/?prompt={prompt}"]
+         "/hub/publish/{finetune}/", "/playground/?model={finetune}", "/playground/?prompt={prompt}",
+         "/training/{finetune}/lineage/", "/training/examples/{version}/0/", "/rl/new/?start={finetune}",
+         "/datasets/{dataset}/?start={finetune}", "/datasets/versions/{version}/?start={finetune}"]
 PAGE_POSTS = ["/training/{finetune}/exports/", "/training/{finetune}/rename/", "/datasets/{dataset}/generate/", "/datasets/{dataset}/train/", "/datasets/{dataset}/upload/",
               "/jobs/{job}/cancel/", "/jobs/{job}/retry/",
               "/datasets/{dataset}/pairs/add/", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/{dataset}/pairs/{pair}/delete/",

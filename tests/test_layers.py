@@ -1,9 +1,12 @@
-"""The layers hold mechanically (README: Architecture): import-linter's contracts in pyproject.toml, and a web process
-started from nothing that loads neither torch, transformers and numpy nor the engine or the worker side."""
+"""The layers hold mechanically (README: Architecture): import-linter's contracts in pyproject.toml, a web process
+started from nothing that loads neither torch, transformers and numpy nor the engine or the worker side, and no
+import cycle between modules."""
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers", "numpy", "trl", "peft", "datasets", "accelerate", "workers.engine", "workers.tasks",
@@ -46,3 +49,81 @@ def test_it_would_see_a_heavy_module_in_the_web_process(tmp_path):
     """The check above can fail: the same probe, after an import of the engine, names what came with it."""
     loaded = web_process_loads(tmp_path, before="import workers.engine.data.curate\n")
     assert "numpy" in loaded and "workers.engine.data.curate" in loaded
+
+
+# ---------------------------------------------------------------------------------------------- no import cycles
+
+# Every import counts, one inside a function too (as grimp and import-linter see them): deferring an import hides a
+# cycle from Python at start-up, not from whoever reads the code. Two modules that need each other want what they
+# share moved into a lower module.
+PACKAGES = ("apps", "workers", "garage")
+
+
+def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """The groups of modules that import one another, directly or through each other: the strongly connected
+    components of more than one module (Tarjan's algorithm), each sorted, in order of their first module."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(module: str) -> None:  # recursion as deep as the longest import chain: a few dozen modules
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:  # the first module of its component: the component is on the stack above it
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return sorted(cycles)
+
+
+def cycles_message(graph: grimp.ImportGraph, cycles: list[list[str]]) -> str:
+    """Each cycle's modules, and the imports between them with their lines: what to untangle."""
+    lines = [f"{len(cycles)} import cycle(s) between modules:"]
+    for modules in cycles:
+        lines.append(f"- {', '.join(modules)}")
+        for importer in modules:
+            for imported in sorted(graph.find_modules_directly_imported_by(importer) & set(modules)):
+                where = "; ".join(f"line {detail['line_number']}: {detail['line_contents']}"
+                                  for detail in graph.get_import_details(importer=importer, imported=imported))
+                lines.append(f"    {importer} -> {imported} ({where})")
+    return "\n".join(lines)
+
+
+def project_graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PACKAGES, include_external_packages=False, cache_dir=None)
+
+
+def test_it_has_no_import_cycle_between_modules():
+    graph = project_graph()
+    cycles = import_cycles(graph)
+    assert cycles == [], cycles_message(graph, cycles)
+
+
+def test_it_would_see_an_import_cycle():
+    """The check above can fail: on a small graph it finds each cycle and nothing else, and in the project's graph it
+    finds the cycle one more import would make (a model that asks a selector, which reads the models)."""
+    graph = grimp.ImportGraph()
+    for importer, imported in [("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.d", "p.a"), ("p.c", "p.e"),
+                               ("p.e", "p.f"), ("p.f", "p.e")]:
+        graph.add_import(importer=importer, imported=imported, line_number=7, line_contents=f"import {imported}")
+    assert import_cycles(graph) == [["p.a", "p.b", "p.c"], ["p.e", "p.f"]]
+    message = cycles_message(graph, import_cycles(graph))
+    assert message.startswith("2 import cycle(s)") and "- p.a, p.b, p.c" in message
+    assert "    p.c -> p.a (line 7: import p.a)" in message and "p.d" not in message
+
+    graph = project_graph()
+    graph.add_import(importer="apps.core.models", imported="apps.core.selectors", line_number=1,
+                     line_contents="from apps.core.selectors import job_waiting")
+    assert any({"apps.core.models", "apps.core.selectors"} <= set(cycle) for cycle in import_cycles(graph))

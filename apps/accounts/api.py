@@ -64,6 +64,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
         try:
             token, secret = api_token_create(user=request.user, name=serializer.validated_data["name"])
         except DjangoValidationError as exc:
+            # Caught here rather than left to the API's exception handler: the body also puts the messages under
+            # the `name` field, as a serializer's own error on that field would.
             raise ValidationError({"name": exc.messages, "message": " ".join(exc.messages)})
         token.token = secret
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)

@@ -24,7 +24,8 @@ class PayloadTooLarge(exceptions.APIException):
 def exception_handler(exc, context):
     """DRF's handler, plus a `message` field that a person can read in every error body. Django's ValidationError,
     raised by services and by model fields given a malformed value (a code that is not a UUID, say), is a 400 with
-    its messages, wherever it comes from, rather than a 500."""
+    its messages, wherever it comes from, rather than a 500: API views let a service's ValidationError reach this
+    handler, and catch one themselves only to answer differently (another status, or a `code` a client acts on)."""
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError({"message": " ".join(exc.messages)})
     elif isinstance(exc, RequestDataTooBig):  # Django's own answer would be a bare HTML page

@@ -5,7 +5,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
 from apps.core.realtime import job_group_name, user_jobs_group_name
-from apps.core.selectors import job_events, job_get_for_user, job_list_for_user
+from apps.core.selectors import job_events, job_get_for_user, job_list_for_user, job_snapshot
 
 # Close code for "not found / not yours": the same answer as the pages' 404.
 CLOSE_NOT_FOUND = 4404
@@ -75,7 +75,7 @@ class UserJobsConsumer(_ListeningConsumer):
 
 
 def _recent_jobs(user, limit: int) -> list[dict]:
-    return [job.snapshot() for job in job_list_for_user(user=user)[:limit]]
+    return [job_snapshot(job=job) for job in job_list_for_user(user=user)[:limit]]
 
 
 def _query_int(query_string: bytes, name: str) -> int | None:
@@ -99,4 +99,5 @@ def _after_id(query_string: bytes) -> int:
 
 def _snapshot(job, after: int) -> dict:
     job.refresh_from_db()
-    return {"type": "snapshot", "job": job.snapshot(), "events": [e.as_message() for e in job_events(job=job, after_id=after)]}
+    return {"type": "snapshot", "job": job_snapshot(job=job),
+            "events": [e.as_message() for e in job_events(job=job, after_id=after)]}

@@ -15,10 +15,6 @@ class OwnedModel(models.Model):
         abstract = True
 
 
-# Job.snapshot's `waiting` when the caller has not computed it (None is a value: "not waiting").
-_LOOK_UP = object()
-
-
 class Job(OwnedModel):
     """One piece of long work (extraction, generation, training, ...). The row is the source of truth."""
 
@@ -81,40 +77,6 @@ class Job(OwnedModel):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
-
-    def snapshot(self, *, waiting=_LOOK_UP) -> dict:
-        """The state a page or websocket client needs to draw this job. What it says is derived from the status, so
-        nothing goes stale: the phase and the running message end with the job (an ended job keeps only a successful
-        run's last message), and `waiting` (apps.core.selectors.job_waiting, looked up unless given) says where a
-        queued job stands in line and why."""
-        if waiting is _LOOK_UP:
-            from apps.core.selectors import job_waiting
-
-            waiting = job_waiting(job=self)
-        stopping = self.cancel_requested_at is not None and not self.is_final
-        if self.is_final:
-            phase, message = "", self.message if self.status == self.Status.SUCCEEDED else ""
-        elif stopping:
-            phase, message = "", "Stopping at the next step."
-        else:
-            phase, message = self.phase, self.message
-        return {
-            "code": str(self.code),
-            "kind": self.kind,
-            "title": self.title or self.get_kind_display(),
-            "status": self.status,
-            "status_display": "Cancelling" if stopping else self.get_status_display(),
-            "phase": phase,
-            "progress": self.progress,
-            "message": message,
-            "waiting": waiting,
-            "error_message": self.error_message,
-            "result": self.result,
-            "cancel_requested": self.cancel_requested_at is not None,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-        }
 
 
 class JobEvent(models.Model):

@@ -7,7 +7,7 @@ import threading
 from channels.layers import get_channel_layer
 
 from apps.core.models import JobEvent
-from apps.core.selectors import AHEAD_SHOWN, queue_line, waiting_state
+from apps.core.selectors import AHEAD_SHOWN, job_snapshot, queue_line, waiting_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ _publisher = _PublisherLoop()
 def job_publish(*, job, event=None) -> None:
     """Send the job's current state (and the event that changed it) to everyone watching the job and, when a top-level
     job's status or progress changed, to everyone watching its owner's list of jobs."""
-    message = {"type": "job.update", "job": job.snapshot(), "event": event.as_message() if event else None}
+    message = {"type": "job.update", "job": job_snapshot(job=job), "event": event.as_message() if event else None}
     groups = [job_group_name(job.code)]
     if job.parent_id is None and (event is None or event.type in LIST_EVENT_TYPES):
         groups.append(user_jobs_group_name(job.owner_id))
@@ -78,7 +78,8 @@ def queue_publish(*, queue: str) -> None:
     ended): one update per waiting job, only on such moves and never on progress, and only to the jobs whose text can
     have changed (those further back than AHEAD_SHOWN read "more than ..." before and after)."""
     messages = [(job_group_name(job.code),
-                 {"type": "job.update", "job": job.snapshot(waiting=waiting_state(position=position, reason=reason)),
+                 {"type": "job.update",
+                  "job": job_snapshot(job=job, waiting=waiting_state(position=position, reason=reason)),
                   "event": None})
                 for job, position, reason in queue_line(queue=queue) if position is None or position <= AHEAD_SHOWN + 2]
 

@@ -1,10 +1,14 @@
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from apps.core.models import Job, JobEvent
 
@@ -25,19 +29,90 @@ def job_events(*, job, after_id: int = 0, limit: int = 2000) -> list[JobEvent]:
     return list(JobEvent.objects.filter(job=job, id__gt=after_id).order_by("id")[:limit])
 
 
+# job_snapshot's `waiting` when the caller has not computed it (None is a value: "not waiting").
+_LOOK_UP = object()
+
+
+def job_snapshot(*, job: Job, waiting=_LOOK_UP) -> dict:
+    """The state a page or websocket client needs to draw this job. What it says is derived from the status, so
+    nothing goes stale: the phase and the running message end with the job (an ended job keeps only a successful
+    run's last message), and `waiting` (job_waiting, looked up unless given) says where a queued job stands in line
+    and why."""
+    if waiting is _LOOK_UP:
+        waiting = job_waiting(job=job)
+    stopping = job.cancel_requested_at is not None and not job.is_final
+    if job.is_final:
+        phase, message = "", job.message if job.status == job.Status.SUCCEEDED else ""
+    elif stopping:
+        phase, message = "", "Stopping at the next step."
+    else:
+        phase, message = job.phase, job.message
+    return {
+        "code": str(job.code),
+        "kind": job.kind,
+        "title": job.title or job.get_kind_display(),
+        "status": job.status,
+        "status_display": "Cancelling" if stopping else job.get_status_display(),
+        "phase": phase,
+        "progress": job.progress,
+        "message": message,
+        "waiting": waiting,
+        "error_message": job.error_message,
+        "result": job.result,
+        "cancel_requested": job.cancel_requested_at is not None,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- the line of waiting jobs
 
 # Beyond this many jobs ahead, a job's panel reads "More than 50 jobs ahead of yours": its text then changes only near
 # the front of the line, and a move of a long line is sent only to the jobs there (apps.core.realtime.queue_publish).
 AHEAD_SHOWN = 50
 
+GPU_QUEUE = "gpu"
+
+
+def _active(jobs) -> Q:
+    """Running, or handed to the broker and about to run."""
+    return Q(status=Job.Status.RUNNING) | (Q(status=Job.Status.QUEUED) & ~Q(celery_task_id=""))
+
+
+def gpu_active_per_user() -> Counter:
+    """How many GPU jobs each user has running or handed to the broker."""
+    gpu = Job.objects.filter(queue=GPU_QUEUE)
+    return Counter(gpu.filter(_active(gpu)).values_list("owner_id", flat=True))
+
+
+def gpu_waiting_order() -> list[Job]:
+    """The GPU jobs not yet dispatched, in the order apps.core.scheduling.gpu_dispatch will dispatch them (ignoring
+    free slots): the fair order, read here so that the line (queue_line) and the dispatcher agree.
+
+    Round robin between users: fewest active jobs first, then the user whose last GPU job started longest
+    ago (or never), then the oldest job. Each pick counts as active and as just started for the next pick."""
+    gpu = Job.objects.filter(queue=GPU_QUEUE)
+    running = gpu_active_per_user()
+    last_start = dict(gpu.filter(started_at__isnull=False).values("owner_id").annotate(last=Max("started_at"))
+                      .values_list("owner_id", "last"))
+    never = datetime.min.replace(tzinfo=dt_timezone.utc)
+    waiting = list(gpu.filter(status=Job.Status.QUEUED, celery_task_id="").order_by("created_at", "id"))
+    order, now = [], timezone.now()
+    while waiting:
+        job = min(waiting, key=lambda j: (running[j.owner_id], last_start.get(j.owner_id, never), j.created_at, j.id))
+        waiting.remove(job)
+        order.append(job)
+        running[job.owner_id] += 1
+        now += timedelta(microseconds=1)  # later picks of the same user sort after everyone else's
+        last_start[job.owner_id] = now
+    return order
+
 
 def queue_line(*, queue: str) -> list[tuple[Job, int | None, str]]:
     """The queued jobs of `queue` in line order, each with its position (1 is next; None once handed to a GPU worker)
-    and why it waits. GPU jobs follow the fair dispatch order (apps.core.scheduling), others the order the broker hands
+    and why it waits. GPU jobs follow the fair dispatch order (gpu_waiting_order), others the order the broker hands
     out their messages: the order they were sent in, so a retried job goes to the back."""
-    from apps.core.scheduling import GPU_QUEUE, gpu_active_per_user, gpu_waiting_order
-
     if queue != GPU_QUEUE:
         line = (Job.objects.filter(status=Job.Status.QUEUED, queue=queue)
                 .order_by(Coalesce("sent_at", "created_at"), "id"))
@@ -165,3 +240,9 @@ def job_cancel_question(*, job: Job, subject: JobSubject | None) -> str:
     else:
         lost = "Its progress so far is lost."
     return f"Cancel {what}? {lost}"
+
+
+def job_retryable(*, job: Job) -> bool:
+    """Whether Retry applies: a failed or cancelled job that is not made of steps (a parent follows its steps; its
+    failed step is retried instead)."""
+    return job.status in (Job.Status.FAILED, Job.Status.CANCELLED) and not job.children.exists()

@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -12,7 +13,8 @@ from apps.core.broker import BROKER_ERRORS, RUN_TASK, job_message_send, task_ids
 from apps.core.jobtypes import job_type_get
 from apps.core.models import Job, JobEvent
 from apps.core.realtime import job_publish, queue_publish
-from apps.core.scheduling import GPU_QUEUE, gpu_dispatch
+from apps.core.scheduling import gpu_dispatch
+from apps.core.selectors import GPU_QUEUE, job_retryable
 
 logger = logging.getLogger(__name__)
 
@@ -188,9 +190,13 @@ def job_cancel(*, job: Job) -> Job:
 
 
 def job_retry(*, job: Job) -> Job:
-    """Run a failed or cancelled job again with the same config, keeping its history."""
+    """Run a failed or cancelled job again with the same config, keeping its history. A job made of steps (a
+    pipeline) is not run again as a whole: ValidationError, pointing at its steps."""
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         return job
+    if not job_retryable(job=job):
+        raise ValidationError("A job made of steps is not run again as a whole: retry the step that failed, on its "
+                              "own page.")
     Job.objects.filter(pk=job.pk).update(
         status=Job.Status.QUEUED, progress=0.0, phase="", message="", error="", error_message="",
         cancel_requested_at=None, started_at=None, finished_at=None, result={},

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -70,6 +71,10 @@ def job_retry_view(request, code):
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         messages.error(request, "Only failed or cancelled jobs can be retried.")
     else:
-        job_retry(job=job)
-        messages.info(request, "The job was queued again.")
+        try:
+            job_retry(job=job)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.info(request, "The job was queued again.")
     return _back(request, job)

@@ -1,6 +1,5 @@
 import json
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -45,10 +44,6 @@ from apps.datasets.services import (
 from workers.common.curation import CurateConfig
 from workers.common.judge import MAX_RUBRIC
 from workers.common.records import RECORD_SUFFIXES, STYLES
-
-
-def as_api_error(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError({"message": " ".join(exc.messages)})
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -238,10 +233,7 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         return self.get_queryset().get(code=self.kwargs["code"])
 
     def perform_create(self, serializer):
-        try:
-            dataset = dataset_create(owner=self.request.user, **serializer.validated_data)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        dataset = dataset_create(owner=self.request.user, **serializer.validated_data)
         serializer.instance = self.get_queryset().get(pk=dataset.pk)
 
     @extend_schema(responses={204: None, 409: DatasetInUseSerializer})
@@ -263,10 +255,7 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
             return Response(DocumentSerializer(dataset.documents.select_related("job"), many=True).data)
         upload = UploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        try:
-            document = document_upload(dataset=dataset, uploaded_file=upload.validated_data["file"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        document = document_upload(dataset=dataset, uploaded_file=upload.validated_data["file"])
         return Response(DocumentSerializer(document).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request={"multipart/form-data": ImportSerializer, "application/json": ImportSerializer},
@@ -289,15 +278,12 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         values = data.validated_data
         if bool(values.get("file")) == bool((values.get("hub_id") or "").strip()):
             raise ValidationError({"message": "Send a file or a Hugging Face dataset id (`hub_id`), one of the two."})
-        try:
-            if values.get("file"):
-                job = dataset_import_file_start(dataset=dataset, uploaded_file=values["file"], mapping=values.get("mapping"))
-            else:
-                job = dataset_import_hub_start(dataset=dataset, dataset_id=values["hub_id"], split=values.get("split") or "train",
-                                               config=values.get("config") or "", mapping=values.get("mapping"),
-                                               limit=values.get("limit"))
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        if values.get("file"):
+            job = dataset_import_file_start(dataset=dataset, uploaded_file=values["file"], mapping=values.get("mapping"))
+        else:
+            job = dataset_import_hub_start(dataset=dataset, dataset_id=values["hub_id"], split=values.get("split") or "train",
+                                           config=values.get("config") or "", mapping=values.get("mapping"),
+                                           limit=values.get("limit"))
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=[STYLE_PARAMETER, OpenApiParameter("version", int, description="A frozen version's number; "
@@ -322,9 +308,9 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         data.is_valid(raise_exception=True)
         try:
             job = dataset_curate_start(dataset=dataset, options=dict(data.validated_data))
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
         except Http404:
+            # The dataset was found: a 404 here is about the judge `provider` named in the body, a bad value of the
+            # request (400) rather than a missing resource. A ValidationError goes to the API's exception handler.
             raise ValidationError({"message": "No such provider: give 'default' or the code of one of your providers."})
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -346,11 +332,8 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
             return self.get_paginated_response(DatasetVersionSerializer(page, many=True).data)
         data = FreezeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            version = dataset_version_freeze(dataset=dataset, note=data.validated_data["note"],
-                                             heldout_ratio=data.validated_data["heldout_ratio"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        version = dataset_version_freeze(dataset=dataset, note=data.validated_data["note"],
+                                         heldout_ratio=data.validated_data["heldout_ratio"])
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=GenerateOptionsSerializer, responses={202: JobSerializer})
@@ -362,10 +345,7 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         dataset = dataset_get_for_user(user=request.user, code=code)
         options = GenerateOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        try:
-            job = qa_generate_start(dataset=dataset, **options.validated_data)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        job = qa_generate_start(dataset=dataset, **options.validated_data)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -411,19 +391,13 @@ class QAPairViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         values = serializer.validated_data
-        try:
-            serializer.instance = qa_pair_create(dataset=self._dataset(), question=values["question"],
-                                                 answer=values["answer"], system=values.get("system", ""))
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        serializer.instance = qa_pair_create(dataset=self._dataset(), question=values["question"],
+                                             answer=values["answer"], system=values.get("system", ""))
 
     def perform_update(self, serializer):
         values = serializer.validated_data
-        try:
-            serializer.instance = qa_pair_update(pair=serializer.instance, question=values.get("question"),
-                                                 answer=values.get("answer"), system=values.get("system") if "system" in serializer.initial_data else None)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        serializer.instance = qa_pair_update(pair=serializer.instance, question=values.get("question"),
+                                             answer=values.get("answer"), system=values.get("system") if "system" in serializer.initial_data else None)
 
     def perform_destroy(self, instance):
         qa_pair_delete(pair=instance)

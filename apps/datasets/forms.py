@@ -1,6 +1,7 @@
 from django import forms
 
-from apps.training.forms import MultipleFileField
+from apps.providers.forms import ProviderChoiceField
+from apps.core.forms import MultipleFileField
 from workers.common.judge import MAX_RUBRIC
 from workers.common.records import RECORD_SUFFIXES, STYLES
 
@@ -41,24 +42,12 @@ class CurateForm(forms.Form):
                                    widget=forms.Textarea(attrs={"rows": 3}),
                                    help_text="Optional: what a good pair looks like for you, added to the judge's "
                                              "prompt. Empty: accuracy, relevance, clarity and usefulness.")
-    judge_provider = forms.ChoiceField(required=False, label="Judge model", choices=[])
+    judge_provider = ProviderChoiceField(required=False, label="Judge model", none_label="No chat provider configured")
     scrub_pii = forms.BooleanField(required=False, initial=True, label="Scrub personal data before it is sent to the judge")
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = []
-        try:
-            from apps.providers.selectors import provider_credential_list_for_user, site_default_endpoint
-            from apps.providers.services import SITE_DEFAULT
-        except ImportError:  # a server without the providers app: the judge cannot run
-            pass
-        else:
-            default = site_default_endpoint()
-            if default is not None:
-                choices.append((SITE_DEFAULT, f"Site default ({default['model']})"))
-            if user is not None:
-                choices += [(str(c.code), f"{c.name} ({c.model})") for c in provider_credential_list_for_user(user=user)]
-        self.fields["judge_provider"].choices = choices or [("", "No chat provider configured")]
+        self.fields["judge_provider"].offer(user=user)
 
     def options(self) -> dict:
         return dict(self.cleaned_data)

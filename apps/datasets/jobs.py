@@ -122,26 +122,21 @@ def _generator(*, dataset: Dataset, options: dict, job: Job | None, stats: dict)
                                    work_dir=str(settings.VAR_DIR)), None
     if backend != ENDPOINT:
         raise ReadableError(f"Unknown generator '{backend}'.")
+    from apps.providers.client import provider_client
     from apps.providers.models import ExternalCallAudit
-    from apps.providers.services import (
-        audit_hook,
-        pii_scrubber_for_user,
-        provider_endpoint_resolve,
-    )
 
-    endpoint = provider_endpoint_resolve(owner=dataset.owner, provider=options.get("provider") or "")
-    record = audit_hook(owner=dataset.owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.GENERATE, job=job)
+    # The generator scrubs each chunk as it builds its request, so it takes the client's scrubber and audit record.
+    client = provider_client(owner=dataset.owner, provider=options.get("provider") or "",
+                             purpose=ExternalCallAudit.Purpose.GENERATE, job=job, scrub_pii=bool(options.get("scrub_pii")))
 
     def on_call(result, pii_replacements):
-        record(result, pii_replacements)
+        client.record(result, pii_replacements)
         if result.attempts:
             stats["external_calls"] += 1
             stats["characters_sent"] += result.characters_sent * result.attempts
 
-    client = endpoint.client()
-    scrubber = pii_scrubber_for_user(user=dataset.owner) if options.get("scrub_pii") else None
-    generator = EndpointGenerator(client, task_description=options.get("task_description", ""),
-                                  summary=options.get("summary", ""), scrubber=scrubber, on_call=on_call)
+    generator = EndpointGenerator(client.chat, task_description=options.get("task_description", ""),
+                                  summary=options.get("summary", ""), scrubber=client.scrubber, on_call=on_call)
     return generator, client
 
 
@@ -200,22 +195,17 @@ def qa_generate(*, dataset: Dataset, reporter, max_pairs: int | None = None, opt
 
 def _judge_transport(*, owner, provider: str, job: Job | None, scrub_pii: bool, batch_size: int):
     """(client, complete_many) for the judge: the owner's saved provider or the site default, every request
-    audited, and personal data scrubbed first when asked. The key is decrypted here, in the worker."""
+    audited, and personal data scrubbed first when asked (apps.providers.client). The key is decrypted here, in the
+    worker."""
+    from apps.providers.client import provider_client
     from apps.providers.models import ExternalCallAudit
-    from apps.providers.services import audit_hook, pii_scrubber_for_user, provider_endpoint_resolve
 
-    endpoint = provider_endpoint_resolve(owner=owner, provider=provider or "")
-    record = audit_hook(owner=owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
-    scrubber = pii_scrubber_for_user(user=owner) if scrub_pii else None
-    client = endpoint.client()
+    client = provider_client(owner=owner, provider=provider or "", purpose=ExternalCallAudit.Purpose.JUDGE, job=job,
+                             scrub_pii=scrub_pii)
 
     def complete_many(conversations, **params):  # params: what the judge adds, such as response_format
-        replacements = [0] * len(conversations)
-        if scrubber is not None:
-            conversations, replacements = scrubber.scrub_conversations(conversations)
         # About 20 tokens per rated pair, with room for a model that adds a sentence around the JSON.
-        return client.complete_many(conversations, on_result=lambda r: record(r, replacements[r.index]),
-                                    temperature=0, max_tokens=128 + 20 * batch_size, **params)
+        return client.complete_many(conversations, temperature=0, max_tokens=128 + 20 * batch_size, **params)
 
     return client, complete_many
 

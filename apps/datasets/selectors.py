@@ -97,7 +97,7 @@ def dataset_version_by_number(*, dataset, number) -> DatasetVersion:
 
 
 def version_examples(*, version, search: str = "") -> QuerySet[VersionExample]:
-    examples = version.examples.select_related("document", "chunk")
+    examples = version.examples.select_related("version", "document", "chunk")
     search = (search or "").strip()
     if search:
         examples = examples.filter(Q(question__icontains=search) | Q(answer__icontains=search) | Q(system__icontains=search))

@@ -44,6 +44,7 @@ from apps.datasets.services import (
 )
 from apps.training.forms import TrainingOptionsForm
 from apps.training.services import finetune_create, finetune_create_from_dataset
+from apps.training.selectors import finetune_get_for_user
 from workers.common.records import STYLES
 
 PAIRS_PER_PAGE = 25
@@ -99,7 +100,9 @@ def dataset_detail(request, code):
         "search": search, "set_aside": set_aside, "counts": dataset_pair_counts(dataset=dataset),
         "versions": dataset_versions(dataset=dataset), "active_jobs": active_jobs, "styles": STYLES,
         # Several forms share a page with the generation form: their own id prefixes keep labels pointing right.
-        "upload_form": UploadForm(), "train_form": TrainingOptionsForm(auto_id="train_%s", user=request.user, dataset=dataset), "pair_form": PairForm(auto_id="pair_%s"),
+        "upload_form": UploadForm(), "train_form": TrainingOptionsForm(auto_id="train_%s", user=request.user, dataset=dataset,
+                                         start=_training_start(request)),
+        "training_start": request.GET.get("start"), "pair_form": PairForm(auto_id="pair_%s"),
         "curate_form": CurateForm(user=request.user, auto_id="curate_%s"), "import_form": ImportForm(auto_id="import_%s"),
         "freeze_form": FreezeForm(auto_id="freeze_%s"),
         "has_generate_form": _has_template("datasets/_generate_form.html"),
@@ -158,6 +161,13 @@ def generate_view(request, code):
         messages.error(request, " ".join(exc.messages))
         return redirect("datasets:detail", code=dataset.code)
     return redirect("jobs:detail", code=job.code)
+
+
+def _training_start(request):
+    """The user's tuned model a "train it further" link names (`?start=<code>`), proposed by the training form; 404
+    for anyone else's."""
+    code = request.GET.get("start")
+    return finetune_get_for_user(user=request.user, code=code) if code else None
 
 
 def _train_from_form(request, *, start, back: str):
@@ -330,7 +340,8 @@ def version_detail(request, code):
     examples = Paginator(version_examples(version=version, search=search), PAIRS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "datasets/version_detail.html", {
         "version": version, "dataset": version.dataset, "page": examples, "search": search, "styles": STYLES,
-        "note_form": FreezeForm(initial={"note": version.note}), "train_form": TrainingOptionsForm(user=request.user, version=version),
+        "note_form": FreezeForm(initial={"note": version.note}), "train_form": TrainingOptionsForm(user=request.user, version=version, start=_training_start(request)),
+        "training_start": request.GET.get("start"),
         "finetunes": version.finetunes.select_related("job").order_by("-created_at"),
     })
 

@@ -1,11 +1,9 @@
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import JobSerializer
-from apps.datasets.api import as_api_error
 from apps.evaluation.models import BenchmarkItem, BenchmarkRun
 from apps.evaluation.selectors import benchmark_item_list, benchmark_run_get_for_user, benchmark_run_list_for_user
 from apps.evaluation.services import DEFAULT_SETTINGS, benchmark_run_create
@@ -84,16 +82,16 @@ class BenchmarkRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         data = BenchmarkRunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        finetune = finetune_get_for_user(user=request.user, code=values.pop("finetune")) if values.get("finetune") else None
+        # What is left in `values` are the run's settings (benchmark_settings refuses any other key): take the
+        # request's other fields out, the fine-tune even when it is null.
+        code = values.pop("finetune")
+        finetune = finetune_get_for_user(user=request.user, code=code) if code else None
         benchmark, base_model, name = values.pop("benchmark"), values.pop("base_model"), values.pop("name")
         saved_prompt = values.pop("saved_prompt")
-        try:
-            values["system_prompt"] = saved_prompt_apply(user=request.user, code=saved_prompt,
-                                                         system_prompt=values["system_prompt"])
-            run = benchmark_run_create(owner=request.user, benchmark=benchmark, base_model=base_model, finetune=finetune,
-                                       settings=values, name=name)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        values["system_prompt"] = saved_prompt_apply(user=request.user, code=saved_prompt,
+                                                     system_prompt=values["system_prompt"])
+        run = benchmark_run_create(owner=request.user, benchmark=benchmark, base_model=base_model, finetune=finetune,
+                                   settings=values, name=name)
         return Response(BenchmarkRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("correct", bool, description="Only correct (true) or wrong (false) answers.")],

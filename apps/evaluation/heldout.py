@@ -9,7 +9,7 @@ The questions are the version's recall phrasings (new phrasings of trained facts
 control set of general questions (what the tuning cost). The summary goes to `finetune.metrics["evaluation"]`
 ({"metric": "token_f1", "base", "tuned", "exact_match", "rouge_l", "judge", "examples", "report", and per group
 "recall", "unseen", "control": {"n", "token_f1": {"base", "tuned"}, "exact_match": {...}} or None}), which the
-model page, the card and the publishing gate (apps.hub.services.hub_publish_gate) read."""
+model page, the card and the publishing gate (apps.hub.pushes.hub_publish_gate) read."""
 from __future__ import annotations
 
 import logging
@@ -18,18 +18,26 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.models import Job, JobEvent
+from apps.core.options import options_clean
 from apps.core.services import job_create, job_event_add
 from apps.datasets.models import VersionExample
 from apps.evaluation.models import HeldoutEvaluation, HeldoutItem
 from apps.training.models import FineTune
 from workers.common.errors import ReadableError
 from workers.common.evaluation import HeldoutSettings
+from workers.common.options import Bool, Int, Text
 
 logger = logging.getLogger(__name__)
 
 AUTO = "auto"  # the judge choice "whatever this user has": their first saved provider, else the site's endpoint
 NO_JUDGE = ""
 DEFAULT_SETTINGS = {"batch_size": 16, "max_new_tokens": None, "scrub_pii": True}
+# The settings as one schema (workers.common.options); HeldoutSettings.validate checks the numbers' ranges and the
+# rubric's length with its own messages, which name them as these labels do.
+SETTINGS = {"batch_size": Int(DEFAULT_SETTINGS["batch_size"], label="the batch size"),
+            "max_new_tokens": Int(DEFAULT_SETTINGS["max_new_tokens"], label="the maximum number of new tokens"),
+            "scrub_pii": Bool(DEFAULT_SETTINGS["scrub_pii"], label="the scrub_pii switch"),
+            "judge_rubric": Text("", strip=False, label="the judge's rubric")}
 
 
 # ------------------------------------------------------------------------------------------------ choices
@@ -74,23 +82,11 @@ def _judge_label(*, owner, choice: str) -> str:
 
 def heldout_settings_clean(raw: dict | None) -> dict:
     """Batch size, token budget and the judge's rubric chosen by the user (all optional; a rubric is stored only when
-    given, at most workers.common.judge.MAX_RUBRIC characters); readable ValidationError otherwise."""
-    values = dict(DEFAULT_SETTINGS)
-    for name in ("batch_size", "max_new_tokens"):
-        value = (raw or {}).get(name)
-        if value in (None, ""):
-            continue
-        try:
-            number = float(value)
-            if not number.is_integer():
-                raise ValueError(value)
-            values[name] = int(number)
-        except (TypeError, ValueError, OverflowError):
-            raise ValidationError(f"The {name.replace('_', ' ')} must be a whole number.")
-    if "scrub_pii" in (raw or {}):
-        values["scrub_pii"] = raw["scrub_pii"] in (True, 1, "1", "true", "True", "on", "yes")
+    given, at most workers.common.judge.MAX_RUBRIC characters); readable ValidationError otherwise, also for a setting
+    that is not one of SETTINGS."""
+    values = options_clean(SETTINGS, raw)
     checked = HeldoutSettings(batch_size=values["batch_size"], max_new_tokens=values["max_new_tokens"],
-                              judge_rubric=(raw or {}).get("judge_rubric") or "")
+                              judge_rubric=values.pop("judge_rubric"))
     try:
         checked.validate()
     except ReadableError as exc:

@@ -1,13 +1,11 @@
 """REST API of the held-out evaluation: the report of each run (before/after metrics, the questions that changed
 most, every question with both answers and its source) and starting a run again."""
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import JobSerializer
-from apps.datasets.api import as_api_error
 from apps.evaluation.heldout import AUTO, heldout_evaluation_start
 from apps.evaluation.heldout_selectors import (
     heldout_evaluation_get_for_user,
@@ -126,12 +124,9 @@ class HeldoutEvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         data.is_valid(raise_exception=True)
         values = data.validated_data
         finetune = finetune_get_for_user(user=request.user, code=values["finetune"])
-        try:
-            evaluation = heldout_evaluation_start(
-                finetune=finetune, judge_provider=values["judge_provider"],
-                settings={k: values[k] for k in ("batch_size", "max_new_tokens", "scrub_pii", "judge_rubric")})
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        evaluation = heldout_evaluation_start(
+            finetune=finetune, judge_provider=values["judge_provider"],
+            settings={k: values[k] for k in ("batch_size", "max_new_tokens", "scrub_pii", "judge_rubric")})
         return Response(HeldoutEvaluationSerializer(evaluation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("change", str, enum=["improved", "worse", "same"],

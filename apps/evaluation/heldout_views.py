@@ -44,14 +44,10 @@ def metric_rows(results: dict) -> list[dict]:
 
 
 def judge_choices(*, user) -> list[tuple[str, str]]:
-    from apps.providers.selectors import provider_credential_list_for_user, site_default_endpoint
-    from apps.providers.services import SITE_DEFAULT
+    from apps.providers.forms import provider_choices
 
-    choices = [(AUTO, "Automatic (your first provider, else the site's endpoint, else none)"), ("none", "No judge")]
-    if site_default_endpoint() is not None:
-        choices.append((SITE_DEFAULT, "The site's default endpoint"))
-    choices += [(str(credential.code), str(credential)) for credential in provider_credential_list_for_user(user=user)]
-    return choices
+    return [(AUTO, "Automatic (your first provider, else the site's endpoint, else none)"), ("none", "No judge"),
+            *provider_choices(user=user)]
 
 
 @login_required

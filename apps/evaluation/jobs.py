@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.jobtypes import job_type
-from apps.hub.services import hub_push_follow
+from apps.hub.pushes import hub_push_follow
 from apps.training.pipeline import pipeline_advance
 from apps.core.models import Job
 from apps.datasets.models import VersionExample
@@ -104,21 +104,17 @@ def heldout_evaluation_examples(*, finetune: FineTune) -> tuple[list[VersionExam
 
 def _judge_fn(*, evaluation: HeldoutEvaluation, job: Job | None):
     """complete_many for the judge: the chosen endpoint, every request audited, personal data scrubbed first unless
-    the settings say otherwise. The key is decrypted here, in the worker, and only when the judge is first used."""
+    the settings say otherwise (apps.providers.client). The key is decrypted here, in the worker, and only when the
+    judge is first used."""
+    from apps.providers.client import provider_client
     from apps.providers.models import ExternalCallAudit
-    from apps.providers.services import audit_hook, pii_scrubber_for_user, provider_endpoint_resolve
-
-    owner = evaluation.owner
 
     def complete_many(conversations, **params):  # params: what the judge adds, such as response_format
-        endpoint = provider_endpoint_resolve(owner=owner, provider=evaluation.judge_provider)  # ReadableError: counted
-        record = audit_hook(owner=owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
-        replacements = [0] * len(conversations)
-        if evaluation.settings.get("scrub_pii", True):
-            conversations, replacements = pii_scrubber_for_user(user=owner).scrub_conversations(conversations)
-        with endpoint.client() as client:
-            return client.complete_many(conversations, on_result=lambda r: record(r, replacements[r.index]),
-                                        temperature=0, max_tokens=64, **params)
+        # provider_client's ReadableError (a deleted provider, say) is counted as failed judgements.
+        with provider_client(owner=evaluation.owner, provider=evaluation.judge_provider,
+                             purpose=ExternalCallAudit.Purpose.JUDGE, job=job,
+                             scrub_pii=evaluation.settings.get("scrub_pii", True)) as client:
+            return client.complete_many(conversations, temperature=0, max_tokens=64, **params)
 
     return complete_many
 

@@ -8,15 +8,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.models import Job
+from apps.core.options import options_clean
 from apps.core.services import job_create
 from apps.evaluation.models import BenchmarkRun
 from apps.training.models import FineTune
 from apps.training.model_choices import FINETUNE_PREFIX, model_choice_finetune
-from apps.training.services import base_model_clean
+from apps.training.base_models import base_model_clean
 from workers.common.errors import ReadableError
-from workers.common.evaluation import AIME_DEFAULT_SOURCE, HUB_ID_RE, BenchmarkSpec, validate
+from workers.common.evaluation import AIME_DEFAULT_SOURCE, HUB_ID_RE, LIMITS, BenchmarkSpec, validate
+from workers.common.options import Choice, Float, Int, Text
 
-# Settings a user may choose and their types; workers.common.evaluation.validate (the engine's check) checks their ranges.
+# Settings a user may choose and their types; SETTINGS below checks them, workers.common.evaluation.validate too.
 INTEGER_SETTINGS = ("few_shot", "limit", "seed", "max_new_tokens", "batch_size")
 FLOAT_SETTINGS = ("temperature", "top_p")
 TEXT_SETTINGS = ("prompt_template", "system_prompt", "subset", "source", "split")
@@ -24,6 +26,14 @@ TEXT_SETTINGS = ("prompt_template", "system_prompt", "subset", "source", "split"
 DEFAULT_SETTINGS = {"limit": 50, "few_shot": 0, "subset": "first", "seed": 0, "temperature": 0.0, "top_p": 1.0,
                     "max_new_tokens": 512, "batch_size": 8, "prompt_template": "", "system_prompt": "", "source": "",
                     "split": ""}
+# The settings as one schema (workers.common.options) with the engine's bounds (workers.common.evaluation.LIMITS).
+# A blank limit means every problem; the prompt template and the system prompt are kept as written, spaces and all.
+SETTINGS = {**{name: Int(DEFAULT_SETTINGS[name], *LIMITS[name]) for name in INTEGER_SETTINGS},
+            "limit": Int(DEFAULT_SETTINGS["limit"], *LIMITS["limit"], blank=None),
+            **{name: Float(DEFAULT_SETTINGS[name], *LIMITS[name]) for name in FLOAT_SETTINGS},
+            **{name: Text(DEFAULT_SETTINGS[name], strip=name not in ("prompt_template", "system_prompt"))
+               for name in TEXT_SETTINGS},
+            "subset": Choice(DEFAULT_SETTINGS["subset"], ("first", "random"))}
 DATA_FILE_RE = re.compile(r"^[\w.-]+\.jsonl$")
 
 
@@ -34,31 +44,9 @@ def benchmark_data_dir() -> Path:
 
 
 def benchmark_settings(*, benchmark: str, raw: dict | None) -> dict:
-    """User-chosen settings, typed and checked; readable ValidationError otherwise. Blank values take defaults;
-    a blank limit means every problem."""
-    values = dict(DEFAULT_SETTINGS)
-    for name, value in (raw or {}).items():
-        if name not in DEFAULT_SETTINGS:
-            continue
-        label = name.replace("_", " ")
-        if name in INTEGER_SETTINGS + FLOAT_SETTINGS:
-            if value in (None, ""):
-                values[name] = None if name == "limit" else DEFAULT_SETTINGS[name]
-                continue
-            caster = int if name in INTEGER_SETTINGS else float
-            try:
-                number = float(value)
-                if caster is int and not number.is_integer():
-                    raise ValueError(value)
-                values[name] = caster(number)
-            except (TypeError, ValueError, OverflowError):
-                raise ValidationError(f"{label.capitalize()} must be {'a whole number' if caster is int else 'a number'}.")
-        else:
-            if value is None:
-                value = ""
-            if not isinstance(value, str):
-                raise ValidationError(f"{label.capitalize()} must be text.")
-            values[name] = value.strip() if name not in ("prompt_template", "system_prompt") else value
+    """User-chosen settings (SETTINGS), typed and checked; readable ValidationError otherwise, also for a setting
+    that is not one of them. Blank values take defaults; a blank limit means every problem."""
+    values = options_clean(SETTINGS, raw)
     if benchmark not in BenchmarkRun.Benchmark.values:
         raise ValidationError(f"Unknown benchmark '{benchmark}'. Choose one of: {', '.join(BenchmarkRun.Benchmark.values)}.")
     if benchmark == BenchmarkRun.Benchmark.GSM8K:
@@ -90,7 +78,7 @@ def benchmark_run_create(*, owner, benchmark: str, base_model: str = "", finetun
                          settings: dict | None = None, name: str = "", label: str = "",
                          platform_folder: bool = False) -> BenchmarkRun:
     """Create a benchmark run of a base model or one of the owner's fine-tunes and queue its job on the `gpu`
-    queue. A base model must be one a worker may load for anyone (apps.training.services.base_model_clean), unless
+    queue. A base model must be one a worker may load for anyone (apps.training.base_models.base_model_clean), unless
     `platform_folder` says the caller names a folder the platform made for this owner (a GRPO run's models).
     `base_model` may also name one of the owner's tuned models as "finetune:<code>" (Http404 for anyone else's).
     Raises ValidationError for a missing, forbidden or unfinished model or impossible settings."""

@@ -10,21 +10,16 @@ from rest_framework.views import APIView
 
 from apps.core.api import JobSerializer
 from apps.core.models import Job
-from apps.datasets.api import as_api_error
-from apps.hub.models import HubPreferences
-from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_get_for_user, hub_push_list_for_user
-from apps.hub.services import (
-    ConfirmationRequired,
-    PublishBlocked,
+from apps.hub.connections import (
     ReconnectRequired,
     hub_connection_create_with_token,
     hub_connection_delete,
     hub_oauth_available,
-    hub_preferences_update,
-    hub_publish_gate,
-    hub_push_start,
     hub_repo_list,
 )
+from apps.hub.models import HubPreferences
+from apps.hub.pushes import ConfirmationRequired, PublishBlocked, hub_preferences_update, hub_publish_gate, hub_push_start
+from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_get_for_user, hub_push_list_for_user
 from apps.training.selectors import finetune_get_for_user
 
 
@@ -83,10 +78,7 @@ class ConnectionTokenView(APIView):
     def post(self, request):
         data = TokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            hub_connection_create_with_token(owner=request.user, token=data.validated_data["token"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        hub_connection_create_with_token(owner=request.user, token=data.validated_data["token"])
         return Response(ConnectionSerializer(_connection_data(request.user)).data, status=status.HTTP_201_CREATED)
 
 
@@ -111,7 +103,8 @@ class RepoListView(APIView):
             repos = hub_repo_list(connection=connection)
         except ReconnectRequired as exc:
             return Response({"message": " ".join(exc.messages), "code": "reconnect"}, status=status.HTTP_409_CONFLICT)
-        except DjangoValidationError as exc:  # the Hub refused or could not be reached
+        # Listing asks the Hub: its refusal or silence is the Hub's failure (502), not a bad request (the handler's 400).
+        except DjangoValidationError as exc:
             return Response({"message": " ".join(exc.messages)}, status=status.HTTP_502_BAD_GATEWAY)
         return Response(RepoSerializer(repos, many=True).data)
 
@@ -133,10 +126,7 @@ class PreferencesView(APIView):
     def put(self, request):
         data = PreferencesSerializer(hub_preferences_get(user=request.user), data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        try:
-            preferences = hub_preferences_update(owner=request.user, **data.validated_data)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        preferences = hub_preferences_update(owner=request.user, **data.validated_data)
         return Response(PreferencesSerializer(preferences).data)
 
 
@@ -196,6 +186,8 @@ class PushViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         finetune = finetune_get_for_user(user=request.user, code=values.pop("finetune"))
+        # These two are ValidationErrors that clients act on (a 409, and a `code` that asks for confirm_worse), so
+        # they are answered here; any other ValidationError is a plain 400 from the API's exception handler.
         try:
             job = hub_push_start(finetune=finetune, **values)
         except PublishBlocked as exc:
@@ -203,6 +195,4 @@ class PushViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         except ConfirmationRequired as exc:
             return Response({"message": " ".join(exc.messages), "code": "confirmation_required"},
                             status=status.HTTP_400_BAD_REQUEST)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

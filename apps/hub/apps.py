@@ -8,7 +8,7 @@ class HubConfig(AppConfig):
 
     def ready(self):
         from apps.hub.publish import hub_session_guard
-        from apps.providers.services import allowed_endpoints
+        from apps.providers.client import allowed_endpoints
 
         # Hub addresses are checked like every other address this server is asked to contact.
         hub_session_guard(allowed=allowed_endpoints)

@@ -10,7 +10,7 @@ from apps.core.models import Job
 from apps.hub.models import HubConnection
 from apps.hub.publish import PushConfig, push
 from apps.hub.selectors import ARTIFACTS, hub_push_files
-from apps.hub.services import hub_connection_token
+from apps.hub.connections import hub_connection_token
 from apps.training.exports import finetune_card_facts, finetune_file_stem
 from apps.training.models import FineTune
 from workers.common.errors import ReadableError

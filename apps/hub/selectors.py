@@ -63,7 +63,8 @@ def hub_push_files(*, finetune: FineTune, what: str) -> dict[str, str]:
         return {}
     output_dir = finetune_output_dir(finetune)
     lora = finetune.method != FineTune.Method.FULL
-    if what == "adapter" and lora or what == "model" and not lora:
+    # An adapter that applies to a model of this server (stacked on another tuned model or a warm-up) leaves it merged.
+    if what == "adapter" and lora and not finetune.stacked or what == "model" and not lora:
         return _folder_files(output_dir / "model")
     if what == "merged" and lora and "merged" in (finetune.outputs or {}):
         return _folder_files(output_dir / "exports" / "merged")

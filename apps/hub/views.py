@@ -7,10 +7,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from apps.hub.forms import PreferencesForm, PublishForm, TokenForm
-from apps.hub.selectors import hub_connection_get, hub_preferences_get, hub_push_choices, hub_push_get_for_user, hub_push_list_for_user
-from apps.hub.services import (
-    ConfirmationRequired,
+from apps.hub.connections import (
     OAuthStateError,
     hub_connection_create_with_token,
     hub_connection_delete,
@@ -18,12 +15,17 @@ from apps.hub.services import (
     hub_oauth_available,
     hub_oauth_finish,
     hub_oauth_start,
+    hub_repo_list,
+)
+from apps.hub.forms import PreferencesForm, PublishForm, TokenForm
+from apps.hub.pushes import (
+    ConfirmationRequired,
     hub_preferences_update,
     hub_publish_gate,
     hub_push_start,
-    hub_repo_list,
     hub_repo_name_render,
 )
+from apps.hub.selectors import hub_connection_get, hub_preferences_get, hub_push_choices, hub_push_get_for_user, hub_push_list_for_user
 from apps.training.models import FineTune
 from apps.training.selectors import finetune_get_for_user
 

@@ -1,6 +1,6 @@
 """Reads of the playground: which models a user may chat with, and under which ids.
 
-A chat model is a tuned model (a fine-tune that finished training), the base model one started from, or a real model
+A chat model is a tuned model (fine-tuned or GRPO, once trained), the model one started from, or a real model
 installed on this server (the same list every feature offers, apps.training.model_choices). Ids are stable, readable
 strings that OpenAI clients send as `model`:
 - a tuned model: its fine-tune's code (a UUID);
@@ -42,10 +42,12 @@ class ChatModel:
 
 def _ready(*, user):
     """The user's fine-tunes whose model files were written (the training zip is recorded at the very end)."""
-    return finetune_list_for_user(user=user).exclude(artifact="")
+    return finetune_list_for_user(user=user).exclude(artifact="").select_related("parent")
 
 
 def _base_id(finetune: FineTune) -> str:
+    if finetune.parent_id:
+        return str(finetune.parent.code)
     return f"{TINY_MODEL_ID}@{finetune.code}" if finetune.base_model == TINY_MODEL_ID else finetune.base_model
 
 
@@ -54,6 +56,10 @@ def _tuned(finetune: FineTune) -> ChatModel:
 
 
 def _base(finetune: FineTune) -> ChatModel:
+    """The model a tuned model started from: its base model, or (when it started from another of the user's models)
+    that tuned model itself."""
+    if finetune.parent_id:
+        return _tuned(finetune.parent)
     label = (f"Base of {finetune.name} (the tiny test model)" if finetune.base_model == TINY_MODEL_ID
              else f"{model_choice_label(finetune.base_model)} (base)")
     return ChatModel(id=_base_id(finetune), label=label, kind=BASE, finetune=finetune)
@@ -72,11 +78,10 @@ def chat_model_list_for_user(*, user, limit: int | None = PICKER_LIMIT) -> list[
         finetunes = finetunes[:limit]
     models, seen = [], set()
     for finetune in finetunes:
-        models.append(_tuned(finetune))
-        base = _base(finetune)
-        if base.id not in seen:
-            seen.add(base.id)
-            models.append(base)
+        for model in (_tuned(finetune), _base(finetune)):
+            if model.id not in seen:
+                seen.add(model.id)
+                models.append(model)
     return models + [model for model in _installed().values() if model.id not in seen]
 
 
@@ -90,7 +95,7 @@ def chat_model_get_for_user(*, user, model_id) -> ChatModel:
     ready = _ready(user=user)
     name, _, code = model_id.rpartition("@")
     if name == TINY_MODEL_ID:
-        finetune = ready.filter(code=_uuid(code), base_model=TINY_MODEL_ID).first() if _uuid(code) else None
+        finetune = ready.filter(code=_uuid(code), base_model=TINY_MODEL_ID, parent=None).first() if _uuid(code) else None
         if finetune is None:
             raise Http404("No such model.")
         return _base(finetune)
@@ -99,7 +104,7 @@ def chat_model_get_for_user(*, user, model_id) -> ChatModel:
         if not finetune.artifact:
             raise Http404("This model has not finished training.")
         return _tuned(finetune)
-    finetune = ready.filter(base_model=model_id).exclude(base_model=TINY_MODEL_ID).first()
+    finetune = ready.filter(base_model=model_id, parent=None).exclude(base_model=TINY_MODEL_ID).first()
     if finetune is not None:
         return _base(finetune)
     installed = _installed().get(model_id)

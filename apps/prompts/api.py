@@ -1,11 +1,9 @@
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import JobSerializer, JSONObjectField
-from apps.datasets.api import as_api_error
 from apps.datasets.selectors import dataset_version_get_for_user
 from apps.prompts.models import OptimizedPrompt, PromptCandidate, SavedPrompt
 from apps.prompts.selectors import (
@@ -103,10 +101,7 @@ class OptimizedPromptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         values = dict(data.validated_data)
         code = values.pop("version")
         version = dataset_version_get_for_user(user=request.user, code=code) if code else None
-        try:
-            run = optimized_prompt_create(owner=request.user, version=version, **values)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        run = optimized_prompt_create(owner=request.user, version=version, **values)
         return Response(OptimizedPromptSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SaveSerializer, responses={201: SavedPromptSerializer})
@@ -116,10 +111,7 @@ class OptimizedPromptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         run = self.get_object()
         data = SaveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            prompt = saved_prompt_from_run(run=run, **data.validated_data)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        prompt = saved_prompt_from_run(run=run, **data.validated_data)
         return Response(SavedPromptSerializer(prompt).data, status=status.HTTP_201_CREATED)
 
 
@@ -138,18 +130,12 @@ class SavedPromptViewSet(viewsets.ModelViewSet):
         return saved_prompt_get_for_user(user=self.request.user, code=self.kwargs["code"])
 
     def perform_create(self, serializer):
-        try:
-            serializer.instance = saved_prompt_create(owner=self.request.user, name=serializer.validated_data["name"],
-                                                      text=serializer.validated_data["text"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        serializer.instance = saved_prompt_create(owner=self.request.user, name=serializer.validated_data["name"],
+                                                  text=serializer.validated_data["text"])
 
     def perform_update(self, serializer):
-        try:
-            saved_prompt_update(prompt=serializer.instance, name=serializer.validated_data.get("name"),
-                                text=serializer.validated_data.get("text"))
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        saved_prompt_update(prompt=serializer.instance, name=serializer.validated_data.get("name"),
+                            text=serializer.validated_data.get("text"))
 
     def perform_destroy(self, instance):
         saved_prompt_delete(prompt=instance)

@@ -2,13 +2,10 @@ from django import forms
 
 from apps.prompts.models import OptimizedPrompt
 from apps.prompts.services import DEFAULTS
-from apps.rl.forms import OwnedChoiceField, model_field, offer_models, provider_choices
+from apps.providers.forms import ProviderChoiceField
+from apps.rl.forms import OwnedChoiceField, model_field, offer_models
 
 LOCAL_CHOICE = (OptimizedPrompt.LOCAL, "A local model, on this server's GPU worker (choose it below)")
-
-
-def model_choices(*, user) -> list[tuple[str, str]]:
-    return [*provider_choices(user=user), LOCAL_CHOICE]
 
 
 class OptimizedPromptForm(forms.Form):
@@ -20,14 +17,15 @@ class OptimizedPromptForm(forms.Form):
     version = OwnedChoiceField(required=False, label="Dataset version",
                                help_text="Its training examples teach the optimizer; its held-out examples (or, when it "
                                          "held none out, its last fifth) decide which prompt is best.")
-    task_model = OwnedChoiceField(label="Task model", help_text="The model whose system prompt is optimized.")
+    task_model = ProviderChoiceField(label="Task model", after=[LOCAL_CHOICE],
+                                     help_text="The model whose system prompt is optimized.")
     task_local_model = model_field(required=False, label="Local task model",
                                    help_text="Only with a local task model: an installed model or one of your tuned "
                                              "models from the list, or, with “Other…”, a Hugging Face Hub id or a "
                                              "model folder of this server.")
-    reflection_model = OwnedChoiceField(label="Reflection model",
-                                        help_text="The model that reads the failures and writes better prompts; a "
-                                                  "strong model helps most here.")
+    reflection_model = ProviderChoiceField(label="Reflection model", after=[LOCAL_CHOICE],
+                                           help_text="The model that reads the failures and writes better prompts; a "
+                                                     "strong model helps most here.")
     reflection_local_model = model_field(required=False, label="Local reflection model",
                                          help_text="Only with a local reflection model; as above.")
     metric = forms.ChoiceField(choices=OptimizedPrompt.Metric.choices, initial=OptimizedPrompt.Metric.F1)
@@ -50,9 +48,8 @@ class OptimizedPromptForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["version"].choices = [("", "—")] + [(str(v.code), str(v)) for v in versions]
         offer_models(self, "task_local_model", "reflection_local_model", user=user)
-        choices = model_choices(user=user)
-        self.fields["task_model"].choices = choices
-        self.fields["reflection_model"].choices = choices
+        self.fields["task_model"].offer(user=user)
+        self.fields["reflection_model"].offer(user=user)
 
     def settings(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in ("minibatch_size", "train_limit", "val_limit", "max_tokens")

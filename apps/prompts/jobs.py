@@ -9,8 +9,8 @@ from apps.core.jobtypes import job_type
 from apps.core.models import Job
 from apps.prompts.models import OptimizedPrompt, PromptCandidate
 from apps.prompts.services import LOCAL, _config, prompt_examples
+from apps.providers.client import provider_client
 from apps.providers.models import ExternalCallAudit
-from apps.providers.services import audit_hook, provider_endpoint_resolve
 from apps.training.jobs import model_choice_ref
 from apps.training.model_choices import model_choice_label
 from workers.common.errors import ReadableError
@@ -32,12 +32,10 @@ class _Backends:
             self.local = True
             return LocalBackend(lambda conversations, **kw: generate(ref, conversations, **kw),
                                 label=model_choice_label(local_model), **params)
-        endpoint = provider_endpoint_resolve(owner=self.run.owner, provider=provider)
-        client = endpoint.client(max_retries=0)
+        client = provider_client(owner=self.run.owner, provider=provider, purpose=ExternalCallAudit.Purpose.OTHER,
+                                 job=self.run.job, max_retries=0)
         self.clients.append(client)
-        return ChatBackend(client, on_call=audit_hook(owner=self.run.owner, endpoint=endpoint,
-                                                      purpose=ExternalCallAudit.Purpose.OTHER, job=self.run.job),
-                           **params)
+        return ChatBackend(client.chat, on_call=client.record, **params)
 
     def close(self):
         for client in self.clients:

@@ -17,11 +17,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.models import Job
+from apps.core.options import options_clean
 from apps.core.services import job_create
 from apps.datasets.models import DatasetVersion, VersionExample
 from apps.prompts.models import OptimizedPrompt, SavedPrompt
 from workers.common.errors import ReadableError
 from workers.common.evaluation import load_gsm8k
+from workers.common.options import Float, Int
 from workers.common.promptopt import LIMITS, MAX_PROMPT_CHARS, PromptOptConfig
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,10 @@ LOCAL = OptimizedPrompt.LOCAL
 DEFAULTS = {"minibatch_size": 3, "train_limit": 200, "val_limit": 20, "max_tokens": 256, "temperature": 0.0, "seed": 0}
 SETTING_LIMITS = {"minibatch_size": LIMITS["minibatch_size"], "train_limit": (1, 100_000), "val_limit": (1, 10_000),
                   "max_tokens": LIMITS["max_tokens"], "seed": (0, 2 ** 31 - 1)}
+# The settings as one schema (workers.common.options), which prompt_settings_clean checks; the temperature's bounds
+# are the engine's (workers.common.promptopt.PromptOptConfig.validate), and so is how messages name them.
+SETTINGS = {name: Float(DEFAULTS[name], 0.0, 2.0, label="the temperature") if name == "temperature"
+            else Int(DEFAULTS[name], *SETTING_LIMITS[name], label=f"the {name.replace('_', ' ')}") for name in DEFAULTS}
 VALIDATION_SHARE = 0.2  # of a version without held-out examples, taken from its training examples
 
 
@@ -40,27 +46,8 @@ VALIDATION_SHARE = 0.2  # of a version without held-out examples, taken from its
 # ---------------------------------------------------------------------------------------------------------------
 
 def prompt_settings_clean(raw: dict | None) -> dict:
-    """The run's settings with defaults filled in; ValidationError with a readable message otherwise."""
-    values = dict(DEFAULTS)
-    for name, value in (raw or {}).items():
-        if name not in DEFAULTS:
-            raise ValidationError(f"Unknown setting '{name}'. Known: {', '.join(DEFAULTS)}.")
-        if value in (None, ""):
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValidationError(f"The {name.replace('_', ' ')} must be a number.")
-        if name == "temperature":
-            if not 0.0 <= number <= 2.0:
-                raise ValidationError("The temperature must be between 0 and 2.")
-            values[name] = number
-            continue
-        low, high = SETTING_LIMITS[name]
-        if not number.is_integer() or not low <= number <= high:
-            raise ValidationError(f"The {name.replace('_', ' ')} must be a whole number between {low} and {high}.")
-        values[name] = int(number)
-    return values
+    """The run's settings (SETTINGS) with defaults filled in; ValidationError with a readable message otherwise."""
+    return options_clean(SETTINGS, raw)
 
 
 def prompt_model_clean(*, owner, choice: str, local_model: str = "") -> tuple[str, str, str]:

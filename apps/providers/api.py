@@ -4,7 +4,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.providers.models import ExternalCallAudit, PiiPattern, ProviderCredential
@@ -24,10 +23,6 @@ from apps.providers.services import (
     provider_credential_test,
     provider_credential_update,
 )
-
-
-def _api_error(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError({"message": " ".join(exc.messages)})
 
 
 class ProviderCredentialSerializer(serializers.ModelSerializer):
@@ -66,10 +61,7 @@ class ProviderCredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            credential = provider_credential_create(owner=request.user, **serializer.validated_data)
-        except DjangoValidationError as exc:
-            raise _api_error(exc)
+        credential = provider_credential_create(owner=request.user, **serializer.validated_data)
         return Response(self.get_serializer(credential).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, code=None):
@@ -78,10 +70,7 @@ class ProviderCredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
         credential = self.get_object()
         serializer = self.get_serializer(credential, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        try:
-            credential = provider_credential_update(credential=credential, **serializer.validated_data)
-        except DjangoValidationError as exc:
-            raise _api_error(exc)
+        credential = provider_credential_update(credential=credential, **serializer.validated_data)
         return Response(self.get_serializer(credential).data)
 
     def perform_destroy(self, instance):
@@ -120,10 +109,7 @@ class PiiPatternViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            pattern = pii_pattern_create(owner=request.user, **serializer.validated_data)
-        except DjangoValidationError as exc:
-            raise _api_error(exc)
+        pattern = pii_pattern_create(owner=request.user, **serializer.validated_data)
         return Response(self.get_serializer(pattern).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):

@@ -1,10 +1,47 @@
 from django import forms
 
+from apps.providers.client import SITE_DEFAULT
 from apps.providers.selectors import (
     provider_credential_list_for_user,
     site_default_endpoint,
 )
-from apps.providers.services import SITE_DEFAULT
+
+
+def provider_choices(*, user, prefix: str = "") -> list[tuple[str, str]]:
+    """The chat endpoints a user may choose: the site's default (when an administrator configured one), then the
+    user's saved providers, their codes behind `prefix` (for a field that mixes them with other kinds of choice)."""
+    choices = []
+    default = site_default_endpoint()
+    if default:
+        choices.append((SITE_DEFAULT, f"Site default endpoint: {default['model']}"))
+    if user is not None:
+        choices += [(f"{prefix}{c.code}", f"My provider: {c.name} ({c.model})")
+                    for c in provider_credential_list_for_user(user=user)]
+    return choices
+
+
+class ProviderChoiceField(forms.ChoiceField):
+    """The choice of a chat endpoint, in every form that sends text to one: provider_choices() with the form's own
+    choices `before` and `after` them, filled in for the user by `offer(user=...)` from the form's __init__.
+    `none_label` names the one empty choice shown when there is nothing else to offer.
+
+    A provider's code is accepted without checking it against the list (with a `prefix`, any value behind the
+    prefix; without, any value): whether it is the user's own is the service's question, which answers 404 for a
+    stranger's, as everywhere else (not "not a valid choice"). The form's own choices must be offered ones."""
+
+    def __init__(self, *, prefix: str = "", before=(), after=(), none_label: str = "", **kwargs):
+        kwargs.setdefault("choices", [])
+        super().__init__(**kwargs)
+        self.prefix, self.before, self.after, self.none_label = prefix, list(before), list(after), none_label
+
+    def offer(self, *, user) -> None:
+        choices = [*self.before, *provider_choices(user=user, prefix=self.prefix), *self.after]
+        self.choices = choices or ([("", self.none_label)] if self.none_label else [])
+
+    def valid_value(self, value):
+        if self.prefix:
+            return str(value).startswith(self.prefix) or super().valid_value(value)
+        return True
 
 
 class ProviderCredentialForm(forms.Form):
@@ -33,14 +70,6 @@ class PiiPatternForm(forms.Form):
                               help_text="A regular expression (Python syntax).")
 
 
-class _GeneratorField(forms.ChoiceField):
-    """Accepts any provider code: whether it is the user's own is the service's question, which answers 404
-    for a stranger's, as everywhere else."""
-
-    def valid_value(self, value):
-        return str(value).startswith(GenerationForm.PROVIDER_PREFIX) or super().valid_value(value)
-
-
 class GenerationForm(forms.Form):
     """The options of one generation run, for the dataset page and its POST target.
 
@@ -51,7 +80,11 @@ class GenerationForm(forms.Form):
     LOCAL = "local"
     PROVIDER_PREFIX = "provider:"
 
-    generator = _GeneratorField(label="Generator")
+    generator = ProviderChoiceField(
+        label="Generator", prefix=PROVIDER_PREFIX,
+        before=[(EXTRACTIVE, "Offline extractive (no model; nothing leaves this server)")],
+        after=[(LOCAL, "Local model on the GPU worker")],
+    )
     model_path = forms.CharField(
         label="Local model", required=False, max_length=500,
         widget=forms.TextInput(attrs={"placeholder": "google/gemma-3-1b-it or a folder on the GPU worker"}),
@@ -78,15 +111,8 @@ class GenerationForm(forms.Form):
 
     def __init__(self, *args, user, dataset=None, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = [(self.EXTRACTIVE, "Offline extractive (no model; nothing leaves this server)")]
-        default = site_default_endpoint()
-        if default:
-            choices.append((SITE_DEFAULT, f"Site default endpoint: {default['model']}"))
-        for credential in provider_credential_list_for_user(user=user):
-            choices.append((f"{self.PROVIDER_PREFIX}{credential.code}", f"My provider: {credential.name} ({credential.model})"))
-        choices.append((self.LOCAL, "Local model on the GPU worker"))
-        self.fields["generator"].choices = choices
-        self.fields["generator"].initial = SITE_DEFAULT if default else self.EXTRACTIVE
+        self.fields["generator"].offer(user=user)
+        self.fields["generator"].initial = SITE_DEFAULT if site_default_endpoint() else self.EXTRACTIVE
         if dataset is not None and not self.is_bound:
             self.fields["task_description"].initial = dataset.description
 

@@ -1,26 +1,16 @@
-"""Writes of the providers app: saved endpoints with encrypted keys, PII patterns, the audit log of external
-calls, and the bridge from a saved choice to a working workers.common.llm.ChatClient.
-
-For other apps (generation, the judge of curation), the usual sequence in a worker is:
-
-    endpoint = provider_endpoint_resolve(owner=user, provider=choice)      # decrypts the key here
-    with endpoint.client() as client:
-        client.complete_many(conversations, on_result=audit_hook(owner=user, endpoint=endpoint,
-                                                                  purpose=ExternalCallAudit.Purpose.JUDGE, job=job))
-
-`choice` is what a form or the API stored in the job's config: SITE_DEFAULT or a credential's code."""
+"""Writes of the providers app: saved endpoints with encrypted keys, PII patterns, and the check of a provider
+choice when a job is started (provider_choice_validate). Calls to the endpoints, with their guard, scrubbing, retries
+and audit rows, are apps.providers.client's."""
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import Http404
 
-from apps.core.crypto import DecryptionError, decrypt, encrypt, encryption_rotate
+from apps.core.crypto import DecryptionError, encrypt, encryption_rotate
+from apps.providers.client import SITE_DEFAULT, allowed_endpoints, provider_client
 from apps.providers.models import (
     KEY_HINT_CHARS,
     KEY_HINT_MIN_LENGTH,
@@ -29,59 +19,19 @@ from apps.providers.models import (
     ProviderCredential,
 )
 from apps.providers.selectors import (
-    pii_pattern_list_for_user,
     provider_credential_get_for_user,
     site_default_endpoint,
 )
 from workers.common.errors import ReadableError
-from workers.common.llm import ChatClient, Result, normalise_base_url
-from workers.common.outbound import GuardedTransport, check_url
-from workers.common.pii import PiiScrubber, clean_label, compile_user_pattern
+from workers.common.llm import normalise_base_url
+from workers.common.outbound import check_url
+from workers.common.pii import clean_label, compile_user_pattern
 
 logger = logging.getLogger(__name__)
 
-SITE_DEFAULT = "default"
-SITE_DEFAULT_NAME = "site default"
 # A connection test answers the person waiting on the page: one short try, no retries.
 TEST_TIMEOUT = 15.0
 KEY_AGAIN_MESSAGE = "Enter the API key again: the key is only sent to the endpoint it was saved for."
-
-
-def allowed_endpoints() -> list[str]:
-    """The administrator's allow-list of non-public hosts and ranges (GARAGE_ALLOWED_ENDPOINTS). Guards are given
-    this function rather than its value, so that they read the setting at each check."""
-    return settings.GARAGE_ALLOWED_ENDPOINTS
-
-
-def outbound_transport() -> GuardedTransport:
-    """An httpx transport that refuses non-public addresses outside the allow-list and connects only to the
-    addresses it checked (workers.common.outbound). Every request to an address a user chose goes through one."""
-    return GuardedTransport(allowed=allowed_endpoints)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A resolved endpoint with its decrypted key: made in the worker right before use, never stored."""
-
-    base_url: str
-    model: str
-    api_key: str = field(repr=False, default="")
-    provider: str = SITE_DEFAULT_NAME  # what the audit log names it by
-    credential_id: int | None = None
-    # The site's default endpoint (GARAGE_LLM_BASE_URL) is set by an administrator, not by users, and usually is
-    # a server on this machine or its private network: it is trusted and not put through the address guard.
-    trusted: bool = False
-
-    def client(self, *, timeout: float | None = None, max_retries: int | None = None,
-               concurrency: int | None = None) -> ChatClient:
-        """A ChatClient for this endpoint, with the site's timeout, retry and concurrency settings by default."""
-        return ChatClient(
-            base_url=self.base_url, api_key=self.api_key, model=self.model,
-            timeout=settings.GARAGE_LLM_TIMEOUT if timeout is None else timeout,
-            max_retries=settings.GARAGE_LLM_MAX_RETRIES if max_retries is None else max_retries,
-            concurrency=settings.GARAGE_LLM_CONCURRENCY if concurrency is None else concurrency,
-            transport=None if self.trusted else outbound_transport(),
-        )
 
 
 def clean_base_url(base_url: str) -> str:
@@ -205,66 +155,20 @@ def provider_choice_validate(*, owner, provider: str) -> str:
     return str(provider_credential_get_for_user(user=owner, code=provider).code)
 
 
-def provider_endpoint_resolve(*, owner, provider: str) -> Endpoint:
-    """The endpoint a stored choice names, with its key decrypted: call this in the worker, right before use.
-    Raises ReadableError when the choice no longer works (credential deleted, keys changed, no default)."""
-    if provider in ("", None, SITE_DEFAULT):
-        default = site_default_endpoint()
-        if default is None:
-            raise ReadableError("This server no longer has a default chat endpoint; choose another provider.")
-        return Endpoint(base_url=default["base_url"], model=default["model"], api_key=settings.GARAGE_LLM_API_KEY,
-                        provider=SITE_DEFAULT_NAME, trusted=True)
-    try:
-        credential = provider_credential_get_for_user(user=owner, code=provider)
-    except Http404:
-        raise ReadableError("The chosen provider was deleted; choose another one and start again.")
-    try:
-        api_key = decrypt(credential.api_key_encrypted) if credential.api_key_encrypted else ""
-    except DecryptionError:
-        raise ReadableError(f"The saved key of the provider “{credential.name}” can no longer be read (this server's "
-                            "encryption key changed). Enter the key again on the Providers page.")
-    return Endpoint(base_url=credential.base_url, model=credential.model, api_key=api_key, provider=credential.name,
-                    credential_id=credential.pk)
-
-
-def external_call_audit_add(*, owner, endpoint: Endpoint, purpose: str, result: Result, job=None,
-                            pii_replacements: int = 0) -> ExternalCallAudit:
-    """Record one request that sent text to an external endpoint. Side effect: one ExternalCallAudit row."""
-    return ExternalCallAudit.objects.create(
-        owner=owner, credential_id=endpoint.credential_id, job=job, provider=endpoint.provider[:100],
-        endpoint=endpoint.base_url[:500], model=endpoint.model[:200], purpose=purpose,
-        characters_sent=result.characters_sent, attempts=max(result.attempts, 0), ok=result.ok,
-        status_code=result.status, error=(result.error or "")[:300], pii_replacements=pii_replacements,
-        duration_ms=int(result.seconds * 1000),
-    )
-
-
-def audit_hook(*, owner, endpoint: Endpoint, purpose: str, job=None):
-    """A callback for ChatClient.complete_many (on_result) or EndpointGenerator (on_call) that writes one
-    audit row per request. Requests that were never sent (after a fatal error) leave no row."""
-
-    def record(result: Result, pii_replacements: int = 0) -> None:
-        if result.attempts:
-            external_call_audit_add(owner=owner, endpoint=endpoint, purpose=purpose, result=result, job=job,
-                                    pii_replacements=pii_replacements)
-
-    return record
-
-
 def provider_credential_test(*, credential: ProviderCredential) -> tuple[bool, str]:
     """Send one tiny chat request to the saved endpoint. Returns (ok, readable message). The message gives the
     outcome and HTTP status, never what the endpoint answered: this request runs in the web process, to an address
     the user chose, and must not become a way to read other servers' pages.
     Side effect: one audit row (the request leaves the machine)."""
     try:
-        endpoint = provider_endpoint_resolve(owner=credential.owner, provider=str(credential.code))
+        client = provider_client(owner=credential.owner, provider=str(credential.code),
+                                 purpose=ExternalCallAudit.Purpose.TEST, timeout=TEST_TIMEOUT, max_retries=0,
+                                 concurrency=1)
     except ReadableError as exc:
         return False, str(exc)
     messages = [{"role": "user", "content": "Reply with the single word OK."}]
-    with endpoint.client(timeout=TEST_TIMEOUT, max_retries=0, concurrency=1) as client:
+    with client:
         result = client.call(messages, max_tokens=5, temperature=0)
-    external_call_audit_add(owner=credential.owner, endpoint=endpoint, purpose=ExternalCallAudit.Purpose.TEST,
-                            result=result)
     if not result.ok:
         return False, result.error
     return True, f"{credential.name} answered in {result.seconds:.1f} s with a chat completion (HTTP {result.status})."
@@ -283,9 +187,3 @@ def pii_pattern_create(*, owner, label: str, pattern: str) -> PiiPattern:
 
 def pii_pattern_delete(*, pattern: PiiPattern) -> None:
     pattern.delete()
-
-
-def pii_scrubber_for_user(*, user) -> PiiScrubber:
-    """The built-in detectors plus the user's own patterns."""
-    return PiiScrubber([(p.label, p.pattern) for p in pii_pattern_list_for_user(user=user)])
-

@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 
 from apps.core.api import CheckedJSONField, JobSerializer, JSONObjectField
 from apps.core.parsers import BoundedJSONParser
-from apps.datasets.api import as_api_error
 from apps.datasets.selectors import dataset_version_get_for_user
 from apps.rl.models import GrpoRun, RewardPreview
 from apps.rl.selectors import (
@@ -32,17 +31,30 @@ from apps.rl.views import library_json
 from apps.training.services import BACKENDS
 
 
+def _source_version(request, values: dict):
+    """The dataset version a request's prompts come from (source "version"), the user's own (404 otherwise); None
+    for the other sources. ValidationError when the source is a version and none is named."""
+    if values["source"] != GrpoRun.Source.VERSION:
+        return None
+    if not values.get("version"):
+        raise DjangoValidationError("Name one of your dataset versions (version).")
+    return dataset_version_get_for_user(user=request.user, code=values["version"])
+
+
 class GrpoRunSerializer(serializers.ModelSerializer):
     version = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     base_benchmark = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     tuned_benchmark = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    model = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True,
+                                         help_text="The tuned model it registered when it finished (see /api/v1/finetunes/): "
+                                                   "chat with it, evaluate, export or publish it there.")
     job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = GrpoRun
         fields = ["code", "name", "base_model", "method", "source", "version", "prompts_filename", "prompt_count",
                   "answer_count", "rewards", "settings", "recipe", "metrics", "job", "base_benchmark", "tuned_benchmark",
-                  "created_at"]
+                  "model", "created_at"]
         read_only_fields = fields
 
 
@@ -102,19 +114,11 @@ class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = GrpoRunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        version = None
-        if values["source"] == GrpoRun.Source.VERSION:
-            if not values.get("version"):
-                return Response({"message": "Name one of your dataset versions (version)."},
-                                status=status.HTTP_400_BAD_REQUEST)
-            version = dataset_version_get_for_user(user=request.user, code=values["version"])
-        try:
-            run = grpo_run_create(owner=request.user, rewards=values["rewards"],
-                                  source=values["source"], version=version, prompts_file=values.get("prompts_file"),
-                                  base_model=values["base_model"], method=values["method"], settings=values["settings"],
-                                  name=values["name"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        version = _source_version(request, values)
+        run = grpo_run_create(owner=request.user, rewards=values["rewards"],
+                              source=values["source"], version=version, prompts_file=values.get("prompts_file"),
+                              base_model=values["base_model"], method=values["method"], settings=values["settings"],
+                              name=values["name"])
         return Response(GrpoRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RecipeSerializer, responses={201: GrpoRunSerializer},
@@ -125,11 +129,8 @@ class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = RecipeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            run = grpo_recipe_create(owner=request.user, judge=values["judge"], provider=values["provider"],
-                                     rubric=values["rubric"], base_model=values["base_model"], settings=values["settings"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        run = grpo_recipe_create(owner=request.user, judge=values["judge"], provider=values["provider"],
+                                 rubric=values["rubric"], base_model=values["base_model"], settings=values["settings"])
         return Response(GrpoRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT},
@@ -199,24 +200,15 @@ class RewardPreviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         data = RewardPreviewCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            if values["base_model"]:
-                version = None
-                if values["source"] == GrpoRun.Source.VERSION:
-                    if not values.get("version"):
-                        return Response({"message": "Name one of your dataset versions (version)."},
-                                        status=status.HTTP_400_BAD_REQUEST)
-                    version = dataset_version_get_for_user(user=request.user, code=values["version"])
-                prompts = grpo_source_prompts(source=values["source"], version=version)
-                preview = reward_preview_create(owner=request.user, rewards=values["rewards"],
-                                                base_model=values["base_model"], prompts=prompts, count=values["count"],
-                                                temperature=values["temperature"], max_new_tokens=values["max_new_tokens"],
-                                                system_prompt=values["system_prompt"])
-            else:
-                preview = reward_preview_create(owner=request.user, rewards=values["rewards"],
-                                                samples=[dict(s) for s in values["samples"]])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        if values["base_model"]:
+            prompts = grpo_source_prompts(source=values["source"], version=_source_version(request, values))
+            preview = reward_preview_create(owner=request.user, rewards=values["rewards"],
+                                            base_model=values["base_model"], prompts=prompts, count=values["count"],
+                                            temperature=values["temperature"], max_new_tokens=values["max_new_tokens"],
+                                            system_prompt=values["system_prompt"])
+        else:
+            preview = reward_preview_create(owner=request.user, rewards=values["rewards"],
+                                            samples=[dict(s) for s in values["samples"]])
         return Response(RewardPreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
 
 

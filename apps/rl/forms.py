@@ -2,6 +2,7 @@ import json
 
 from django import forms
 
+from apps.providers.forms import ProviderChoiceField
 from apps.rl.models import GrpoRun
 from apps.rl.services import DEFAULTS, MAX_PREVIEW_SAMPLES, RECIPE_RUBRIC, recipe_model
 from apps.training.model_choices import default_model_choice, model_choice_list_for_user, model_picker_groups
@@ -127,22 +128,6 @@ class GrpoRunForm(forms.Form):
                 for i in range(PREVIEW_ROWS)]
 
 
-def provider_choices(*, user) -> list[tuple[str, str]]:
-    """The chat endpoints a judge may use: the site's default (when configured) and the user's saved providers."""
-    from apps.providers.selectors import (
-        provider_credential_list_for_user,
-        site_default_endpoint,
-    )
-    from apps.providers.services import SITE_DEFAULT
-
-    choices = []
-    default = site_default_endpoint()
-    if default:
-        choices.append((SITE_DEFAULT, f"Site default endpoint: {default['model']}"))
-    choices += [(str(c.code), f"My provider: {c.name} ({c.model})") for c in provider_credential_list_for_user(user=user)]
-    return choices
-
-
 class RecipeForm(forms.Form):
     base_model = model_field(initial=recipe_model,
                              help_text="The recipe's model is Gemma 3 1B Instruct; any model from the list works too "
@@ -150,17 +135,17 @@ class RecipeForm(forms.Form):
                                        "nothing about maths).")
     judge = forms.BooleanField(required=False, label="Add an LLM judge of the reasoning",
                                help_text="A chat model grades each completion's reasoning with the rubric below.")
-    provider = OwnedChoiceField(required=False, label="Judge endpoint")
+    provider = ProviderChoiceField(required=False, label="Judge endpoint")
     rubric = forms.CharField(required=False, initial=RECIPE_RUBRIC, widget=forms.Textarea(attrs={"rows": 3}))
     max_steps = forms.IntegerField(required=False, min_value=1, max_value=100_000, label="GRPO steps",
                                    help_text="Empty: the recipe's 250.")
     benchmark_limit = forms.IntegerField(required=False, min_value=1, max_value=1319, label="GSM8K test problems",
                                          help_text="Asked of the base and the tuned model afterwards. Empty: 200.")
 
-    def __init__(self, *args, providers=(), user=None, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         offer_models(self, "base_model", user=user)
-        self.fields["provider"].choices = list(providers)
+        self.fields["provider"].offer(user=user)
 
     def overrides(self) -> dict:
         return {k: self.cleaned_data[k] for k in ("max_steps", "benchmark_limit") if self.cleaned_data.get(k)}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404
 
 from apps.core.jobtypes import job_type
@@ -23,7 +24,9 @@ from apps.rl.services import (
     gsm8k_prompts,
     version_prompts,
 )
-from apps.training.jobs import model_choice_ref
+from apps.training.jobs import finetune_card_write, model_choice_ref
+from apps.training.models import FineTune
+from apps.training.services import code_version
 from apps.training.model_choices import (
     FINETUNE_PREFIX,
     model_choice_finetune,
@@ -73,7 +76,7 @@ def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
     base, adapter = model_choice_parts(user=run.owner, choice=run.base_model)
     config = GRPOTrainConfig(base_model=base, base_adapter=adapter or "", output_dir=str(grpo_output_dir(run)),
                              prompts=grpo_prompts(run=run), rewards=run.rewards, method=run.method, resume=True,
-                             save_merged=bool(run.recipe) or bool(run.settings.get("save_merged")),
+                             save_merged=bool(run.recipe),
                              model_cache_dir=str(django_settings.GARAGE_MODELS_DIR), **values)
     judges = JudgeEndpoints(owner=run.owner, specs=run.rewards, job=run.job)
     try:
@@ -89,9 +92,38 @@ def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
     run.metrics["policy_base"] = str(Path(result["policy_base"]).relative_to(root)) \
         if Path(result["policy_base"]).is_relative_to(root) else result["policy_base"]
     run.metrics["merged"] = str(Path(result["merged"]).relative_to(root)) if result["merged"] else None
-    run.save(update_fields=["metrics", "artifact"])
+    policy_base = Path(result["policy_base"])
+    # After a warm-up the adapter applies to the warm-up's model, a folder of this run.
+    adapter_base = str(policy_base.relative_to(root)) if result["warmup"] and policy_base.is_relative_to(root) else ""
+    with transaction.atomic():
+        run.save(update_fields=["metrics", "artifact"])
+        model = grpo_model_register(run=run, adapter_base=adapter_base)
+    finetune_card_write(finetune=model)  # beside the adapter (or model) and into its zip, as after a fine-tune
     return {**{k: run.metrics[k] for k in ("backend", "train_steps", "reward_first", "reward_last", "judge")},
-            "grpo_run": str(run.code)}
+            "grpo_run": str(run.code), "model": str(model.code)}
+
+
+def grpo_model_register(*, run: GrpoRun, adapter_base: str = "") -> FineTune:
+    """Register the model a finished run made among the owner's tuned models (apps.training.models.FineTune), with
+    its lineage: the base model at the root, the tuned model it started from, the dataset version of its prompts.
+    Every feature that takes a tuned model then takes it (playground, /v1, benchmarks, held-out evaluation, exports,
+    Hub push). Its files stay in the run's folder. A run that is registered already (a job run again) updates its
+    model."""
+    parent = model_choice_finetune(user=run.owner, choice=run.base_model)
+    values = {"owner": run.owner, "name": run.name, "training": FineTune.Training.GRPO,
+              "base_model": parent.base_model if parent is not None else run.base_model, "parent": parent,
+              "version": run.version, "dataset": run.version.dataset if run.version is not None else None,
+              "method": run.method, "config": dict(run.settings), "artifact": run.artifact,
+              "metrics": {**run.metrics, "code_version": code_version()},
+              "folder": str(grpo_output_dir(run).relative_to(django_settings.GARAGE_ARTIFACTS_DIR)),
+              "adapter_base": adapter_base}
+    if run.model_id is not None:
+        FineTune.objects.filter(pk=run.model_id).update(**{k: v for k, v in values.items() if k != "name"})
+        run.model.refresh_from_db()
+        return run.model
+    run.model = FineTune.objects.create(**values)
+    run.save(update_fields=["model"])
+    return run.model
 
 
 def grpo_benchmarks_follow(job: Job) -> None:

@@ -48,6 +48,8 @@ class GrpoRun(OwnedModel):
                                        related_name="+", help_text="GSM8K run of the base model (reference recipe).")
     tuned_benchmark = models.ForeignKey("evaluation.BenchmarkRun", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+", help_text="GSM8K run of the tuned model (reference recipe).")
+    model = models.OneToOneField("training.FineTune", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="grpo_run", help_text="The tuned model it registered when it finished.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -55,13 +57,6 @@ class GrpoRun(OwnedModel):
 
     def __str__(self):
         return self.name
-
-    @property
-    def base_model_label(self) -> str:
-        """The model it started from, readable (a tuned model by its name, not its stored choice)."""
-        from apps.training.model_choices import model_choice_label
-
-        return model_choice_label(self.base_model)
 
 
 class RewardPreview(OwnedModel):
@@ -86,9 +81,3 @@ class RewardPreview(OwnedModel):
     @property
     def generated(self) -> bool:
         return bool(self.base_model)
-
-    @property
-    def base_model_label(self) -> str:
-        from apps.training.model_choices import model_choice_label
-
-        return model_choice_label(self.base_model) if self.base_model else ""

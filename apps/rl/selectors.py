@@ -16,7 +16,7 @@ def grpo_run_list_for_user(*, user) -> QuerySet[GrpoRun]:
 def grpo_run_get_for_user(*, user, code) -> GrpoRun:
     """The user's GRPO run; 404 for anyone else."""
     try:
-        return GrpoRun.objects.select_related("job", "version__dataset", "base_benchmark__job",
+        return GrpoRun.objects.select_related("job", "version__dataset", "model", "base_benchmark__job",
                                               "tuned_benchmark__job").get(owner=user, code=code)
     except (GrpoRun.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such GRPO run.")

@@ -11,15 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.models import Job
+from apps.core.options import options_clean
 from apps.core.services import job_create
 from apps.datasets.models import DatasetVersion, VersionExample
+from apps.providers.client import SITE_DEFAULT, ProviderClient, provider_resolve
 from apps.providers.models import ExternalCallAudit
-from apps.providers.services import (
-    SITE_DEFAULT,
-    audit_hook,
-    provider_choice_validate,
-    provider_endpoint_resolve,
-)
+from apps.providers.services import provider_choice_validate
 from apps.rl.models import GrpoRun, RewardPreview
 from apps.training.model_choices import default_model_choice, model_choice_clean, model_choice_label
 from apps.training.names import METHODS, model_short_name, run_name
@@ -27,6 +24,7 @@ from apps.training.services import BACKENDS
 from workers.common.errors import ReadableError
 from workers.common.rl import GRPO_LIMITS, RECIPE_REWARDS, RECIPE_SETTINGS, TAGS_TEMPLATE, GRPOTrainConfig
 from workers.common.evaluation import load_gsm8k
+from workers.common.options import Choice, Float, Int, Text
 from workers.common.rewards import build_scorers, judge_providers, judge_stats, score_samples, validate_specs
 
 
@@ -40,6 +38,13 @@ _CONFIG_FIELDS = {f.name: f.default for f in fields(GRPOTrainConfig)}
 # Runs save a checkpoint every 50 steps, so a run that failed or was cancelled continues when retried.
 DEFAULTS = {**{name: _CONFIG_FIELDS[name] for name in GRPO_LIMITS}, "system_prompt": "", "warmup_template": TAGS_TEMPLATE,
             "checkpoint_every": 50, "prompt_limit": 0, "backend": "auto"}
+# The settings as one schema (workers.common.options), which grpo_settings checks. The benchmarks' defaults are the
+# ones the worker uses for a run that does not say (apps.rl.jobs.grpo_recipe_benchmarks).
+_NUMBER_DEFAULTS = {"benchmark_limit": RECIPE_SETTINGS["benchmark_limit"], "benchmark_max_new_tokens": 512, **DEFAULTS}
+_NUMBER_KINDS = {name: Float if isinstance(_CONFIG_FIELDS.get(name, 0), float) else Int for name in NUMBER_LIMITS}
+SETTINGS = {**{name: _NUMBER_KINDS[name](_NUMBER_DEFAULTS[name], low, high) for name, (low, high) in NUMBER_LIMITS.items()},
+            **{name: Text(DEFAULTS[name], 4000, strip=False) for name in TEXT_SETTINGS},
+            "backend": Choice(DEFAULTS["backend"], tuple(BACKENDS))}
 MAX_PROMPTS = 100_000
 MAX_PREVIEW_SAMPLES = 8
 PREVIEW_JUDGE_TIMEOUT = 30.0  # the preview of pasted samples answers the person waiting on the page
@@ -55,34 +60,9 @@ RECIPE_RUBRIC = ("Give 10 when the reasoning is correct, clear and leads step by
 # ---------------------------------------------------------------------------------------------------------------
 
 def grpo_settings(raw: dict | None) -> dict:
-    """User-chosen settings, typed and checked against the engine's limits; readable ValidationError otherwise.
-    Blank values take the defaults."""
-    values = dict(DEFAULTS)
-    for name, value in (raw or {}).items():
-        if value in (None, ""):
-            continue
-        label = name.replace("_", " ").capitalize()
-        if name in NUMBER_LIMITS:
-            low, high = NUMBER_LIMITS[name]
-            caster = float if isinstance(_CONFIG_FIELDS.get(name, 0), float) else int
-            try:
-                number = float(value)
-                if caster is int and not number.is_integer():
-                    raise ValueError(value)
-                value = caster(number)
-            except (TypeError, ValueError, OverflowError):
-                raise ValidationError(f"{label} must be {'a whole number' if caster is int else 'a number'}.")
-            if not low <= value <= high:
-                raise ValidationError(f"{label} must be between {low} and {high}.")
-            values[name] = value
-        elif name in TEXT_SETTINGS:
-            if not isinstance(value, str) or len(value) > 4000:
-                raise ValidationError(f"{label} must be text of at most 4,000 characters.")
-            values[name] = value
-        elif name == "backend":
-            if value not in BACKENDS:
-                raise ValidationError(f"Unknown backend '{value}'. Choose one of: {', '.join(BACKENDS)}.")
-            values[name] = value
+    """User-chosen settings, typed and checked against SETTINGS (the engine's limits); readable ValidationError
+    otherwise, also for a setting that is not one of them. Blank values take the defaults."""
+    values = options_clean(SETTINGS, raw)
     if values["warmup_steps"] and "{answer}" not in values["warmup_template"]:
         raise ValidationError("The warm-up template must contain {answer}, where each reference answer goes.")
     return values
@@ -266,22 +246,26 @@ def grpo_recipe_create(*, owner, judge: bool = False, provider: str = SITE_DEFAU
 
 class JudgeEndpoints:
     """The judges' endpoints, resolved (keys decrypted) in the worker right before use, one client each, and an
-    audit row for every request that leaves the machine."""
+    audit row for every request that leaves the machine (apps.providers.client). The reward functions take `client`
+    (a ChatClient per provider choice) and `on_call` (the audit callback)."""
 
     def __init__(self, *, owner, specs: list[dict], job=None):
         self.owner, self.job = owner, job
-        self.endpoints = {p: provider_endpoint_resolve(owner=owner, provider=p) for p in judge_providers(specs)}
-        self.clients: dict = {}
-        self.hooks = {p: audit_hook(owner=owner, endpoint=e, purpose=ExternalCallAudit.Purpose.JUDGE, job=job)
-                      for p, e in self.endpoints.items()}
+        self.endpoints = {p: provider_resolve(owner=owner, provider=p) for p in judge_providers(specs)}
+        self.clients: dict[str, ProviderClient] = {}
 
-    def client(self, provider: str, **kwargs):
+    def _judge(self, provider: str, **limits) -> ProviderClient:
         if provider not in self.clients:
-            self.clients[provider] = self.endpoints[provider].client(**kwargs)
+            self.clients[provider] = ProviderClient(owner=self.owner, endpoint=self.endpoints[provider],
+                                                    purpose=ExternalCallAudit.Purpose.JUDGE, job=self.job, **limits)
         return self.clients[provider]
 
+    def client(self, provider: str, **limits):
+        """The ChatClient of a provider choice; `limits` (timeout, max_retries) apply when it is first made."""
+        return self._judge(provider, **limits).chat
+
     def on_call(self, result, spec) -> None:
-        self.hooks[spec["provider"]](result)
+        self._judge(spec["provider"]).record(result)
 
     def close(self) -> None:
         for client in self.clients.values():

@@ -12,7 +12,9 @@ from apps.datasets.selectors import (
     dataset_version_get_for_user,
     dataset_version_list_for_user,
 )
-from apps.rl.forms import PREVIEW_ROWS, GrpoRunForm, RecipeForm, provider_choices
+from apps.providers.forms import provider_choices
+from apps.rl.models import GrpoRun
+from apps.rl.forms import PREVIEW_ROWS, GrpoRunForm, RecipeForm
 from apps.rl.selectors import (
     grpo_run_get_for_user,
     grpo_run_history,
@@ -31,6 +33,7 @@ from apps.rl.services import (
     grpo_source_prompts,
     reward_preview_create,
 )
+from apps.training.selectors import FINETUNE_PREFIX, finetune_get_for_user
 from workers.common.rewards import LIBRARY, describe, validate_specs
 
 
@@ -89,6 +92,11 @@ def run_create(request):
                 initial[f"sample_{name}_{index}"] = sample.get(name, "")
         if preview.generated:
             initial.update(base_model=preview.base_model, preview_mode="generate")
+    if request.GET.get("start"):  # "Reinforce it" on a model's page: that model is where the run starts
+        start = finetune_get_for_user(user=request.user, code=request.GET["start"])
+        initial.update(base_model=f"{FINETUNE_PREFIX}{start.code}", name=f"{start.name}, reinforced"[:200])
+        if start.version_id:  # its own data's questions are the natural prompts
+            initial.update(source=GrpoRun.Source.VERSION, version=str(start.version.code))
     return _form_page(request, GrpoRunForm(initial=initial, versions=_versions(request.user), user=request.user))
 
 
@@ -141,8 +149,7 @@ def preview_detail(request, code):
 def recipe(request):
     """The reference recipe in one click: Gemma 3 1B Instruct on GSM8K, format and correctness rewards, optional
     judge, then GSM8K benchmarks of base and tuned."""
-    providers = provider_choices(user=request.user)
-    form = RecipeForm(request.POST or None, providers=providers, user=request.user)
+    form = RecipeForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             run = grpo_recipe_create(owner=request.user, judge=form.cleaned_data["judge"],
@@ -156,7 +163,7 @@ def recipe(request):
             return redirect("rl:detail", code=run.code)
     return render(request, "rl/recipe.html", {
         "form": form, "rewards": [{"spec": s, "what": describe({**_filled(s)})} for s in RECIPE_REWARDS],
-        "settings": RECIPE_SETTINGS, "has_providers": bool(providers),
+        "settings": RECIPE_SETTINGS, "has_providers": bool(form.fields["provider"].choices),
     }, status=400 if request.method == "POST" else 200)
 
 

@@ -1,4 +1,3 @@
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -10,7 +9,6 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from apps.core.api import JobSerializer
-from apps.datasets.api import as_api_error
 from apps.datasets.selectors import dataset_get_for_user, dataset_version_get_for_user
 from apps.training.exports import finetune_export_start, finetune_file_stem, finetune_output_list, finetune_output_path
 from apps.training.models import FineTune
@@ -18,8 +16,9 @@ from apps.training.pipeline import pipeline_start
 from apps.training.plans import default_model, model_list, training_defaults, training_plan
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
 from apps.prompts.selectors import saved_prompt_apply
-from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, TUNABLE, base_model_clean, finetune_artifact_path,
-                                    finetune_create, finetune_create_from_dataset, finetune_rename)
+from apps.training.base_models import base_model_clean
+from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, TUNABLE, finetune_artifact_path, finetune_create,
+                                    finetune_create_from_dataset, finetune_rename, training_start_clean)
 from workers.common.exports import KINDS as EXPORT_KINDS
 
 # Settings whose default depends on the model, the data and the device (workers.common.recommend): a request that leaves
@@ -169,10 +168,8 @@ class PlanView(APIView):
             version = dataset_version_get_for_user(user=request.user, code=values["version"])
         elif values.get("dataset"):
             dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
-        try:
-            base_model = base_model_clean(name=values["base_model"]) if values["base_model"] else ""
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        base_model = training_start_clean(user=request.user, choice=values["base_model"])[0] \
+            if values["base_model"] else ""
         chosen = {k: values[k] for k in RECOMMENDED if k in values}
         document_text = values["document_text"] == "true" if "document_text" in values else None
         plan = training_plan(base_model=base_model, method=values["method"], backend=values["backend"],
@@ -181,14 +178,22 @@ class PlanView(APIView):
 
 
 class FineTuneSerializer(serializers.ModelSerializer):
-    dataset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    dataset = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     version = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    parent = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True,
+                                          help_text="The tuned model of yours it started from, if any.")
+    grpo_run = serializers.SerializerMethodField(help_text="The GRPO run that trained it (training \"grpo\").")
     job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = FineTune
-        fields = ["code", "name", "dataset", "version", "base_model", "method", "config", "metrics", "job", "created_at"]
+        fields = ["code", "name", "training", "dataset", "version", "base_model", "parent", "grpo_run", "method",
+                  "config", "metrics", "job", "created_at"]
         read_only_fields = fields
+
+    def get_grpo_run(self, finetune) -> str | None:
+        run = getattr(finetune, "grpo_run", None)
+        return str(run.code) if run is not None else None
 
 
 class FineTuneRenameSerializer(serializers.Serializer):
@@ -202,7 +207,9 @@ class FineTuneCreateSerializer(serializers.Serializer):
                                  help_text="Left out: a name that tells it apart from your other runs (the data, the "
                                            "run number, the model and method, the day).")
     base_model = serializers.CharField(required=False, allow_blank=True, default="", max_length=300,
-                                       help_text="Left out: the best real model installed for the worker's device.")
+                                       help_text="A base model, or one of your tuned models as \"finetune:<code>\" to "
+                                                 "train it further. Left out: the best real model installed for the "
+                                                 "worker's device.")
     method = serializers.ChoiceField(choices=FineTune.Method.choices, default=FineTune.Method.LORA)
     backend = serializers.ChoiceField(choices=list(BACKENDS.items()), default="auto")
     options = OptionsSerializer(required=False, default=dict)
@@ -246,31 +253,29 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         saved_prompt = options.pop("saved_prompt", None)
         if options.get("epochs") == 0:  # 0 means "count steps", as leaving it out does
             del options["epochs"]
-        try:
-            # A stranger's saved prompt answers 404 before anything is created.
-            options["system_prompt"] = saved_prompt_apply(user=request.user, code=saved_prompt,
-                                                          system_prompt=options.get("system_prompt", ""))
-            version = dataset = None
-            if values.get("version"):
-                version = dataset_version_get_for_user(user=request.user, code=values["version"])
-            elif values.get("dataset"):
-                dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
-            else:
-                return Response({"message": "Name a dataset version (or a dataset) to train on."}, status=status.HTTP_400_BAD_REQUEST)
-            base_model = base_model_clean(name=values["base_model"] or default_model())
-            # What the request left out is recommended for this model, these examples and the worker's device.
-            options = {**training_defaults(base_model=base_model, method=values["method"], version=version,
-                                           dataset=dataset, chosen={k: options[k] for k in RECOMMENDED if k in options},
-                                           document_text=options.get("document_text")),
-                       **options}
-            settings = {"base_model": base_model, "method": values["method"], "backend": values["backend"],
-                        "options": options, "name": values["name"]}
-            if version is not None:
-                finetune = finetune_create(owner=request.user, version=version, **settings)
-            else:
-                finetune = finetune_create_from_dataset(owner=request.user, dataset=dataset, **settings)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        # A stranger's saved prompt answers 404 before anything is created.
+        options["system_prompt"] = saved_prompt_apply(user=request.user, code=saved_prompt,
+                                                      system_prompt=options.get("system_prompt", ""))
+        version = dataset = None
+        if values.get("version"):
+            version = dataset_version_get_for_user(user=request.user, code=values["version"])
+        elif values.get("dataset"):
+            dataset = dataset_get_for_user(user=request.user, code=values["dataset"])
+        else:
+            return Response({"message": "Name a dataset version (or a dataset) to train on."}, status=status.HTTP_400_BAD_REQUEST)
+        base_model = values["base_model"] or default_model()
+        root = training_start_clean(user=request.user, choice=base_model)[0]
+        # What the request left out is recommended for this model, these examples and the worker's device.
+        options = {**training_defaults(base_model=root, method=values["method"], version=version,
+                                       dataset=dataset, chosen={k: options[k] for k in RECOMMENDED if k in options},
+                                       document_text=options.get("document_text")),
+                   **options}
+        settings = {"base_model": base_model, "method": values["method"], "backend": values["backend"],
+                    "options": options, "name": values["name"]}
+        if version is not None:
+            finetune = finetune_create(owner=request.user, version=version, **settings)
+        else:
+            finetune = finetune_create_from_dataset(owner=request.user, dataset=dataset, **settings)
         return Response(FineTuneSerializer(finetune).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=FineTuneRenameSerializer, responses=FineTuneSerializer,
@@ -279,11 +284,8 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         finetune = self.get_object()
         data = FineTuneRenameSerializer(data=request.data, partial=True)  # PATCH: what is left out stays
         data.is_valid(raise_exception=True)
-        try:
-            if "name" in data.validated_data:
-                finetune = finetune_rename(finetune=finetune, name=data.validated_data["name"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        if "name" in data.validated_data:
+            finetune = finetune_rename(finetune=finetune, name=data.validated_data["name"])
         return Response(FineTuneSerializer(finetune).data)
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
@@ -301,10 +303,7 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         finetune = self.get_object()
         data = ExportCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            job = finetune_export_start(finetune=finetune, kinds=data.validated_data["kinds"])
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        job = finetune_export_start(finetune=finetune, kinds=data.validated_data["kinds"])
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: OutputSerializer(many=True)},
@@ -356,13 +355,10 @@ class PipelineView(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         chosen = {k: values[k] for k in ("max_steps", "learning_rate", "batch_size") if k in values}
-        try:
-            base_model = base_model_clean(name=values["base_model"] or default_model())
-            # No pairs exist yet: the recommendation is for the model and the device (and, on a CPU, the time budget).
-            options = {**training_defaults(base_model=base_model, method=values["method"], chosen=chosen), **chosen,
-                       "system_prompt": values["system_prompt"]}
-            job = pipeline_start(owner=request.user, files=values["files"], name=values["name"],
-                                 base_model=base_model, method=values["method"], options=options)
-        except DjangoValidationError as exc:
-            raise as_api_error(exc)
+        base_model = base_model_clean(name=values["base_model"] or default_model())
+        # No pairs exist yet: the recommendation is for the model and the device (and, on a CPU, the time budget).
+        options = {**training_defaults(base_model=base_model, method=values["method"], chosen=chosen), **chosen,
+                   "system_prompt": values["system_prompt"]}
+        job = pipeline_start(owner=request.user, files=values["files"], name=values["name"],
+                             base_model=base_model, method=values["method"], options=options)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -43,8 +43,14 @@ def finetune_card_facts(finetune: FineTune) -> dict:
         "base_model": base,
         "method": finetune.method,
         "method_display": finetune.get_method_display(),
-        "dataset": {"name": finetune.dataset.name, "version": version.number if version else None,
-                    "examples": version.example_count if version else finetune.metrics.get("examples"),
+        "training": finetune.training,
+        "training_display": finetune.get_training_display(),
+        "started_from": finetune.parent.name if finetune.parent_id else "",
+        "stacked": finetune.stacked,
+        "dataset": {"name": finetune.dataset.name if finetune.dataset_id else finetune_prompts_label(finetune),
+                    "version": version.number if version else None,
+                    "examples": version.example_count if version else finetune.metrics.get("examples",
+                                                                                           finetune.metrics.get("prompts")),
                     "code": str(version.code) if version else ""},
         "hyperparameters": {k: v for k, v in (finetune.config or {}).items() if k != "system_prompt"},
         "system_prompt": (finetune.config or {}).get("system_prompt") or "",
@@ -53,6 +59,12 @@ def finetune_card_facts(finetune: FineTune) -> dict:
         "stem": finetune_file_stem(finetune),
         "outputs": [kind for kind in KINDS if kind != "card" and finetune_output_path(finetune=finetune, name=kind)],
     }
+
+
+def finetune_prompts_label(finetune: FineTune) -> str:
+    """What a model without a dataset trained on: the prompts of its GRPO run."""
+    run = getattr(finetune, "grpo_run", None)
+    return run.get_source_display() if run is not None else ""
 
 
 def finetune_export_kinds_validate(*, finetune: FineTune, kinds) -> list[str]:

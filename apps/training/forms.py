@@ -5,27 +5,15 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from apps.training.model_choices import GROUPS, tuned_model_choices
+from apps.core.forms import MultipleFileField
 from apps.training.models import FineTune
+from apps.training.selectors import FINETUNE_PREFIX, model_choice_finetune
 from apps.prompts.selectors import saved_prompt_apply, saved_prompt_choices
 from apps.training.plans import catalogue_choices_for_form, training_plan
 from apps.training.services import BACKENDS, DEFAULTS, TEXTS
 from apps.training.widgets import ModelPicker
 from workers.common.recommend import model_facts_for
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data, initial=None):
-        if isinstance(data, (list, tuple)):
-            return [super(MultipleFileField, self).clean(item, initial) for item in data]
-        return [super().clean(data, initial)]
 
 
 # A line of the plan: a span shown as a block, which a <p> may hold (a <div> or a list would end the paragraph).
@@ -35,7 +23,7 @@ BLOCK = '<span class="{}" style="display:block; margin-top:4px">{}</span>'
 class TrainingModelPicker(ModelPicker):
     """The training forms' base model: the model picker (installed, from the Hub when the server is online, the test
     model; each with its size and expected time per step on the worker's device; "Other…" for any Hub id or model
-    folder). Training starts from a base model, never from a tuned one, so there is no group of the user's models.
+    folder), and the user's own tuned models, to train one further from where it ended.
 
     Below it, the plan of the run (training/plan.js keeps it current through /api/v1/plan/): the recommended
     settings' reasons, the warnings, and the planner's estimate. `groups` and `plan` are set by the form."""
@@ -111,12 +99,17 @@ class TrainingOptionsForm(forms.Form):
     # The settings the recommendation fills in (workers.common.recommend): the person may change each of them.
     RECOMMENDED = ("max_steps", "learning_rate", "batch_size", "max_length", "lora_r", "lora_alpha", "warmup_ratio")
 
-    def __init__(self, *args, user=None, version=None, dataset=None, **kwargs):
-        """`version` or `dataset`: the data the form trains on, whose examples decide the proposed length and steps."""
+    def __init__(self, *args, user=None, version=None, dataset=None, start=None, **kwargs):
+        """`version` or `dataset`: the data the form trains on, whose examples decide the proposed length and steps.
+        `start`: one of the user's tuned models to propose instead of the default model (its page's "train it
+        further" link)."""
         super().__init__(*args, **kwargs)
         self.user = user
         picker = self.fields["base_model"].widget
         picker.groups, default = catalogue_choices_for_form()
+        if user is not None:
+            yours = [(choice.value, choice.label) for choice in tuned_model_choices(user=user)]
+            picker.groups = [(GROUPS["yours"], yours), *picker.groups] if yours else picker.groups
         picker.scope = {"version": version.code} if version is not None else \
             {"dataset": dataset.code} if dataset is not None else {}
         if not self.is_bound:  # an empty form starts from the recommendation for the default model and this data
@@ -125,11 +118,21 @@ class TrainingOptionsForm(forms.Form):
             self.fields["base_model"].initial = picker.plan["base_model"]
             for name in self.RECOMMENDED:
                 self.fields[name].initial = picker.plan["options"][name]
+            if start is not None:
+                self.fields["base_model"].initial = f"{FINETUNE_PREFIX}{start.code}"
         if user is None:  # a form without its user (the dashboard's) offers no saved prompts
             del self.fields["saved_prompt"]
         else:
             choices = saved_prompt_choices(user=user)
             self.fields["saved_prompt"].widget.choices = [("", "—" if choices else "— none saved yet —"), *choices]
+
+    def clean_base_model(self):
+        """The choice as posted; `root_model` is the base model at the root of its lineage (the model itself, or the
+        base of the user's tuned model it names), whose recommended settings fill what the form leaves empty."""
+        choice = self.cleaned_data["base_model"]
+        parent = model_choice_finetune(user=self.user, choice=choice) if self.user is not None else None
+        self.root_model = parent.base_model if parent is not None else choice
+        return choice
 
     def clean(self):
         data = super().clean()
@@ -146,7 +149,7 @@ class TrainingOptionsForm(forms.Form):
                                                      "packing", "document_text", "replay", "backend",
                                                      "system_prompt")}
         # Left empty, LoRA's rank and alpha and the warm-up are the model's recommended ones.
-        recommended = model_facts_for(self.cleaned_data["base_model"]).settings
+        recommended = model_facts_for(self.root_model).settings
         options.update({k: getattr(recommended, k) if self.cleaned_data.get(k) is None else self.cleaned_data[k]
                         for k in ("lora_r", "lora_alpha", "warmup_ratio")})
         return options

@@ -14,15 +14,16 @@ from django.utils import timezone
 from apps.core.jobtypes import job_type
 from apps.core.models import Job
 from apps.evaluation.heldout import heldout_evaluation_follow
-from apps.hub.services import hub_push_follow
+from apps.hub.pushes import hub_push_follow
 from apps.training.pipeline import pipeline_advance
 from apps.datasets.models import VersionExample
 from apps.training.exports import finetune_card_facts, finetune_file_stem
-from apps.training.model_choices import model_choice_parts
+from apps.training.model_choices import model_choice_parts, tuned_model_parts, tuned_model_start
 from apps.training.models import FineTune
 from apps.training.services import (TEXTS, code_version, finetune_artifact_path, finetune_output_dir,
                                     finetune_system_prompt, version_passages)
 from workers.common.catalogue import TINY_MODEL_ID
+from workers.common.errors import ReadableError
 from workers.common.exports import CARD, EXPORTS
 from workers.common.serving import ModelRef
 from workers.common.training import TrainConfig
@@ -30,7 +31,7 @@ from workers.common.evaluation import load_gsm8k
 from workers.engine.export import ExportConfig, export, make_portable, model_card, zip_folder
 from workers.engine.train.tiny_model import build_tiny_gemma3
 from workers.engine.train.train import load_replay_prompts, train
-from workers.engine.weights import model_source
+from workers.engine.weights import fold_adapter, model_source
 
 
 def base_model_source(name: str) -> str:
@@ -65,19 +66,38 @@ def tiny_test_model() -> Path:
 
 
 def finetune_base_ref(finetune: FineTune):
-    """The base model the fine-tune started from, as workers.common.serving.ModelRef. The tiny test model is built
-    per fine-tune beside its outputs; other names resolve as every feature's do (apps.training.model_choices)."""
-    if finetune.base_model == TINY_MODEL_ID:
-        return ModelRef(path=str(finetune_output_dir(finetune) / "base"))
-    return ModelRef(path=base_model_source(finetune.base_model))
+    """The model a tuned model started from, as workers.common.serving.ModelRef: what the held-out evaluation and the
+    playground compare it with. The tiny test model and a parent model are folders beside its outputs; other names
+    resolve as every feature's do (apps.training.model_choices)."""
+    return ModelRef(path=base_model_source(tuned_model_start(finetune)))
 
 
 def finetune_model_ref(finetune: FineTune):
-    """The tuned model as workers.common.serving.ModelRef: the base with the LoRA adapter, or the saved full model."""
-    model_dir = str(finetune_output_dir(finetune) / "model")
-    if finetune.method == FineTune.Method.FULL:
-        return ModelRef(path=model_dir)
-    return ModelRef(path=finetune_base_ref(finetune).path, adapter=model_dir)
+    """The tuned model as workers.common.serving.ModelRef: the model its LoRA adapter applies to with the adapter, or
+    the saved full model."""
+    base, adapter = tuned_model_parts(finetune)
+    return ModelRef(path=base_model_source(base), adapter=adapter)
+
+
+def finetune_start_prepare(finetune: FineTune) -> str:
+    """What a fine-tune's training loads: its base model's name, or, when it starts from one of the user's models,
+    that model in one folder (base/ beside its outputs: the parent's adapter folded into the model it applies to, or
+    a copy of a fully trained parent), made once, so that the child never depends on its parent's files."""
+    if finetune.parent is None:
+        return finetune.base_model
+    start = Path(tuned_model_start(finetune))
+    if not (start / "config.json").is_file():
+        base, adapter = tuned_model_parts(finetune.parent)
+        if not Path(adapter or base).is_dir():
+            raise ReadableError(f"The files of '{finetune.parent.name}', the model this one starts from, are missing.")
+        if adapter:
+            fold_adapter(base_model_source(base), adapter, start)
+        else:
+            partial = start.with_name(start.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(base, partial)
+            partial.rename(start)
+    return str(start)
 
 
 def finetune_run(*, finetune: FineTune, reporter) -> dict:
@@ -94,8 +114,10 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
     # The tiny test model is initialised at random: it knows nothing worth keeping, so there is nothing to replay.
     replay = (finetune.config or {}).get("replay") and finetune.base_model != TINY_MODEL_ID
     replay_prompts = load_replay_prompts() if replay else []
+    if finetune.parent is not None:
+        reporter.phase("preparing", f"Starting from {finetune.parent.name}")
     # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.
-    config = TrainConfig(base_model=finetune.base_model, output_dir=str(finetune_output_dir(finetune)),
+    config = TrainConfig(base_model=finetune_start_prepare(finetune), output_dir=str(finetune_output_dir(finetune)),
                          pairs=train_pairs, eval_pairs=eval_pairs, passages=passages, replay_prompts=replay_prompts,
                          method=finetune.method, resume=True, model_cache_dir=str(settings.GARAGE_MODELS_DIR),
                          **options)
@@ -176,7 +198,7 @@ def finetune_export_run(*, finetune: FineTune, kinds: list[str], reporter) -> di
     # adapter's config, which names it for other machines. The tiny model's base is built beside the adapter (base/);
     # a full fine-tune and a card alone need no base.
     needs_base = finetune.method != FineTune.Method.FULL and any(kind != "card" for kind in kinds)
-    base_path = base_model_source(finetune.base_model) if needs_base and finetune.base_model != TINY_MODEL_ID else ""
+    base_path = base_model_source(tuned_model_parts(finetune)[0]) if needs_base else ""
     config = ExportConfig(output_dir=str(output_dir), kinds=list(kinds), base_model=base_path,
                           card=finetune_card_facts(finetune), converter_dir=str(settings.GARAGE_GGUF_CONVERTER_DIR),
                           stem=finetune_file_stem(finetune))

@@ -14,7 +14,6 @@ Every name ends in workers.engine.weights.model_source with the same cache folde
 converted once for every feature, and a catalogue id never reaches `from_pretrained` as if it were a Hub id."""
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +22,10 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from apps.training.models import FineTune
+from apps.training.selectors import FINETUNE_PREFIX, model_choice_finetune, model_choice_finetune_name
 from workers.common.errors import ReadableError
 from workers.common.catalogue import TINY_MODEL_ID
 
-FINETUNE_PREFIX = "finetune:"
 BASE, TUNED, TEST = "base", "tuned", "test"
 TEST_MODEL_LABEL = "Tiny test model (built from your data; for trying the platform, it learns nothing useful)"
 # The forms offer the newest tuned models only; older ones are still accepted by name.
@@ -110,15 +109,17 @@ def local_model_choices() -> list[ModelChoice]:
 
 
 def default_model_choice() -> str:
-    """The model a form proposes: the best real model present for the worker's device (the catalogue decides), the
-    tiny test model only when there is none."""
+    """The model a form proposes: the best real model present for the device the GPU worker last recorded (a CPU
+    until one has; the catalogue decides), the tiny test model only when there is none."""
     from workers.common.catalogue import default_base_model
+    from workers.common.planner import device_facts_path, recorded_device
 
-    return default_base_model()
+    recorded = recorded_device(device_facts_path(settings.VAR_DIR))
+    return default_base_model(device_kind=recorded.kind if recorded is not None else "cpu")
 
 
 def _finished_finetunes(*, user):
-    return FineTune.objects.filter(owner=user).exclude(artifact="").order_by("-created_at")
+    return FineTune.objects.filter(owner=user).exclude(artifact="").select_related("parent").order_by("-created_at")
 
 
 def tuned_model_choices(*, user, limit: int | None = TUNED_LIMIT) -> list[ModelChoice]:
@@ -127,9 +128,14 @@ def tuned_model_choices(*, user, limit: int | None = TUNED_LIMIT) -> list[ModelC
     if limit is not None:
         finetunes = finetunes[:limit]
     return [ModelChoice(f"{FINETUNE_PREFIX}{finetune.code}", f"{finetune.name} (yours, tuned from "
-                                                              f"{_base_label(finetune.base_model)})", TUNED,
+                                                              f"{started_from_label(finetune)})", TUNED,
                         group="yours", size=_base_size(finetune.base_model))
             for finetune in finetunes]
+
+
+def started_from_label(finetune: FineTune) -> str:
+    """The model a tuned model started from, readable: its parent's name, or its base model's label."""
+    return finetune.parent.name if finetune.parent_id else _base_label(finetune.base_model)
 
 
 def _base_size(name: str) -> str:
@@ -149,11 +155,7 @@ def model_choice_list_for_user(*, user) -> list[ModelChoice]:
 def model_choice_label(choice: str) -> str:
     """A short readable name for a stored choice (lists and titles)."""
     if choice.startswith(FINETUNE_PREFIX):
-        try:
-            finetune = FineTune.objects.filter(code=uuid.UUID(_code(choice))).only("name").first()
-        except ValueError:
-            finetune = None
-        return finetune.name if finetune is not None else "a deleted tuned model"
+        return model_choice_finetune_name(choice=choice)
     return _base_label(choice)
 
 
@@ -166,28 +168,10 @@ def _base_label(name: str) -> str:
     return entry.label if entry is not None else name
 
 
-def _code(choice: str) -> str:
-    return choice[len(FINETUNE_PREFIX):].strip()
-
-
-def model_choice_finetune(*, user, choice: str) -> FineTune | None:
-    """The user's fine-tune a "finetune:<code>" choice names (Http404 for anyone else's or an unknown code), or None
-    for a base model."""
-    from apps.training.selectors import finetune_get_for_user
-
-    if not str(choice or "").startswith(FINETUNE_PREFIX):
-        return None
-    try:
-        code = uuid.UUID(_code(choice))
-    except ValueError:
-        raise Http404("No such model.")
-    return finetune_get_for_user(user=user, code=code)
-
-
 def model_choice_clean(*, user, choice: str) -> str:
     """The choice as it is stored: a base model that a worker may load (see base_model_clean) or one of the user's
     tuned models that finished training. ValidationError otherwise; Http404 for someone else's tuned model."""
-    from apps.training.services import base_model_clean
+    from apps.training.base_models import base_model_clean
 
     choice = str(choice or "").strip()
     finetune = model_choice_finetune(user=user, choice=choice)
@@ -200,11 +184,9 @@ def model_choice_clean(*, user, choice: str) -> str:
 
 def model_choice_parts(*, user, choice: str) -> tuple[str, str | None]:
     """(base, adapter) of a stored choice, before any name is resolved: `base` is a base model name or a folder,
-    `adapter` the LoRA adapter folder of a tuned model (None for a base model or a fully fine-tuned one). For an
+    `adapter` the LoRA adapter folder of a tuned model (None for a base model or a fully trained one). For an
     engine that resolves names itself (GRPO trains from `base` with the adapter folded in). ReadableError when the
     tuned model is gone."""
-    from apps.training.services import finetune_output_dir
-
     try:
         finetune = model_choice_finetune(user=user, choice=choice)
     except Http404:
@@ -213,9 +195,28 @@ def model_choice_parts(*, user, choice: str) -> tuple[str, str | None]:
         return choice, None
     if not finetune.artifact:
         raise ReadableError(f"The model '{finetune.name}' has not finished training.")
+    return tuned_model_parts(finetune)
+
+
+def tuned_model_start(finetune: FineTune) -> str:
+    """The model its training started from, before any name is resolved: base/ in its folder when that is not its
+    base model itself (the tiny test model built for it, or the parent model folded into one folder), else the base
+    model's name. What the held-out evaluation and the playground compare it with."""
+    from apps.training.services import finetune_output_dir
+
+    if finetune.parent_id or finetune.base_model == TINY_MODEL_ID:
+        return str(finetune_output_dir(finetune) / "base")
+    return finetune.base_model
+
+
+def tuned_model_parts(finetune: FineTune) -> tuple[str, str | None]:
+    """(base, adapter) of a tuned model, however it was trained: the full model's folder and None, or the model its
+    adapter applies to (where training started, or a GRPO warm-up's model) and the adapter folder."""
+    from apps.training.services import finetune_output_dir
+
     output = finetune_output_dir(finetune)
     if finetune.method == FineTune.Method.FULL:
         return str(output / "model"), None
-    # The tiny test model was built per fine-tune beside its outputs.
-    base = str(output / "base") if finetune.base_model == TINY_MODEL_ID else finetune.base_model
+    base = str(Path(settings.GARAGE_ARTIFACTS_DIR) / finetune.adapter_base) if finetune.adapter_base \
+        else tuned_model_start(finetune)
     return base, str(output / "model")

@@ -10,6 +10,8 @@ from pathlib import PurePosixPath
 
 from django.utils import dateformat, timezone
 
+from apps.training.selectors import FINETUNE_PREFIX, model_choice_finetune_name
+
 SEPARATOR = " · "
 MAX_LENGTH = 200  # the name fields' length
 MODEL_LENGTH = 60  # a tuned model's own name may be long: the rest of the name must still show
@@ -20,13 +22,12 @@ METHODS = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
 def model_short_name(choice: str) -> str:
     """A model as a name shows it: the last part of its id or folder ("SmolLM2-135M-Instruct", never a path), a
     tuned model ("finetune:<code>") by its own name."""
-    from apps.training.model_choices import FINETUNE_PREFIX, model_choice_label
     from workers.common.catalogue import CATALOGUE
     from workers.common.catalogue import TINY_MODEL_ID
 
     choice = str(choice or "").strip()
     if choice.startswith(FINETUNE_PREFIX):
-        name = model_choice_label(choice)
+        name = model_choice_finetune_name(choice=choice)
     elif choice == TINY_MODEL_ID:
         name = "tiny test model"
     else:

@@ -17,8 +17,9 @@ from apps.datasets.services import dataset_create, document_upload, qa_generate_
 from apps.evaluation.heldout import heldout_evaluation_after_training
 from apps.training.models import FineTune
 from apps.training.plans import plan_options, training_plan
-from apps.training.services import base_model_clean, finetune_create_from_dataset, finetune_options
-from workers.common.catalogue import default_base_model
+from apps.training.base_models import base_model_clean
+from apps.training.services import finetune_create_from_dataset, finetune_options
+from apps.training.model_choices import default_model_choice
 
 # Each step's share of the pipeline's progress bar: training dominates the time.
 logger = logging.getLogger(__name__)
@@ -30,14 +31,14 @@ SPANS = {Job.Kind.EXTRACT: [0.0, 0.05], Job.Kind.GENERATE: [0.05, 0.1], Job.Kind
 def pipeline_start(*, owner, files, name: str, base_model: str | None = None, method: str = FineTune.Method.LORA,
                    options: dict | None = None, dataset: Dataset | None = None) -> Job:
     """Create a dataset from `files` (or add them to `dataset`) and run extraction, generation, training and the
-    evaluation, on `base_model` or else the best real model installed (workers.common.catalogue.default_base_model).
+    evaluation, on `base_model` or else the best real model installed (apps.training.model_choices.default_model_choice).
 
     Side effects: stores the files, creates the dataset, the pipeline job and its extraction jobs.
     Raises ValidationError (nothing is kept) when a file is rejected."""
     if not files:
         raise ValidationError("Choose at least one document.")
     finetune_options(options or {})  # bad training options (a too-long system prompt) fail now, not after extraction
-    base_model = base_model_clean(name=base_model or default_base_model())
+    base_model = base_model_clean(name=base_model or default_model_choice())
     with transaction.atomic():
         dataset = dataset or dataset_create(owner=owner, name=name)
         pipeline = Job.objects.create(

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce, Length
 
 from apps.datasets.models import Chunk, Dataset, DatasetVersion, VersionExample
 from apps.training.model_choices import GROUPS as PICKER_GROUPS
-from apps.training.model_choices import local_model_folders, model_size
+from apps.training.model_choices import default_model_choice, local_model_folders, model_size
 from apps.training.services import DEFAULTS
 from workers.common.catalogue import CATALOGUE, default_base_model, hub_online
 from workers.common.planner import Device, device_facts_path, estimate, local_cpu_device, recorded_device_facts
@@ -38,8 +38,7 @@ def worker_device() -> tuple[Device, dict]:
 
 def default_model() -> str:
     """The model the forms and the API propose: the best real model installed for the worker's device."""
-    device, _ = worker_device()
-    return default_base_model(device_kind=device.kind)
+    return default_model_choice()
 
 
 # ---------------------------------------------------------------------------------------------- the model list

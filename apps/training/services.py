@@ -1,23 +1,24 @@
 """Writes of the training app: starting fine-tunes and recording what they produced."""
-import re
 from dataclasses import fields
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.models import Job
+from apps.core.options import options_clean
 from apps.core.services import job_create
 from apps.datasets.models import Chunk, Dataset, DatasetVersion, VersionExample
 from apps.datasets.services import dataset_version_freeze
+from apps.training.base_models import base_model_clean
 from apps.training.models import FineTune
 from apps.training.names import finetune_default_name
-from workers.common.catalogue import CATALOGUE
+from apps.training.selectors import model_choice_finetune
+from workers.common.options import Bool, Choice, Float, Int, Text
 from workers.common.splits import passages_without
 from workers.common.training import TrainConfig
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 # Settings a user may choose, with their bounds; everything else is fixed by the engine.
 TUNABLE = {"max_steps": (1, 100_000), "learning_rate": (1e-7, 1.0), "batch_size": (1, 1024), "max_length": (16, 32_768),
            "gradient_accumulation": (1, 1024), "lora_r": (1, 512), "lora_alpha": (1, 1024), "lora_dropout": (0.0, 0.9),
@@ -33,6 +34,13 @@ TEXTS = {"system_prompt": 4000}
 DEFAULTS = {**{f.name: f.default for f in fields(TrainConfig) if f.name in TUNABLE or f.name in SWITCHES},
             "checkpoint_every": 50, "system_prompt": "", "document_text": True, "replay": True}
 BACKENDS = {"auto": "Automatic (Unsloth on a GPU when installed)", "unsloth": "Unsloth", "trl": "TRL + PEFT"}
+# The same settings as one schema (workers.common.options), which finetune_options checks. The forms carry the backend
+# among the options (finetune_create reads it from there), so it is one of them too.
+OPTIONS = {**{name: (Float if isinstance(DEFAULTS[name], float) else Int)(DEFAULTS[name], low, high)
+              for name, (low, high) in TUNABLE.items()},
+           **{name: Bool(DEFAULTS[name]) for name in SWITCHES},
+           **{name: Text(DEFAULTS[name], limit, unix_newlines=True) for name, limit in TEXTS.items()},
+           "backend": Choice("auto", tuple(BACKENDS))}
 
 
 # The settings that depend on the model (its catalogue entry's TrainingSettings): learning rate, LoRA, batch, warm-up.
@@ -40,83 +48,33 @@ MODEL_SETTINGS = ("learning_rate", "batch_size", "lora_r", "lora_alpha", "warmup
 
 
 def finetune_options(raw: dict, *, base_model: str = "", method: str = "lora") -> dict:
-    """Validate user-chosen hyperparameters against TUNABLE; readable ValidationError otherwise. With `base_model`,
-    what `raw` leaves out of MODEL_SETTINGS is that model's recommended value (workers.common.catalogue), not the engine's
-    default (which suits the tiny test model)."""
-    options = dict(DEFAULTS)
+    """Validate user-chosen hyperparameters against OPTIONS (TUNABLE, SWITCHES, TEXTS); readable ValidationError
+    otherwise, also for a setting that is not one of them. With `base_model`, what `raw` leaves out of
+    MODEL_SETTINGS is that model's recommended value (workers.common.catalogue), not the engine's default (which
+    suits the tiny test model). The backend is checked but left out: finetune_create stores the one it chose."""
+    defaults = dict(DEFAULTS)
     if base_model:
         from workers.common.recommend import model_facts_for
 
         recommended = model_facts_for(base_model).settings
-        options.update(learning_rate=recommended.learning_rate(method), batch_size=recommended.batch_size,
-                       lora_r=recommended.lora_r, lora_alpha=recommended.lora_alpha,
-                       warmup_ratio=recommended.warmup_ratio)
-    for name, value in (raw or {}).items():
-        if name in TEXTS:
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                raise ValidationError(f"The {name.replace('_', ' ')} must be text.")
-            value = value.replace("\r\n", "\n").strip()
-            if len(value) > TEXTS[name]:
-                raise ValidationError(f"The {name.replace('_', ' ')} is longer than {TEXTS[name]} characters "
-                                      f"({len(value)}).")
-            options[name] = value
-            continue
-        if name in SWITCHES and value not in (None, ""):
-            options[name] = value in (True, 1, "1", "true", "True", "on", "yes")
-            continue
-        if name not in TUNABLE or value in (None, ""):
-            continue
-        low, high = TUNABLE[name]
-        caster = float if isinstance(DEFAULTS[name], float) else int
-        try:
-            value = caster(value)
-        except (TypeError, ValueError):
-            raise ValidationError(f"{name.replace('_', ' ')} must be a number.")
-        if not low <= value <= high:
-            raise ValidationError(f"{name.replace('_', ' ')} must be between {low} and {high}.")
-        options[name] = value
+        defaults.update(learning_rate=recommended.learning_rate(method), batch_size=recommended.batch_size,
+                        lora_r=recommended.lora_r, lora_alpha=recommended.lora_alpha,
+                        warmup_ratio=recommended.warmup_ratio)
+    options = options_clean(OPTIONS, raw, defaults=defaults)
+    del options["backend"]
     return options
 
 
-def base_model_clean(*, name: str) -> str:
-    """A model the GPU worker may load: a catalogue entry (a PyPI copy only when installed), a Hub id, or a folder
-    inside one of GARAGE_LOCAL_MODEL_DIRS (so nobody can point the worker at another user's files).
-    Raises ValidationError otherwise."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError("Choose a base model: one from the catalogue, a Hugging Face Hub id or a local folder.")
-    entry = CATALOGUE.get(name)
-    if entry is not None:
-        if entry.package and not entry.installed:
-            raise ValidationError(f"The model '{entry.label}' needs the package {entry.package} on the workers: "
-                                  f"install it with {entry.install_hint}.")
-        if entry.from_hub:
-            _hub_model_reachable(entry.hub_id or entry.id, label=entry.label)
-        return name
-    if HUB_ID.match(name) and not name.startswith("."):
-        _hub_model_reachable(name, label=name)
-        return name
-    path = PurePosixPath(name)
-    allowed = [PurePosixPath(d) for d in settings.GARAGE_LOCAL_MODEL_DIRS]
-    if path.is_absolute() and ".." not in path.parts and any(path == d or d in path.parents for d in allowed):
-        return str(path)
-    where = ", ".join(str(d) for d in allowed) or "none configured (GARAGE_LOCAL_MODEL_DIRS)"
-    raise ValidationError(f"The model must be one from the catalogue, a Hugging Face Hub id, or a folder inside the "
-                          f"model folders of this server ({where}).")
-
-
-def _hub_model_reachable(repo_id: str, *, label: str) -> None:
-    """A server told to stay offline (HF_HUB_OFFLINE) can load a Hub model only from its local cache: refuse one
-    that is not there now, rather than fail in the worker later."""
-    from workers.common.catalogue import in_hub_cache
-    from workers.common.records import hub_offline
-
-    if hub_offline() and not in_hub_cache(repo_id):
-        raise ValidationError(f"The model '{label}' is not on this server, and the server works offline "
-                              f"(HF_HUB_OFFLINE): choose an installed model, or download it on a machine that is "
-                              f"online into this server's Hugging Face cache.")
+def training_start_clean(*, user, choice: str) -> tuple[str, FineTune | None]:
+    """What a training starts from: (the base model at the root of its lineage, the user's tuned model it continues
+    or None). `choice` is a base model (see base_model_clean) or one of the user's tuned models that finished
+    training, "finetune:<code>" (Http404 for anyone else's). Raises ValidationError otherwise."""
+    parent = model_choice_finetune(user=user, choice=choice)
+    if parent is None:
+        return base_model_clean(name=choice), None
+    if not parent.artifact:
+        raise ValidationError(f"The model '{parent.name}' has not finished training yet.")
+    return parent.base_model, parent
 
 
 def finetune_create(*, owner, version: DatasetVersion, base_model: str, method: str = FineTune.Method.LORA,
@@ -124,8 +82,10 @@ def finetune_create(*, owner, version: DatasetVersion, base_model: str, method: 
                     parent: Job | None = None) -> FineTune:
     """Create a fine-tune of a frozen dataset version and queue its training job on the `gpu` queue. Settings that
     `options` leaves out are the base model's recommended ones (workers.common.catalogue), not the engine's defaults.
-    Callers name the model: the forms, the API and the CLI propose apps.training.plans.default_model(). Without a
-    `name`, it is named to tell it apart from the owner's other runs (apps.training.names)."""
+    Callers name the model: the forms, the API and the CLI propose apps.training.plans.default_model(); one of the
+    owner's own tuned models ("finetune:<code>", Http404 for anyone else's) makes it that model's child, trained
+    further from where it ended. Without a `name`, it is named to tell it apart from the owner's other runs
+    (apps.training.names)."""
     if method not in FineTune.Method.values:
         raise ValidationError(f"Unknown method '{method}'.")
     backend = (options or {}).get("backend") or backend  # forms carry the backend among the options
@@ -133,14 +93,14 @@ def finetune_create(*, owner, version: DatasetVersion, base_model: str, method: 
         raise ValidationError(f"Unknown backend '{backend}'. Choose one of: {', '.join(BACKENDS)}.")
     if version.example_count == 0:
         raise ValidationError("This dataset version has no examples.")
-    base_model = base_model_clean(name=base_model)
+    base_model, started_from = training_start_clean(user=owner, choice=base_model)
     options = {**finetune_options(options or {}, base_model=base_model, method=method), "backend": backend}
     dataset = version.dataset
     with transaction.atomic():
         name = (name or "").strip()[:200] or finetune_default_name(owner=owner, version=version,
                                                                     base_model=base_model, method=method)
-        finetune = FineTune.objects.create(owner=owner, dataset=dataset, version=version,
-                                           base_model=base_model, method=method, config=options, name=name)
+        finetune = FineTune.objects.create(owner=owner, dataset=dataset, version=version, base_model=base_model,
+                                           parent=started_from, method=method, config=options, name=name)
         finetune.job = job_create(owner=owner, kind=Job.Kind.TRAIN, queue="gpu", title=finetune_job_title(finetune),
                                   config={"finetune": finetune.pk}, parent=parent)
         finetune.save(update_fields=["job"])
@@ -196,7 +156,8 @@ def code_version() -> str:
 
 
 def finetune_output_dir(finetune: FineTune) -> Path:
-    return Path(settings.GARAGE_ARTIFACTS_DIR) / str(finetune.code)
+    """The tuned model's folder: its own, or (for a GRPO model) its run's."""
+    return Path(settings.GARAGE_ARTIFACTS_DIR) / (finetune.folder or str(finetune.code))
 
 
 def finetune_system_prompt(finetune: FineTune, example_system: str = "") -> str:

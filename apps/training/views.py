@@ -12,7 +12,8 @@ from apps.training.exports import (finetune_card_text, finetune_export_job_lates
                                    finetune_file_stem, finetune_output_list, finetune_output_path)
 from apps.training.forms import PipelineForm
 from apps.training.pipeline import pipeline_start
-from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
+from apps.training.selectors import (example_lineage, finetune_children, finetune_get_for_user, finetune_lineage,
+                                     finetune_list_for_user)
 from apps.training.services import finetune_artifact_path, finetune_rename
 
 
@@ -29,7 +30,23 @@ def finetune_detail(request, code):
         "finetune": finetune, "has_artifact": finetune_artifact_path(finetune) is not None,
         "outputs": finetune_output_list(finetune=finetune), "card": finetune_card_text(finetune=finetune),
         "export_job": finetune_export_job_latest(finetune=finetune),
+        "children": finetune_children(finetune=finetune),
     })
+
+
+@login_required
+def finetune_lineage_view(request, code):
+    """Where a model comes from and what came of it: its ancestors back to the base model, the models trained from
+    it, its data and its evaluations."""
+    finetune = finetune_get_for_user(user=request.user, code=code)
+    return render(request, "training/lineage.html", {"finetune": finetune, **finetune_lineage(finetune=finetune)})
+
+
+@login_required
+def example_lineage_view(request, code, position):
+    """One example of a frozen version: the models trained (or evaluated) on it, and how each answered it."""
+    return render(request, "training/example_lineage.html",
+                  example_lineage(user=request.user, version_code=code, position=position))
 
 
 @require_POST

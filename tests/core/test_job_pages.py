@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.core.models import Job
+from apps.core.selectors import job_snapshot
 from apps.core.services import job_cancel, job_create, job_event_add, job_finish
 from apps.datasets.models import Dataset, DatasetVersion, Document
 from apps.evaluation.models import BenchmarkRun, HeldoutEvaluation
@@ -108,20 +109,20 @@ def test_it_shows_no_phase_or_running_message_once_the_job_ended(alice, alice_cl
     job.refresh_from_db()
     job_event_add(job=job, type="progress", data={"phase": "generating"}, phase="generating",
                   message="40 chunks with the extractive generator")
-    assert job.snapshot()["phase"] == "generating"
+    assert job_snapshot(job=job)["phase"] == "generating"
     job_finish(job=job, status=Job.Status.SUCCEEDED)
     page = alice_client.get(f"/jobs/{job.code}/").content.decode()
     assert '<span class="muted small" data-role="phase"></span>' in page
-    assert job.snapshot()["phase"] == "" and job.snapshot()["message"] == "40 chunks with the extractive generator"
+    assert job_snapshot(job=job)["phase"] == "" and job_snapshot(job=job)["message"] == "40 chunks with the extractive generator"
 
     stopped = job_create(owner=alice, kind=Job.Kind.TRAIN, start=False)
     Job.objects.filter(pk=stopped.pk).update(status=Job.Status.RUNNING, phase="compiling",
                                              message="The first step compiles the model's kernels")
     stopped = job_cancel(job=Job.objects.get(pk=stopped.pk))
-    assert stopped.snapshot()["status_display"] == "Cancelling"  # asked to stop, not yet stopped
-    assert stopped.snapshot()["message"] == "Stopping at the next step."
+    assert job_snapshot(job=stopped)["status_display"] == "Cancelling"  # asked to stop, not yet stopped
+    assert job_snapshot(job=stopped)["message"] == "Stopping at the next step."
     job_finish(job=stopped, status=Job.Status.CANCELLED)
-    state = Job.objects.get(pk=stopped.pk).snapshot()
+    state = job_snapshot(job=Job.objects.get(pk=stopped.pk))
     assert (state["status_display"], state["phase"], state["message"]) == ("Cancelled", "", "")
 
 

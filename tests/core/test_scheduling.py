@@ -3,8 +3,8 @@ import pytest
 from django.utils import timezone
 
 from apps.core.models import Job
-from apps.core.scheduling import gpu_dispatch, gpu_waiting_order
-from apps.core.selectors import job_queue_position, job_waiting, waiting_state
+from apps.core.scheduling import gpu_dispatch
+from apps.core.selectors import gpu_waiting_order, job_queue_position, job_waiting, waiting_state
 from apps.core.services import job_create, job_finish
 
 pytestmark = pytest.mark.django_db

@@ -1,8 +1,10 @@
 """Pairs by hand and curation, through the API and the job system (the judge against a real local chat server)."""
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.core.models import Job
 from apps.datasets.models import QAPair
+from apps.datasets.services import curate_options, dataset_curate_start
 from apps.providers.models import ExternalCallAudit
 from apps.providers.services import provider_credential_create
 from tests.datasets.curation_helpers import dataset_with_pairs
@@ -118,6 +120,27 @@ def test_it_refuses_impossible_curation_readably(alice_api, dataset, options, me
     response = alice_api.post(f"/api/v1/datasets/{dataset.code}/curate/", options, format="json")
     assert response.status_code == 400 and message in response.json()["message"]
     assert not Job.objects.filter(kind=Job.Kind.CURATE).exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"dedupe": True}, "Unknown setting 'dedupe'. Allowed: dedupe_exact, dedupe_near, near_threshold"),
+    ({"judge": "maybe"}, "Judge must be on or off (true/false, yes/no, on/off or 1/0), not 'maybe'."),
+    ({"dedupe_near": 2}, "Dedupe near must be on or off"),
+    ({"min_question_chars": "ten"}, "Min question chars must be a whole number."),
+])
+def test_it_refuses_unknown_options_and_bad_switches_readably(dataset, options, message):
+    with pytest.raises(ValidationError) as caught:
+        dataset_curate_start(dataset=dataset, options=options)
+    assert message in caught.value.messages[0]
+    assert not Job.objects.filter(kind=Job.Kind.CURATE).exists()
+
+
+def test_it_reads_switches_as_every_option_does(dataset):
+    options = curate_options({"dedupe_exact": "off", "dedupe_near": "No", "judge": "0", "scrub_pii": "YES"})
+    assert (options["dedupe_exact"], options["dedupe_near"], options["judge"], options["scrub_pii"]) == (False, False,
+                                                                                                       False, True)
+    job = dataset_curate_start(dataset=dataset, options={"dedupe_exact": "false", "min_question_chars": "10"})
+    assert job.config["options"]["dedupe_exact"] is False and job.config["options"]["min_question_chars"] == 10
 
 
 def test_it_refuses_to_curate_an_empty_dataset(alice_api):

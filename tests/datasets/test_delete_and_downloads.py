@@ -56,13 +56,13 @@ def test_it_answers_409_naming_the_fine_tunes_that_block_a_delete(alice, alice_a
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_api.delete(f"/api/v1/datasets/{dataset.code}/")
     assert response.status_code == 409, response.content
-    assert response.json()["blocked_by"] == ["fine tune 'Second <try>'", "fine tune 'Valley tune'"]
+    assert response.json()["blocked_by"] == ["tuned model 'Second <try>'", "tuned model 'Valley tune'"]
     assert "cannot be deleted while models trained on it remain" in response.json()["message"]
     with django_capture_on_commit_callbacks(execute=True):
         page = alice_client.post(f"/datasets/{dataset.code}/delete/", follow=True)
     html = page.content.decode()
     assert page.redirect_chain[-1][0] == f"/datasets/{dataset.code}/#delete"
-    assert "fine tune &#x27;Second &lt;try&gt;&#x27;, fine tune &#x27;Valley tune&#x27;. Delete them first." in html
+    assert "tuned model &#x27;Second &lt;try&gt;&#x27;, tuned model &#x27;Valley tune&#x27;. Delete them first." in html
     assert Dataset.objects.filter(pk=dataset.pk).exists() and all(path.is_file() for path in files)
 
 

@@ -1,6 +1,7 @@
 """The held-out evaluation in the platform: the split given to the trainer, the automatic run after training, the
 report page and API, re-runs, the judge through a provider, and strangers."""
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_finish
@@ -180,7 +181,7 @@ def test_it_does_not_evaluate_without_held_out_examples(alice, artifacts):
 def test_it_moves_the_automatic_push_after_the_evaluation(alice, artifacts):
     """The push waits for the evaluation, so that the publishing gate sees its result. (This model has no files and
     Alice no Hugging Face connection, so the push is skipped with a log line: that line shows when it was tried.)"""
-    from apps.hub.services import hub_preferences_update
+    from apps.hub.pushes import hub_preferences_update
 
     hub_preferences_update(owner=alice, auto_push=True)
     finetune = untrained_finetune(alice)
@@ -238,7 +239,7 @@ def test_it_shows_a_tuned_model_that_got_worse_in_red(alice, alice_client, artif
     assert 'data-metric="token_f1"' in page and 'data-direction="down"' in page
     assert "No question got a better answer." in page
     finetune.refresh_from_db()
-    from apps.hub.services import hub_publish_gate
+    from apps.hub.pushes import hub_publish_gate
 
     gate = hub_publish_gate(finetune=finetune)  # the publishing gate reads the same numbers
     assert gate.evaluated and gate.tuned < gate.base and gate.metric == "token_f1"
@@ -370,6 +371,26 @@ def test_it_refuses_impossible_reruns_readably(alice, alice_api, artifacts):
     response = alice_api.post("/api/v1/heldout-evaluations/", {"finetune": str(unfinished.code)}, format="json")
     assert response.status_code == 400 and "has not finished training" in response.json()["message"]
     assert not HeldoutEvaluation.objects.exists()
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"batchsize": 4}, "Unknown setting 'batchsize'. Allowed: batch_size, max_new_tokens, scrub_pii, judge_rubric."),
+    ({"scrub_pii": "maybe"}, "The scrub_pii switch must be on or off"),
+    ({"batch_size": "four"}, "The batch size must be a whole number."),
+    ({"judge_rubric": 5}, "The judge's rubric must be text."),
+])
+def test_it_refuses_unknown_settings_and_bad_switches_readably(alice, artifacts, raw, message):
+    with pytest.raises(ValidationError) as caught:
+        heldout_evaluation_start(finetune=untrained_finetune(alice), judge_provider="none", settings=raw)
+    assert message in caught.value.messages[0]
+    assert not HeldoutEvaluation.objects.exists()
+
+
+@pytest.mark.parametrize("value, scrub", [("off", False), ("No", False), (0, False), ("on", True), ("YES", True)])
+def test_it_reads_the_scrubbing_switch_as_every_option_does(alice, artifacts, value, scrub):
+    evaluation = heldout_evaluation_start(finetune=untrained_finetune(alice), judge_provider="none",
+                                          settings={"scrub_pii": value})
+    assert evaluation.settings["scrub_pii"] is scrub
 
 
 # ------------------------------------------------------------------------------------------------ strangers

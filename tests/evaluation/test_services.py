@@ -49,6 +49,8 @@ def test_it_benchmarks_a_finished_finetune_of_the_owner_only(alice, bob, alice_f
     ("aime", {"source": "../secret.jsonl"}, "Hugging Face dataset id"),
     ("aime", {"source": "missing.jsonl"}, "no benchmark file named missing.jsonl"),
     ("gsm8k", {"system_prompt": 3}, "System prompt must be text"),
+    ("gsm8k", {"unknown": 1}, "Unknown setting 'unknown'. Allowed: few_shot, limit, seed"),
+    ("gsm8k", {"subset": "all"}, "Unknown subset 'all'. Choose one of: first, random."),
 ])
 def test_it_explains_impossible_settings(benchmark, raw, message):
     with pytest.raises(ValidationError, match=message):
@@ -56,8 +58,9 @@ def test_it_explains_impossible_settings(benchmark, raw, message):
 
 
 def test_it_takes_blank_values_as_defaults_and_a_blank_limit_as_everything():
-    values = benchmark_settings(benchmark="gsm8k", raw={"limit": "", "few_shot": "", "temperature": None, "unknown": 1})
-    assert values["limit"] is None and values["few_shot"] == 0 and values["temperature"] == 0.0 and "unknown" not in values
+    values = benchmark_settings(benchmark="gsm8k", raw={"limit": "", "few_shot": "", "temperature": None})
+    assert values["limit"] is None and values["few_shot"] == 0 and values["temperature"] == 0.0
+    assert benchmark_settings(benchmark="gsm8k", raw={})["limit"] == 50  # left out: a small first run
     assert benchmark_settings(benchmark="aime", raw={"source": "someone/aime-2025"})["source"] == "someone/aime-2025"
 
 

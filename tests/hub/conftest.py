@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from apps.datasets.services import dataset_create, dataset_version_freeze, qa_pair_create
-from apps.hub.services import hub_connection_create_with_token
+from apps.hub.connections import hub_connection_create_with_token
 from apps.training.jobs import finetune_card_write
 from apps.training.models import FineTune
 from apps.training.services import finetune_output_dir

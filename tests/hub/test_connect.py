@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.core.crypto import decrypt
 from apps.hub.models import HubConnection
-from apps.hub.services import ReconnectRequired, hub_connection_token
+from apps.hub.connections import ReconnectRequired, hub_connection_token
 from tests.fakes.hub_publish_server import CLIENT_ID
 from tests.hub.conftest import ALICE_HF
 

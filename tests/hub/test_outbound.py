@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 
 from apps.core.crypto import encrypt
 from apps.core.models import Job
+from apps.hub.connections import hub_repo_list
 from apps.hub.models import HubConnection, HubPreferences
-from apps.hub.services import hub_preferences_update, hub_push_start, hub_repo_list, hub_repo_name_render
+from apps.hub.pushes import hub_preferences_update, hub_push_start, hub_repo_name_render
 from tests.hub.conftest import ALICE_HF
 from tests.fixtures.jobs import run_job
 from tests.hub.test_connect import _authorize

@@ -7,7 +7,7 @@ import pytest
 
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_finish
-from apps.hub.services import ConfirmationRequired, PublishBlocked, hub_preferences_update, hub_push_start
+from apps.hub.pushes import ConfirmationRequired, PublishBlocked, hub_preferences_update, hub_push_start
 from apps.training.services import finetune_rename
 from tests.hub.conftest import ALICE_HF, BOB_HF, make_finetune
 from tests.fixtures.jobs import run_job
@@ -109,7 +109,7 @@ def test_it_keeps_tokens_out_of_pages_events_and_logs(finetune, alice_client, al
 
 
 def test_it_answers_404_to_strangers(finetune, alice_connected, bob, bob_client, bob_api, alice_client, hub):
-    from apps.hub.services import hub_connection_create_with_token
+    from apps.hub.connections import hub_connection_create_with_token
 
     hub_connection_create_with_token(owner=bob, token=hub.bob_token)  # Bob is connected too: still no access
     job = run_job(hub_push_start(finetune=finetune, repo="valley-model"))

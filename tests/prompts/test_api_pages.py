@@ -35,6 +35,10 @@ def test_it_creates_a_run_through_the_api(alice_api, alice_version, alice_provid
         "version": str(alice_version.code), "task_model": str(alice_provider.code),
         "reflection_model": str(alice_provider.code), "budget": 3}, format="json")
     assert bad.status_code == 400 and "too small" in bad.json()["message"]
+    unknown = alice_api.post("/api/v1/prompt-optimizations/", {
+        "version": str(alice_version.code), "task_model": str(alice_provider.code),
+        "reflection_model": str(alice_provider.code), "budget": 25, "settings": {"batch": 2}}, format="json")
+    assert unknown.status_code == 400 and "Unknown setting 'batch'" in unknown.json()["message"]
 
 
 def test_it_answers_strangers_404_in_the_api(finished, alice_api, bob_api, alice_version, alice_provider):

@@ -4,7 +4,7 @@ from django.http import Http404
 
 from apps.core.models import Job
 from apps.core.services import job_finish
-from apps.prompts.models import PromptCandidate
+from apps.prompts.models import OptimizedPrompt, PromptCandidate
 from apps.prompts.jobs import optimized_prompt_execute
 from apps.prompts.services import saved_prompt_from_run
 from apps.providers.models import ExternalCallAudit
@@ -60,6 +60,16 @@ def test_it_refuses_what_cannot_work(alice, bob, alice_version, alice_provider):
         make_run(bob, alice_version, alice_provider)
     with pytest.raises(ValidationError, match="minibatch size"):
         make_run(alice, alice_version, alice_provider, settings={"minibatch_size": 0})
+
+
+def test_it_refuses_unknown_settings_and_bad_values_readably(alice, alice_version, alice_provider):
+    with pytest.raises(ValidationError, match=r"Unknown setting 'minibatch'\. Allowed: minibatch_size, train_limit"):
+        make_run(alice, alice_version, alice_provider, settings={"minibatch": 2})
+    with pytest.raises(ValidationError, match="The temperature must be between 0.0 and 2.0"):
+        make_run(alice, alice_version, alice_provider, settings={"temperature": "3"})
+    with pytest.raises(ValidationError, match="The train limit must be a whole number"):
+        make_run(alice, alice_version, alice_provider, settings={"train_limit": "all"})
+    assert not OptimizedPrompt.objects.exists()
 
 
 def test_it_takes_gsm8k_train_to_learn_and_test_to_validate(alice, alice_provider):

@@ -6,13 +6,13 @@ from django.urls import reverse
 
 from apps.accounts.models import User
 from apps.core.crypto import decrypt
+from apps.providers.client import provider_resolve
 from apps.providers.models import ExternalCallAudit, ProviderCredential
 from apps.providers.services import (
     KEY_AGAIN_MESSAGE,
     provider_credential_create,
     provider_credential_test,
     provider_credential_update,
-    provider_endpoint_resolve,
 )
 from tests.fakes.chat_server import Reply
 from tests.providers.conftest import ALICE_KEY
@@ -68,7 +68,7 @@ def test_it_refuses_the_connection_test_once_the_address_is_no_longer_allowed(al
 
 def test_it_guards_the_client_every_feature_gets(alice, alice_provider, chat_server, no_allowed):
     # Generation, the curation and held-out judges, GRPO judges and prompt optimization all get their client here.
-    endpoint = provider_endpoint_resolve(owner=alice, provider=str(alice_provider.code))
+    endpoint = provider_resolve(owner=alice, provider=str(alice_provider.code))
     with endpoint.client(max_retries=2) as client:
         result = client.call(HELLO)
     assert not result.ok and result.attempts == 1 and "GARAGE_ALLOWED_ENDPOINTS" in result.error
@@ -78,7 +78,7 @@ def test_it_guards_the_client_every_feature_gets(alice, alice_provider, chat_ser
 def test_it_trusts_the_site_default_endpoint_set_by_the_administrator(alice, chat_server, no_allowed):
     no_allowed.GARAGE_LLM_BASE_URL, no_allowed.GARAGE_LLM_MODEL = chat_server.url, chat_server.model
     chat_server.script(Reply.text("Hello."))
-    with provider_endpoint_resolve(owner=alice, provider="default").client() as client:
+    with provider_resolve(owner=alice, provider="default").client() as client:
         assert client.complete(HELLO) == "Hello."
 
 

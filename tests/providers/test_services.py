@@ -8,6 +8,7 @@ from django.http import Http404
 from apps.datasets.models import QAPair
 from apps.datasets.jobs import qa_generate
 from apps.datasets.services import qa_generate_start
+from apps.providers.client import provider_client, provider_resolve
 from apps.providers.models import ExternalCallAudit, ProviderCredential
 from apps.providers.services import (
     SITE_DEFAULT,
@@ -16,7 +17,6 @@ from apps.providers.services import (
     provider_credential_test,
     provider_credential_update,
     provider_credentials_reencrypt,
-    provider_endpoint_resolve,
 )
 from tests.fakes.chat_server import Reply
 from tests.providers.conftest import ALICE_KEY
@@ -31,11 +31,25 @@ def test_it_stores_the_key_encrypted_and_keeps_only_its_last_four_characters(ali
     row = ProviderCredential.objects.values().get(pk=alice_provider.pk)
     assert ALICE_KEY not in json.dumps(row, default=str)
     assert row["api_key_hint"] == ALICE_KEY[-4:] and alice_provider.key_display == f"…{ALICE_KEY[-4:]}"
-    assert provider_endpoint_resolve(owner=alice, provider=str(alice_provider.code)).api_key == ALICE_KEY
+    assert provider_resolve(owner=alice, provider=str(alice_provider.code)).api_key == ALICE_KEY
     short = provider_credential_create(owner=alice, name="Short", base_url="http://gpu-box:11434/v1", model="m", api_key="abc123")
     assert short.key_display == "set"  # four characters would give away too much of a short key
     none = provider_credential_create(owner=alice, name="Ollama", base_url="http://gpu-box:11434/v1/", model="m")
     assert none.key_display == "no key" and none.base_url == "http://gpu-box:11434/v1"
+
+
+def test_it_scrubs_and_audits_every_call_of_the_one_provider_client(alice, bob, alice_provider, chat_server,
+                                                                     llm_settings):
+    chat_server.script(Reply.text("Noted."), Reply.text("Noted."))
+    with provider_client(owner=alice, provider=str(alice_provider.code), purpose=ExternalCallAudit.Purpose.OTHER,
+                         scrub_pii=True) as client:
+        assert client.call([{"role": "user", "content": "Write to mayor@eldhavn.example"}]).text == "Noted."
+        [result] = client.complete_many([[{"role": "user", "content": "Nothing personal here."}]])
+    assert result.ok and "mayor@eldhavn.example" not in chat_server.chat_requests[0].text
+    audits = ExternalCallAudit.objects.filter(owner=alice).order_by("id")
+    assert [(a.purpose, a.pii_replacements, a.provider) for a in audits] == [("other", 1, "Lab vLLM"), ("other", 0, "Lab vLLM")]
+    with pytest.raises(ReadableError, match="was deleted"):  # a stranger's code reads as a deleted provider
+        provider_client(owner=bob, provider=str(alice_provider.code), purpose=ExternalCallAudit.Purpose.OTHER)
 
 
 @pytest.mark.parametrize("base_url,message", [
@@ -55,10 +69,10 @@ def test_it_refuses_a_second_provider_with_the_same_name(alice, bob, alice_provi
 
 def test_it_updates_a_key_and_explains_one_that_can_no_longer_be_decrypted(alice, alice_provider, settings):
     provider_credential_update(credential=alice_provider, api_key="sk-new-key-abcdefghijkl")
-    assert provider_endpoint_resolve(owner=alice, provider=str(alice_provider.code)).api_key == "sk-new-key-abcdefghijkl"
+    assert provider_resolve(owner=alice, provider=str(alice_provider.code)).api_key == "sk-new-key-abcdefghijkl"
     settings.SECRET_KEY = "a different secret key"
     with pytest.raises(ReadableError, match="can no longer be read") as error:
-        provider_endpoint_resolve(owner=alice, provider=str(alice_provider.code))
+        provider_resolve(owner=alice, provider=str(alice_provider.code))
     assert "sk-new" not in str(error.value)
 
 

@@ -44,6 +44,7 @@ def test_it_creates_a_run_from_an_uploaded_file_and_a_version(alice_api, alice_v
     ({"rewards": [{"type": "nonsense"}]}, "unknown type"),
     ({"rewards": REWARDS, "settings": {"beta": -1}}, "Beta must be between"),
     ({"rewards": REWARDS, "settings": [1]}, "must be a json object"),
+    ({"rewards": REWARDS, "settings": {"stepz": 3}}, "Unknown setting 'stepz'. Allowed:"),
     ({"rewards": REWARDS, "source": "version"}, "Name one of your dataset versions"),
     ({"rewards": REWARDS, "source": "upload"}, "Upload a JSONL file"),
     ({"rewards": REWARDS, "base_model": "../../etc"}, "catalogue"),

@@ -87,6 +87,9 @@ def test_it_refuses_bad_prompt_files_naming_the_line(alice, rows, message):
     ({"settings": {"learning_rate": "fast"}}, "Learning rate must be a number"),
     ({"settings": {"max_steps": 2.5}}, "Max steps must be a whole number"),
     ({"settings": {"backend": "magic"}}, "Unknown backend"),
+    ({"settings": {"max_stepz": 3}}, "Unknown setting 'max_stepz'. Allowed: num_generations, "),
+    ({"settings": {"save_merged": True}}, "Unknown setting 'save_merged'"),
+    ({"settings": {"system_prompt": ["Be brief."]}}, "System prompt must be text."),
     ({"settings": {"warmup_steps": 5, "warmup_template": "no placeholder"}}, "must contain {answer}"),
     ({"method": "dpo"}, "Unknown method"),
     ({"base_model": "/etc/passwd"}, "model folders of this server"),
@@ -121,9 +124,10 @@ def test_it_needs_an_endpoint_for_a_judge_on_the_site_default(alice, no_site_end
 
 
 def test_it_types_settings_and_keeps_defaults_for_blanks():
-    values = grpo_settings({"max_steps": "", "temperature": "0.7", "system_prompt": "Think.", "unknown": 3})
+    values = grpo_settings({"max_steps": "", "temperature": "0.7", "system_prompt": "Think."})
     assert values["max_steps"] == 100 and values["temperature"] == 0.7 and values["system_prompt"] == "Think."
-    assert "unknown" not in values
+    with pytest.raises(ValidationError, match="Unknown setting 'unknown'"):  # a misspelt setting is not ignored
+        grpo_settings({"unknown": 3})
 
 
 def test_it_makes_the_reference_recipe_with_an_optional_judge(alice, alice_provider):

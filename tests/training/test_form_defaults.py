@@ -178,7 +178,7 @@ def test_it_starts_a_models_options_from_its_own_settings():
 def test_it_refuses_a_hub_model_an_offline_server_does_not_have(monkeypatch, tmp_path):
     from django.core.exceptions import ValidationError
 
-    from apps.training.services import base_model_clean
+    from apps.training.base_models import base_model_clean
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

@@ -50,6 +50,28 @@ def test_it_checks_the_system_prompt_option():
             finetune_options({"system_prompt": bad})
 
 
+@pytest.mark.parametrize("raw, message", [
+    ({"max_step": 5}, "Unknown setting 'max_step'. Allowed: max_steps, learning_rate"),
+    ({"csrfmiddlewaretoken": "x"}, "Unknown setting 'csrfmiddlewaretoken'"),
+    ({"packing": "maybe"}, "Packing must be on or off (true/false, yes/no, on/off or 1/0), not 'maybe'."),
+    ({"replay": 2}, "Replay must be on or off"),
+    ({"learning_rate": 2}, "Learning rate must be between 1e-07 and 1.0."),
+    ({"max_steps": 2.5}, "Max steps must be a whole number."),
+    ({"backend": "magic"}, "Unknown backend 'magic'. Choose one of: auto, unsloth, trl."),
+])
+def test_it_refuses_unknown_options_and_bad_switches_readably(raw, message):
+    with pytest.raises(ValidationError) as caught:
+        finetune_options(raw)
+    assert message in caught.value.messages[0]
+
+
+def test_it_reads_every_spelling_of_a_switch_and_takes_the_backend_forms_carry():
+    switches = {"packing": True, "document_text": False, "replay": False, "train_on_responses_only": False}
+    options = finetune_options({"packing": "ON", "document_text": "no", "replay": 0, "train_on_responses_only": "False"})
+    assert options == {**finetune_options({}), **switches}
+    assert "backend" not in finetune_options({"backend": "trl"})  # finetune_create stores the one it chose
+
+
 def test_it_falls_back_to_the_finetunes_prompt_only_without_the_examples_own():
     finetune = FineTune(config={"system_prompt": "Fine-tune prompt."})
     assert finetune_system_prompt(finetune, "") == "Fine-tune prompt."

@@ -5,8 +5,9 @@ import torch
 from django.conf import settings
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from workers.common.catalogue import (CATALOGUE, LANGUAGE_MODEL_PROJECTIONS, PROJECTIONS, Architecture, ModelEntry,
-                                      catalogue_entries, lora_targets, model_facts)
+from workers.common.architecture import Architecture
+from workers.common.catalogue import (CATALOGUE, LANGUAGE_MODEL_PROJECTIONS, PROJECTIONS, ModelEntry, catalogue_entries,
+                                      lora_targets, model_facts)
 from workers.common.errors import ReadableError
 from workers.engine.export import convert_gguf
 from workers.engine.reporting import RecordingReporter

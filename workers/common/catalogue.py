@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from workers.common.architecture import Architecture
+
 
 # The tiny test model (workers.engine.train.tiny_model builds it).
 TINY_MODEL_ID = "tiny-gemma3"
@@ -57,51 +59,6 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 CHAT_TEMPLATES = {"gemma": GEMMA_CHAT_TEMPLATE, "chatml": CHATML_TEMPLATE}
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """The shapes that decide memory and compute; the field names follow transformers' configs."""
-
-    hidden_size: int
-    intermediate_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    vocab_size: int
-    tie_word_embeddings: bool = True
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Architecture":
-        """From a config.json's contents (a multimodal model's text part when it has one)."""
-        text = config.get("text_config") or config
-        intermediate = text["intermediate_size"]
-        if isinstance(intermediate, list):  # Gemma 3n gives one per layer
-            intermediate = max(intermediate)
-        heads = text["num_attention_heads"]
-        return cls(hidden_size=text["hidden_size"], intermediate_size=intermediate,
-                   num_hidden_layers=text["num_hidden_layers"], num_attention_heads=heads,
-                   num_key_value_heads=text.get("num_key_value_heads") or heads,
-                   head_dim=text.get("head_dim") or text["hidden_size"] // heads, vocab_size=text["vocab_size"],
-                   tie_word_embeddings=config.get("tie_word_embeddings", text.get("tie_word_embeddings", True)))
-
-    def linear_parameters(self) -> int:
-        """Weights of the projections LoRA adapts (attention and MLP), over all layers."""
-        attention = self.hidden_size * self.head_dim * (2 * self.num_attention_heads + 2 * self.num_key_value_heads)
-        mlp = 3 * self.hidden_size * self.intermediate_size
-        return self.num_hidden_layers * (attention + mlp)
-
-    def parameters(self) -> int:
-        """All weights but the norms (a fraction of a percent): embeddings, output head when untied, projections."""
-        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2) + self.linear_parameters()
-
-    def lora_parameters(self, rank: int) -> int:
-        """Trainable parameters of a rank-`rank` LoRA on every projection: r × (in + out) per projection."""
-        q_out, kv_out = self.num_attention_heads * self.head_dim, self.num_key_value_heads * self.head_dim
-        h, i = self.hidden_size, self.intermediate_size
-        per_layer = (h + q_out) * 2 + (h + kv_out) * 2 + (h + i) * 3
-        return rank * per_layer * self.num_hidden_layers
 
 
 @dataclass(frozen=True)
@@ -331,18 +288,13 @@ GPU_PREFERENCE = ["google/gemma-3-1b-it", "google/gemma-3-270m-it", "pypi/gemma-
 
 def default_base_model(*, device_kind: str | None = None, online: bool | None = None) -> str:
     """The model forms, the API and the CLI propose when none is named: the best real model installed for the
-    worker's device (`device_kind` "cpu" or "cuda"; None: what the GPU worker last recorded, see
-    workers.common.planner.recorded_device, else "cpu"). With nothing real installed, a Hub model when the server is online,
+    worker's device (`device_kind` "cpu" or "cuda"; None: "cpu"; callers pass what the GPU worker last recorded, see
+    apps.training.model_choices.default_model_choice). With nothing real installed, a Hub model when the server is online,
     and only then the tiny test model. GARAGE_DEFAULT_MODEL, when set, names the model instead (an administrator's
     choice; the test suite sets the tiny model, so that no test runs a real model however the machine is set up)."""
     chosen = os.environ.get("GARAGE_DEFAULT_MODEL", "").strip()
     if chosen:
         return chosen
-    if device_kind is None:
-        from workers.common.planner import recorded_device
-
-        recorded = recorded_device()
-        device_kind = recorded.kind if recorded is not None else "cpu"
     preference = GPU_PREFERENCE if device_kind == "cuda" else CPU_PREFERENCE
     for name in preference:
         if name in CATALOGUE and CATALOGUE[name].installed:

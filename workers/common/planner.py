@@ -1,6 +1,6 @@
 """The pre-flight planner: peak memory and time per step of a training run, estimated before any weights load.
 
-Memory is counted from the architecture (workers.common.catalogue.Architecture): the weights at their storage size,
+Memory is counted from the architecture (workers.common.architecture.Architecture): the weights at their storage size,
 the trainable parameters with their gradients and optimizer state, and the activations kept per token, hidden
 unit and layer, with factors fitted to measured peaks (bench/planner_accuracy.py; figures and the error in
 bench/RESULTS.md).
@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from workers.common.catalogue import Architecture
+from workers.common.architecture import Architecture
 from workers.common.paths import PROJECT_ROOT
 
 GIB = 2**30

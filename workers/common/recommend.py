@@ -17,8 +17,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from workers.common.catalogue import (CATALOGUE, TINY_ARCHITECTURE, Architecture, TrainingSettings, model_facts,
-                               settings_for_size)
+from workers.common.architecture import Architecture
+from workers.common.catalogue import CATALOGUE, TINY_ARCHITECTURE, TrainingSettings, model_facts, settings_for_size
 from workers.common.planner import GIB, Device, Plan, estimate
 
 # Fewer training examples than this cannot teach a model much: the form warns before any training starts.

@@ -139,7 +139,9 @@ def model_card(facts: dict) -> str:
     code}, hyperparameters {...}, metrics {em_before, em_after, loss_first, loss_last, train_steps, backend,
     code_version, evaluation {recall, unseen, control: None or {n, token_f1, exact_match}}, ...}, created (ISO
     date), stem (GGUF file name stem), system_prompt (optional), outputs (the export kinds whose files exist:
-    "merged", "gguf_f16", "gguf_q8_0"; only those are described). Missing facts show as "–"."""
+    "merged", "gguf_f16", "gguf_q8_0"; only those are described), training ("sft" or "grpo") and training_display,
+    started_from (the name of the owner's model it started from, if any), stacked (its adapter applies to that model
+    or to a warm-up's, not to the base). Missing facts show as "–"."""
     from workers.common.catalogue import CATALOGUE
     from workers.common.catalogue import TINY_MODEL_ID
 
@@ -168,27 +170,42 @@ def model_card(facts: dict) -> str:
     front += ["---", ""]
 
     base_text = f"**{base}**" + (" (a tiny Gemma 3 that Gemma Garage builds for tests and demos)" if tiny else "")
+    grpo = facts.get("training") == "grpo"
+    started_from = facts.get("started_from") or ""
+    stacked = adapter and bool(facts.get("stacked"))
+    what = ("trained with Gemma Garage by reinforcement learning (GRPO) on prompts scored by reward functions" if grpo
+            else "fine-tuned with Gemma Garage on question-answer pairs made from its owner's documents")
     lines = [*front, f"# {name}", "",
-             f"{facts.get('method_display') or method} of {base_text}, fine-tuned with Gemma Garage on "
-             f"question-answer pairs made from its owner's documents.", ""]
+             f"{facts.get('method_display') or method} of {base_text}, {what}"
+             + (f", starting from {started_from}, an earlier model of its owner" if started_from else "") + ".", ""]
+    if stacked:
+        lines += ["The adapter applies to the model this training started from (a model of the server it was trained "
+                  "on), not to the base model itself: use the merged model, which holds everything.", ""]
     if entry is not None and entry.package and hub_id:
         lines += [f"It was trained on `{entry.id}`, an offline copy of {hub_id} whose weights were stored quantized "
                   f"and dequantized on loading; on the published weights it behaves nearly, not exactly, the "
                   f"same.", ""]
-    if not hub_id:
+    if not hub_id and not stacked:
         where = (" It is built for each training run on the server and is not part of this download." if tiny else "")
         lines += [f"{base} is not on the Hugging Face Hub, so the adapter names no base to download: you must supply "
                   f"the base model ({base}) yourself.{where}" if adapter else
                   f"It was fine-tuned from {base}, which is not on the Hugging Face Hub.", ""]
 
     lines += _evaluation_lines(metrics)
-    lines += ["## Results on the training questions", "", "| Metric | Before | After |", "|---|---|---|",
-              f"| Exact match on the training questions | {_number(metrics.get('em_before'))} "
-              f"| {_number(metrics.get('em_after'))} |",
-              f"| Training loss | {_number(metrics.get('loss_first'), 4)} | {_number(metrics.get('loss_last'), 4)} |",
-              "",
-              "Exact match here is measured on the questions the model was trained on: it shows that the model "
-              "learned its data, not how well it answers new questions (that is the evaluation above).", ""]
+    if grpo:
+        lines += ["## Rewards during training", "", "| Metric | First quarter | Last quarter |", "|---|---|---|",
+                  f"| Mean reward | {_number(metrics.get('reward_first'))} | {_number(metrics.get('reward_last'))} |",
+                  "", "Rewards are measured on the training prompts: they show what the run optimised, not how well "
+                  "the model answers new questions.", ""]
+    else:
+        lines += ["## Results on the training questions", "", "| Metric | Before | After |", "|---|---|---|",
+                  f"| Exact match on the training questions | {_number(metrics.get('em_before'))} "
+                  f"| {_number(metrics.get('em_after'))} |",
+                  f"| Training loss | {_number(metrics.get('loss_first'), 4)} "
+                  f"| {_number(metrics.get('loss_last'), 4)} |",
+                  "",
+                  "Exact match here is measured on the questions the model was trained on: it shows that the model "
+                  "learned its data, not how well it answers new questions (that is the evaluation above).", ""]
 
     lines += ["## Training data", "",
               "| Dataset | Version | Examples |", "|---|---|---|",
@@ -227,7 +244,10 @@ def model_card(facts: dict) -> str:
             "                                       return_dict=True)",
             "output = model.generate(**inputs, max_new_tokens=128)",
             'print(tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))']
-    if adapter:
+    if stacked and not merged:
+        lines += ["Make the merged model (an export on the model's page) to use it outside the server it was trained "
+                  "on.", ""]
+    if adapter and not stacked:
         source = hub_id or "path/to/base-model"
         lines += ["### The adapter (transformers + peft)", ""]
         if hub_id:
@@ -256,6 +276,8 @@ def model_card(facts: dict) -> str:
 
     lines += ["## Lineage", "", f"- Base model: {base}" + (f" (trained on its offline copy {entry.id})"
                                                           if entry is not None and entry.package and hub_id else ""),
+              *([f"- Started from: {started_from}"] if started_from else []),
+              f"- Training: {facts.get('training_display') or 'Fine-tuning'}",
               f"- Dataset: {dataset.get('name') or '–'}, version "
               f"{_number(dataset.get('version'))} ({_number(dataset.get('examples'))} examples)",
               f"- Platform: Gemma Garage {metrics.get('code_version') or '–'}"]
@@ -282,15 +304,15 @@ def write_card(folder: str | Path, facts: dict) -> Path:
 # ------------------------------------------------------------------------------------------------- merging
 
 def resolve_base(output_dir: str | Path, base_model: str = "") -> str:
-    """Where the adapter's base weights are: the tiny base built beside it, else `base_model` as given (the
-    folder the server resolved the base to, or a Hub id in this worker's local cache). The adapter's own config is
-    never asked: it names the base for other machines, not by its folder here."""
+    """Where the adapter's base weights are: `base_model` as given (the folder the server resolved the model the
+    adapter applies to, or a Hub id in this worker's local cache), else the base built beside it. The adapter's own
+    config is never asked: it names the base for other machines, not by its folder here."""
+    if base_model:
+        return base_model
     output_dir = Path(output_dir)
     if (output_dir / "base" / "config.json").is_file():
         return str(output_dir / "base")
-    if not base_model:
-        raise ReadableError("This adapter's base model is unknown, so it cannot be merged.")
-    return base_model
+    raise ReadableError("This adapter's base model is unknown, so it cannot be merged.")
 
 
 def merge_adapter(model_dir: str | Path, base_path: str, out_dir: str | Path, *, card: dict | None = None,

@@ -70,3 +70,23 @@ def gguf_to_folder(gguf: Path, folder: Path, *, chat_template: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     return folder
+
+
+def fold_adapter(base_path: str, adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """The base model with a LoRA adapter folded in, saved as one ordinary model folder, atomically (a half-written
+    folder is never used): the model a run starts from when it starts from a tuned model, or a warm-up's result. The
+    weights keep the base's own dtype."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out_dir = Path(out_dir)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto")
+    model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    model.save_pretrained(partial)
+    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(partial)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
+    del model
+    return out_dir

@@ -10,11 +10,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.models import Job
+from apps.core.options import options_clean
 from apps.core.services import job_create
 from apps.datasets.models import Dataset, Document, QAPair
 from apps.datasets.services.documents import clean_filename
 from workers.common.curation import CurateConfig
 from workers.common.errors import ReadableError
+from workers.common.options import Bool, Field, Float, Int, Text
 from workers.common.records import RECORD_SUFFIXES, Example, hub_dataset_id_check, hub_offline
 
 MAX_QUESTION_CHARS = 20_000
@@ -99,31 +101,28 @@ _SERVICE_OPTIONS = {"judge_provider": "", "scrub_pii": True}
 _CURATE_FIELDS = {f.name: f.default for f in fields(CurateConfig)} | _SERVICE_OPTIONS
 
 
+def _option(default) -> Field:
+    if isinstance(default, bool):
+        return Bool(default)
+    if isinstance(default, int):
+        return Int(default)
+    if isinstance(default, float):
+        return Float(default)
+    return Text(default, strip=False)
+
+
+# The options as one schema (workers.common.options), typed as their defaults are; CurateConfig.validate checks their
+# ranges with its own messages, and too long a rubric (never cut short).
+CURATE_OPTIONS = {name: _option(default) for name, default in _CURATE_FIELDS.items()}
+
+
 def curate_options(raw: dict | None) -> dict:
     """Validated curation options (the keys of workers.common.curation.CurateConfig, plus `judge_provider`: "default" or the
-    code of a saved chat provider, and `scrub_pii`). Raises ValidationError with a readable message for impossible settings."""
-    options = {}
-    for name, value in (raw or {}).items():
-        if name not in _CURATE_FIELDS or value is None or value == "":
-            continue
-        if name == "judge_provider":
-            options[name] = str(value)
-            continue
-        default = _CURATE_FIELDS[name]
-        try:
-            if isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "on", "yes"}
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, float):
-                value = float(value)
-            elif name == "judge_rubric":
-                value = str(value)  # too long a rubric is refused by the config's check, never cut short
-            else:
-                value = str(value)[:1000]
-        except (TypeError, ValueError):
-            raise ValidationError(f"{name.replace('_', ' ').capitalize()} must be a number.")
-        options[name] = value
+    code of a saved chat provider, and `scrub_pii`), every one of them, defaults filled in. Raises ValidationError with
+    a readable message for impossible settings and for a key that is not one of them."""
+    options = options_clean(CURATE_OPTIONS, raw)
+    # Only a hint in the judge's prompt: a long one is cut, as it always was, rather than refused.
+    options["task_description"] = options["task_description"][:1000]
     config = _engine_config(options)
     try:
         config.validate()

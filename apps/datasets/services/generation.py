@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from apps.core.models import Job
 from apps.core.services import job_create
 from apps.datasets.models import Dataset, QAPair
+from apps.training.base_models import base_model_clean
 from workers.common.generation import BACKENDS
 
 EXTRACTIVE, ENDPOINT, LOCAL_MODEL = BACKENDS
@@ -55,8 +56,6 @@ def qa_generate_options(*, owner, dataset: Dataset, backend: str | None = None, 
     if backend == ENDPOINT:
         options["provider"] = provider_choice_validate(owner=owner, provider=provider or "")
     elif backend == LOCAL_MODEL:
-        from apps.training.services import base_model_clean  # training builds on datasets: imported when needed
-
         if not (model_path or "").strip():
             raise ValidationError("Give the local model: one from the catalogue, a Hugging Face Hub id or a folder on the GPU worker.")
         options["model_path"] = base_model_clean(name=model_path)

@@ -54,7 +54,8 @@
       status.textContent = job.status_display;
       status.className = "badge " + job.status;
       this.root.dataset.status = job.status;
-      // Phase, message and place in line come derived from the status (Job.snapshot): none stays once the job ends.
+      // Phase, message and place in line come derived from the status (apps.core.selectors.job_snapshot): none stays
+      // once the job ends.
       this.el("phase").textContent = job.phase || "";
       const waiting = this.el("waiting");
       waiting.textContent = job.waiting ? job.waiting.text : "";

@@ -1,18 +1,16 @@
 """Extraction in a child process: killed when the document's time limit passes, held to a memory limit, and
 whatever a hostile file does to the PDF or XML parsers (a crash, a runaway allocation) ends there instead of
-in the worker. The child reports progress as JSON lines on stdout and writes its result to a file."""
+in the worker. The child (workers.engine.extract.__main__) reports progress as JSON lines on stdout and writes its
+result to a file."""
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
 import selectors
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 from workers.common.errors import ReadableError
@@ -23,7 +21,6 @@ from workers.common.paths import PROJECT_ROOT
 ROOT = PROJECT_ROOT
 # Seconds the child may take to start (Python and the parsers' imports) beyond the document's limit.
 STARTUP_GRACE = 10.0
-PROGRESS_INTERVAL = 0.25
 CHILD_ENVIRONMENT = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "PYTHONPATH", "VIRTUAL_ENV"}
 
 
@@ -103,58 +100,3 @@ def _result(returncode: int, result_path: Path, stderr_path: Path, *, filename: 
                             f"or needs more than the memory limit of {limits.memory_mb:,} MB. Save it again or split it.")
     tail = stderr_path.read_text(errors="replace")[-3000:] if stderr_path.exists() else ""
     raise RuntimeError(f"The extraction process ended with status {returncode} and no result:\n{tail}")
-
-
-# ---------------------------------------------------------------------------------------------- the child
-
-
-def _limit_resources(limits: Limits) -> None:
-    import resource
-
-    if limits.memory_mb > 0:
-        size = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
-    # CPU seconds as a backstop: if the parent is gone and nobody kills this process, it still ends.
-    seconds = math.ceil(limits.time_limit + STARTUP_GRACE)
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
-
-
-def child_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.engine.extract")
-    parser.add_argument("path")
-    parser.add_argument("--filename", default="")
-    parser.add_argument("--result", required=True)
-    parser.add_argument("--limits", default="{}")
-    args = parser.parse_args(argv)
-    limits = Limits(**json.loads(args.limits))
-    _limit_resources(limits)
-    # Progress goes to the real stdout; anything a library prints goes to stderr instead.
-    events = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    last = [0.0]
-
-    def progress(fraction: float, message: str = "") -> None:
-        now = time.monotonic()
-        if fraction >= 1.0 or now - last[0] >= PROGRESS_INTERVAL:
-            last[0] = now
-            events.write(json.dumps({"progress": round(fraction, 4), "message": message}) + "\n")
-
-    from workers.engine.extract import extract_file
-
-    status = 0
-    try:
-        result = {"ok": True, "extracted": extract_file(args.path, filename=args.filename, limits=limits,
-                                                        progress=progress).as_dict()}
-    except ReadableError as exc:
-        result = {"ok": False, "error": str(exc)}
-    except MemoryError:
-        result = {"ok": False, "error": f"'{args.filename}' needs more memory to read than the limit of "
-                                        f"{limits.memory_mb:,} MB. Split it into smaller files."}
-    except RecursionError:
-        result = {"ok": False, "error": f"'{args.filename}' is nested too deeply to read."}
-    except Exception:
-        result = {"ok": False, "internal": traceback.format_exc()}
-        status = 1
-    Path(args.result).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-    events.close()
-    return status

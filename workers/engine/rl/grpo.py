@@ -22,6 +22,7 @@ from workers.common.errors import Cancelled, ReadableError
 from workers.common.rl import GRPO_LIMITS, TAGS_TEMPLATE, GRPOTrainConfig
 from workers.common.training import CHECKPOINTS, METHODS
 from workers.engine.reporting import Reporter
+from workers.engine.weights import fold_adapter
 from workers.common.rewards import (
     SampleRecorder,
     build_scorers,
@@ -131,7 +132,7 @@ def _base_path(config: GRPOTrainConfig, output_dir: Path) -> str:
         if not Path(config.base_adapter).is_dir():
             raise ReadableError("The tuned model's files are missing; it may not have finished training.")
         if not (folder / "config.json").exists():  # a resumed run keeps the model it started with
-            merge_adapter(model_source(config.base_model, cache_dir=config.model_cache_dir or None),
+            fold_adapter(model_source(config.base_model, cache_dir=config.model_cache_dir or None),
                           Path(config.base_adapter), folder)
         return str(folder)
     if config.base_model != TINY_MODEL_ID:
@@ -142,25 +143,6 @@ def _base_path(config: GRPOTrainConfig, output_dir: Path) -> str:
         corpus += [p["answer"] for p in warmup_pairs(config)]
         build_tiny_gemma3(folder, [text for text in corpus if text], seed=config.seed)
     return str(folder)
-
-
-def merge_adapter(base_path: str, adapter_dir: Path, out_dir: Path) -> Path:
-    """The base model with a LoRA adapter folded in, saved as one ordinary model folder (atomically)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    dtype = torch.bfloat16 if sft.cuda_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
-    model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    model.save_pretrained(partial)
-    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(partial)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial.rename(out_dir)
-    del model
-    return out_dir
 
 
 def _warm_up(config: GRPOTrainConfig, reporter: Reporter, base_path: str, output_dir: Path, end: float) -> tuple[str, dict]:
@@ -185,7 +167,7 @@ def _warm_up(config: GRPOTrainConfig, reporter: Reporter, base_path: str, output
         evaluate=False, seed=config.seed, model_cache_dir=config.model_cache_dir), stage)
     if method != "full":
         reporter.phase("warm-up: merging", "Folding the warm-up adapter into the model")
-        merge_adapter(base_path, folder / "model", start_dir)
+        fold_adapter(base_path, folder / "model", start_dir)
     return str(start_dir), {"steps": result["train_steps"], "examples": len(pairs), "loss_first": result["loss_first"],
                             "loss_last": result["loss_last"], "seconds": result["train_seconds"]}
 
@@ -344,7 +326,7 @@ def grpo_train(config: GRPOTrainConfig, reporter: Reporter, *, judge_client=None
         elif config.method == "lora":
             reporter.phase("saving", "Writing the merged model")
             del trainer, model
-            merged = merge_adapter(policy_path, model_dir, output_dir / "merged")
+            merged = fold_adapter(policy_path, model_dir, output_dir / "merged")
         else:
             reporter.log("A QLoRA adapter is not merged (its base is 4-bit); benchmarks load base and adapter.")
     reporter.progress(1.0, "Done")
