@@ -1,5 +1,4 @@
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -11,6 +10,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.core.models import Job, JobEvent
+from apps.core.subjects import JobSubject, job_subject_kinds
 
 
 def job_list_for_user(*, user) -> QuerySet[Job]:
@@ -164,52 +164,15 @@ def waiting_state(*, position: int | None, reason: str) -> dict:
 # ---------------------------------------------------------------------------------------------- what a job belongs to
 
 
-@dataclass(frozen=True)
-class JobSubject:
-    """The thing a job works on and its page: `label` reads "the model “X”", `name` is X alone."""
-
-    label: str
-    name: str
-    url: str
-
-
 def job_subject(*, job: Job) -> JobSubject | None:
     """What the job belongs to (a model, dataset, document or run) and its page, from the ids the job's config holds;
-    None when it holds none, or none of the owner's things any more."""
-    from django.urls import reverse
-
-    from apps.datasets.models import Dataset, Document
-    from apps.evaluation.models import BenchmarkRun, HeldoutEvaluation
-    from apps.prompts.models import OptimizedPrompt
-    from apps.rl.models import GrpoRun, RewardPreview
-    from apps.training.models import FineTune
-
-    def find(model, key, *related):
-        pk = job.config.get(key)
-        found = model.objects.filter(owner_id=job.owner_id, pk=pk).select_related(*related)
-        return found.first() if isinstance(pk, int) else None
-
-    def subject(noun, name, url_name, code):
-        return JobSubject(label=f"{noun} “{name}”", name=str(name), url=reverse(url_name, args=[code]))
-
-    # Most specific first: an evaluation also names its model, an import its dataset and its document.
-    if evaluation := find(HeldoutEvaluation, "heldout_evaluation", "finetune"):
-        return subject("the held-out evaluation of", evaluation.finetune.name, "evaluation:heldout", evaluation.code)
-    if run := find(BenchmarkRun, "benchmark_run"):
-        return subject("the benchmark", run, "evaluation:detail", run.code)
-    if run := find(GrpoRun, "grpo_run"):
-        return subject("the GRPO run", run.name, "rl:detail", run.code)
-    if preview := find(RewardPreview, "reward_preview"):
-        return JobSubject(label="the reward preview", name="reward preview",
-                          url=reverse("rl:preview", args=[preview.code]))
-    if run := find(OptimizedPrompt, "optimized_prompt"):
-        return subject("the prompt optimization", run.name, "prompts:detail", run.code)
-    if finetune := find(FineTune, "finetune"):
-        return subject("the model", finetune.name, "training:detail", finetune.code)
-    if dataset := find(Dataset, "dataset"):
-        return subject("the dataset", dataset.name, "datasets:detail", dataset.code)
-    if document := find(Document, "document"):
-        return subject("the document", document.filename, "datasets:document", document.code)
+    None when it holds none, or none of the owner's things any more. Each app declares the subjects of the config keys
+    it owns (apps.core.subjects), the most specific first: an evaluation also names its model, an import its dataset
+    and its document."""
+    for kind in job_subject_kinds():
+        pk = job.config.get(kind.config_key)
+        if isinstance(pk, int) and (subject := kind.find(job=job, pk=pk)) is not None:
+            return subject
     return None
 
 

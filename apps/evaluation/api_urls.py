@@ -1,7 +1,7 @@
 from rest_framework.routers import SimpleRouter
 
 from apps.evaluation.api import BenchmarkRunViewSet
-from apps.evaluation.heldout_api import HeldoutEvaluationViewSet
+from apps.evaluation.heldout.api import HeldoutEvaluationViewSet
 
 router = SimpleRouter()
 router.register("benchmarks", BenchmarkRunViewSet, basename="benchmark")

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from apps.evaluation import heldout_views, views
+from apps.evaluation import views
+from apps.evaluation.heldout import views as heldout_views
 
 app_name = "evaluation"
 urlpatterns = [

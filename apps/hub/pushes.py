@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_event_add
-from apps.evaluation.heldout import heldout_evaluation_expected
+from apps.evaluation.heldout.services import heldout_evaluation_expected
 from apps.hub.connections import RECONNECT_MESSAGE, ReconnectRequired
 from apps.hub.models import HubConnection, HubPreferences
 from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_files

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.core.jobtypes import job_type
 from apps.core.models import Job
-from apps.evaluation.heldout import heldout_evaluation_follow
+from apps.evaluation.heldout.services import heldout_evaluation_follow
 from apps.hub.pushes import hub_push_follow
 from apps.training.pipeline import pipeline_advance
 from apps.datasets.models import VersionExample

@@ -14,7 +14,7 @@ from apps.core.models import Job, JobEvent
 from apps.core.services import job_enqueue, job_event_add, job_finish
 from apps.datasets.models import Dataset
 from apps.datasets.services import dataset_create, document_upload, qa_generate_start
-from apps.evaluation.heldout import heldout_evaluation_after_training
+from apps.evaluation.heldout.services import heldout_evaluation_after_training
 from apps.training.models import FineTune
 from apps.training.plans import plan_options, training_plan
 from apps.training.base_models import base_model_clean

@@ -7,8 +7,8 @@ from apps.core.models import Job, JobEvent
 from apps.core.services import job_create, job_finish
 from apps.datasets.models import Chunk, Document, QAPair, VersionExample
 from apps.datasets.services import dataset_create, dataset_version_freeze
-from apps.evaluation.heldout import heldout_evaluation_start
-from apps.evaluation.jobs import heldout_evaluation_run
+from apps.evaluation.heldout.jobs import heldout_evaluation_run
+from apps.evaluation.heldout.services import heldout_evaluation_start
 from apps.evaluation.models import HeldoutEvaluation
 from apps.providers.models import ExternalCallAudit
 from apps.providers.services import provider_credential_create

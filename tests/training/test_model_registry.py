@@ -9,7 +9,7 @@ from django.http import Http404
 
 from apps.accounts.services import api_token_create
 from apps.core.models import Job
-from apps.evaluation.heldout import heldout_evaluation_start
+from apps.evaluation.heldout.services import heldout_evaluation_start
 from apps.evaluation.models import HeldoutEvaluation
 from apps.evaluation.services import benchmark_run_create
 from apps.hub.pushes import hub_publish_gate, hub_push_start

@@ -8,7 +8,7 @@ from apps.core.models import Job
 from apps.core.services import job_finish
 from apps.datasets.models import QAPair
 from apps.datasets.services import dataset_version_freeze
-from apps.evaluation.jobs import heldout_evaluation_run
+from apps.evaluation.heldout.jobs import heldout_evaluation_run
 from apps.evaluation.models import HeldoutEvaluation
 from apps.prompts.services import saved_prompt_create
 from apps.training import jobs as training_jobs

@@ -116,3 +116,14 @@ def test_it_chunks_a_300_page_document_in_well_under_a_second():
     chunks = chunk_text(text, size=300, overlap=40)
     assert time.perf_counter() - started < 1.0
     assert len(chunks) > 700
+
+
+def test_it_ends_chunks_at_sentence_ends_that_abbreviations_do_not_fake():
+    """Chunks end where question generation's splitter ends sentences (workers.common.sentences): "Dr.", "U.S.",
+    "p.m." and "Corp." end no chunk."""
+    text = ("Dr. Smith met the U.S. delegation at 3 p.m. on Monday in the hall. The talks lasted two hours and ended "
+            "well. Mr. Jones of Acme Corp. signed the deal with Ms. Lee. Everyone went home after that.")
+    chunks = [chunk.text for chunk in chunk_text(text, size=20, overlap=0)]
+    assert chunks == ["Dr. Smith met the U.S. delegation at 3 p.m. on Monday in the hall.",
+                      "The talks lasted two hours and ended well.",
+                      "Mr. Jones of Acme Corp. signed the deal with Ms. Lee.", "Everyone went home after that."]

@@ -41,6 +41,8 @@ def hostile_files(folder, originals) -> dict:
         "pptx member bomb": (fx.with_extra_members(originals["pptx"], folder / "many.pptx", count=5001), "zip bomb"),
         "protected office file": (write("secret.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)),
                                   "password-protected Office document"),
+        "legacy word file": (write("report.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)),
+                             "soffice --headless --convert-to docx"),
         "text named pdf": (write("notes.pdf", b"Just a few words, not a PDF."), "named like a PDF file but holds plain text"),
         "image named docx": (write("photo.docx", b"\x89PNG\r\n\x1a\n" + bytes(100)), "PNG image, which is not supported"),
         "zip named docx": (fx.zip_of(folder / "archive.docx", {"a.txt": b"hello"}), "zip archive"),

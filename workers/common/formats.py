@@ -139,7 +139,9 @@ HEAD = 64 * 1024
 # Magic numbers of files people upload by mistake, for a message that says what the file is.
 _OTHER = [
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old binary Office file (.doc, .ppt or .xls) or a password-protected "
-                                           "Office document; save it as DOCX or PPTX without a password"),
+                                           "Office document; save it as DOCX or PPTX without a password (LibreOffice "
+                                           "converts old files: soffice --headless --convert-to docx FILE.doc, or "
+                                           "pptx for slides)"),
     (b"{\\rtf", "a Rich Text (RTF) file; save it as DOCX or TXT"),
     (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),

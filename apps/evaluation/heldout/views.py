@@ -6,14 +6,14 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.evaluation.heldout import AUTO, heldout_evaluation_start
-from apps.evaluation.heldout_selectors import (
+from apps.evaluation.heldout.selectors import (
     CHANGES,
     heldout_evaluation_get_for_user,
     heldout_evaluation_list_for_user,
     heldout_item_list,
     heldout_items_changed_most,
 )
+from apps.evaluation.heldout.services import AUTO, heldout_evaluation_start
 from apps.training.selectors import finetune_get_for_user
 from workers.common.judge import MAX_RUBRIC
 

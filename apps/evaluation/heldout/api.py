@@ -6,13 +6,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import JobSerializer
-from apps.evaluation.heldout import AUTO, heldout_evaluation_start
-from apps.evaluation.heldout_selectors import (
+from apps.evaluation.heldout.selectors import (
     heldout_evaluation_get_for_user,
     heldout_evaluation_list_for_user,
     heldout_item_list,
     heldout_items_changed_most,
 )
+from apps.evaluation.heldout.services import AUTO, heldout_evaluation_start
 from apps.evaluation.models import HeldoutEvaluation, HeldoutItem
 from apps.training.selectors import finetune_get_for_user
 from workers.common.judge import MAX_RUBRIC

@@ -3,7 +3,7 @@ tuned model answer those questions (workers.engine.evaluate.heldout) and the fin
 
     heldout_evaluation_start(finetune=..., judge_provider="auto")   # queue a run (the page's and the API's re-run)
     heldout_evaluation_after_training(train_job=...)                 # the automatic run (apps.evaluation.receivers)
-    apps.evaluation.jobs.heldout_evaluation_run(evaluation=..., reporter=...)  # the work, in the `gpu` worker
+    apps.evaluation.heldout.jobs.heldout_evaluation_run(evaluation=..., reporter=...)  # the work, in the `gpu` worker
 
 The questions are the version's recall phrasings (new phrasings of trained facts) and unseen facts, and a shipped
 control set of general questions (what the tuning cost). The summary goes to `finetune.metrics["evaluation"]`
