@@ -22,9 +22,11 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from apps.training.models import FineTune
+from apps.training.services import finetune_output_dir
 from apps.training.selectors import FINETUNE_PREFIX, model_choice_finetune, model_choice_finetune_name
 from workers.common.errors import ReadableError
-from workers.common.catalogue import TINY_MODEL_ID
+from workers.common.catalogue import TINY_MODEL_ID, default_base_model
+from workers.common.planner import device_facts_path, recorded_device
 
 BASE, TUNED, TEST = "base", "tuned", "test"
 TEST_MODEL_LABEL = "Tiny test model (built from your data; for trying the platform, it learns nothing useful)"
@@ -111,9 +113,6 @@ def local_model_choices() -> list[ModelChoice]:
 def default_model_choice() -> str:
     """The model a form proposes: the best real model present for the device the GPU worker last recorded (a CPU
     until one has; the catalogue decides), the tiny test model only when there is none."""
-    from workers.common.catalogue import default_base_model
-    from workers.common.planner import device_facts_path, recorded_device
-
     recorded = recorded_device(device_facts_path(settings.VAR_DIR))
     return default_base_model(device_kind=recorded.kind if recorded is not None else "cpu")
 
@@ -202,8 +201,6 @@ def tuned_model_start(finetune: FineTune) -> str:
     """The model its training started from, before any name is resolved: base/ in its folder when that is not its
     base model itself (the tiny test model built for it, or the parent model folded into one folder), else the base
     model's name. What the held-out evaluation and the playground compare it with."""
-    from apps.training.services import finetune_output_dir
-
     if finetune.parent_id or finetune.base_model == TINY_MODEL_ID:
         return str(finetune_output_dir(finetune) / "base")
     return finetune.base_model
@@ -212,8 +209,6 @@ def tuned_model_start(finetune: FineTune) -> str:
 def tuned_model_parts(finetune: FineTune) -> tuple[str, str | None]:
     """(base, adapter) of a tuned model, however it was trained: the full model's folder and None, or the model its
     adapter applies to (where training started, or a GRPO warm-up's model) and the adapter folder."""
-    from apps.training.services import finetune_output_dir
-
     output = finetune_output_dir(finetune)
     if finetune.method == FineTune.Method.FULL:
         return str(output / "model"), None

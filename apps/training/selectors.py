@@ -4,6 +4,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
+from apps.datasets.models import VersionExample
+from apps.datasets.selectors import dataset_version_get_for_user
+from apps.evaluation.models import HeldoutItem
+from apps.rl.models import GrpoRun
 from apps.training.models import FineTune
 
 # How a form or an API names one of the user's tuned models among base models: "finetune:<code>".
@@ -59,8 +63,6 @@ def finetune_lineage(*, finetune: FineTune) -> dict:
     each one's `base_model`), `descendants` ([(depth, model)] in tree order: the models trained from it, from those,
     and so on), `runs` (GRPO runs that start from it and have not registered a model yet), `heldout` and `benchmarks`
     (its evaluations, newest first), `truncated` when a side reached LINEAGE_LIMIT."""
-    from apps.rl.models import GrpoRun
-
     ancestors, current = [], finetune
     while current.parent_id and len(ancestors) < LINEAGE_LIMIT:
         current = FineTune.objects.select_related("dataset", "version", "job", "grpo_run").get(pk=current.parent_id)
@@ -94,10 +96,6 @@ def example_lineage(*, user, version_code, position) -> dict:
     """One example of a frozen version and what came of it: `example`, `version`, `models` (the user's models
     trained or evaluated on its version, oldest first: trained on it when it is a training example) and `answers`
     (every held-out evaluation's answers to it, newest first). 404 for anyone else's version."""
-    from apps.datasets.models import VersionExample
-    from apps.datasets.selectors import dataset_version_get_for_user
-    from apps.evaluation.models import HeldoutItem
-
     version = dataset_version_get_for_user(user=user, code=version_code)
     try:
         example = version.examples.select_related("document", "chunk__document").get(position=position)

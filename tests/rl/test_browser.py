@@ -75,11 +75,27 @@ def test_it_composes_previews_and_trains_rewards_without_code(alice, server, wor
     assert run.job.status == "succeeded" and run.metrics["train_steps"] == 6
 
 
-SAMPLES = """() => ({notReloaded: window.notReloaded === true,
-  steps: Array.from(document.querySelectorAll('[data-role=sample]')).map((row) => Number(row.cells[0].textContent)),
+SAMPLES = """() => ({steps: Array.from(document.querySelectorAll('[data-role=sample]'))
+    .map((row) => Number(row.cells[0].textContent)),
   waiting: Array.from(document.querySelectorAll('[data-role=no-samples] [data-show-when]')).filter((e) => !e.hidden)
     .map((e) => e.textContent.trim()),
   status: document.querySelector('section.job').dataset.status})"""
+
+# Records in the tab's sessionStorage (written synchronously, kept across a reload) the steps of the samples shown,
+# each time they change on this page load: a last step followed at once by the re-render is not missed by polling.
+RECORD_SAMPLE_STEPS = """() => {
+  const record = () => {
+    const steps = [...new Set(Array.from(document.querySelectorAll('[data-role=sample]'))
+      .map((row) => Number(row.cells[0].textContent)))].sort((a, b) => a - b);
+    const seen = JSON.parse(sessionStorage.getItem('seenSteps') || '[]');
+    if (steps.length && JSON.stringify(seen[seen.length - 1]) !== JSON.stringify(steps)) {
+      seen.push(steps);
+      sessionStorage.setItem('seenSteps', JSON.stringify(seen));
+    }
+  };
+  window.notReloaded = true;
+  new MutationObserver(record).observe(document.body, {childList: true, subtree: true, characterData: true});
+}"""
 
 
 @pytest.mark.timeout(300)
@@ -98,21 +114,18 @@ def test_it_shows_each_rolling_sample_live_up_to_the_last_step(alice, server, wo
     page = browser_context.new_page()
     page.goto(f"{server}/rl/{run.code}/")
     page.wait_for_function("() => document.querySelector('[data-role=charts]').dataset.connected === '1'")
-    page.evaluate("() => { window.notReloaded = true; }")
+    page.evaluate(RECORD_SAMPLE_STEPS)
     assert page.evaluate(SAMPLES)["waiting"] == ["Samples appear after the first GRPO step."]
     settings.GARAGE_GPU_SLOTS = 1
     assert gpu_dispatch() == 1
 
-    seen = []  # the step of the samples shown, each time it changed, as long as the page was not reloaded
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        state = page.evaluate(SAMPLES)
-        if not state["notReloaded"] or state["status"] in {"succeeded", "failed", "cancelled"}:
+        if page.evaluate("() => window.notReloaded !== true") or page.evaluate(SAMPLES)["status"] in {
+                "succeeded", "failed", "cancelled"}:
             break
-        steps = sorted(set(state["steps"]))
-        if steps and (not seen or seen[-1] != steps):
-            seen.append(steps)
-        page.wait_for_timeout(100)
+        page.wait_for_timeout(200)
+    seen = page.evaluate("() => JSON.parse(sessionStorage.getItem('seenSteps') || '[]')")
     run.refresh_from_db()
     assert run.job.status == "succeeded", run.job.error_message or run.job.error
     # The first step's samples, those of step 4, and the last step's: each replaced the one before, without reload.
