@@ -4,9 +4,10 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import celeryd_init, worker_ready
+from celery.signals import celeryd_init, setup_logging, worker_ready
 from kombu import Queue
 
+from apps.core.presence import WorkerPresence
 from garage.env import var_dir
 from workers.common.planner import record_device_when_ready
 
@@ -21,6 +22,19 @@ app.conf.task_queues = [Queue("default"), Queue("gpu"), Queue(CONTROL_QUEUE)]
 # them would otherwise stop reaping and the dispatch of waiting GPU jobs for as long.
 app.conf.task_routes = {"core.reap_jobs": {"queue": CONTROL_QUEUE}}
 app.autodiscover_tasks(["workers"], related_name="tasks")
+# Every worker records itself in Redis as alive on its queues, for /healthz and /metrics (apps.core.presence).
+app.steps["consumer"].add(WorkerPresence)
+
+
+@setup_logging.connect
+def _log_through_django_settings(**kwargs):
+    # Connected, this signal keeps Celery from replacing the root logger's handlers with its own format (and from
+    # turning print output into log lines): workers, their pool processes and beat log through settings.LOGGING, as
+    # the web process does, at LOG_LEVEL, each line of a job marked with its code (workers.jobs).
+    from django.conf import settings
+    from django.utils.log import configure_logging
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
 
 
 @worker_ready.connect

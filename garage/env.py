@@ -1,4 +1,5 @@
 """The one reader of the environment: every setting that can change between machines comes from here."""
+import ipaddress
 import os
 from pathlib import Path
 
@@ -26,6 +27,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses and CIDR ranges ("10.0.0.5, 10.1.0.0/16, ::1"); empty when unset. An entry that is
+    neither stops the start with a message naming the variable and the entry."""
+    networks = []
+    for entry in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+        except ValueError:
+            raise ValueError(f"{name} has an entry that is neither an address nor an address range: {entry[:100]!r}. "
+                             "Write addresses and ranges such as 10.0.0.5 and 10.1.0.0/16, separated by commas.") from None
+    return networks
 
 
 def var_dir() -> Path:

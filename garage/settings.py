@@ -9,7 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from garage.env import BASE_DIR, env_bool, env_int, env_list, env_str, var_dir
+from garage.env import BASE_DIR, env_bool, env_int, env_list, env_networks, env_str, var_dir
+from garage.logs import sentry_start
 
 VAR_DIR = var_dir()
 DEBUG = env_bool("DEBUG", False)
@@ -70,6 +71,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: counts and times every request for /metrics, those the middleware below answers included.
+    "apps.core.metrics.http_metrics_middleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.refuse_nul_middleware",  # NUL in a path or query string: a readable 400, never a 500
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -146,9 +149,12 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise expects it even when it serves fr
 STATICFILES_DIRS = [BASE_DIR / "garage" / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = VAR_DIR / "media"
-# WhiteNoise serves static files from the ASGI server, straight from the source folders, so a fresh
-# checkout needs no collectstatic step.
-WHITENOISE_USE_FINDERS = True
+# WhiteNoise serves static files from the ASGI server. By default straight from the source folders, so a fresh
+# checkout needs no collectstatic step. In production (GARAGE_PRODUCTION, which `garage run --production` sets) from
+# STATIC_ROOT, filled by `collectstatic` with names that carry a hash of the content (cached by browsers for good) and
+# gzip copies beside them (and brotli ones when the `brotli` package is installed).
+GARAGE_PRODUCTION = env_bool("GARAGE_PRODUCTION", False)
+WHITENOISE_USE_FINDERS = not GARAGE_PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Media storage: local files by default, any S3-compatible bucket when S3_BUCKET is set.
@@ -169,9 +175,14 @@ else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {
-"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if GARAGE_PRODUCTION
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+if env_str("S3_BUCKET"):
+    # Trained models and their outputs, in the same bucket under artifacts/, so that GPU workers on other machines and
+    # the web share them (apps.training.artifacts). Without a bucket they stay in GARAGE_ARTIFACTS_DIR.
+    STORAGES["artifacts"] = {"BACKEND": _default_storage["BACKEND"],
+                             "OPTIONS": {**_default_storage["OPTIONS"], "location": "artifacts"}}
 # Largest accepted upload, in bytes.
 GARAGE_MAX_UPLOAD_BYTES = env_int("GARAGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -211,7 +222,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Seconds between two reaper runs, and how stale a running job's heartbeat may get before the
-# reaper decides its worker died.
+# reaper decides its worker died. Every worker also records itself as alive every GARAGE_HEARTBEAT_SECONDS, and counts
+# as gone for /healthz and /metrics once not seen for GARAGE_STALE_AFTER seconds (apps.core.presence).
 GARAGE_REAPER_INTERVAL = env_int("GARAGE_REAPER_INTERVAL", 30)
 GARAGE_HEARTBEAT_SECONDS = env_int("GARAGE_HEARTBEAT_SECONDS", 10)
 GARAGE_STALE_AFTER = env_int("GARAGE_STALE_AFTER", 90)
@@ -231,6 +243,15 @@ GARAGE_INFERENCE_TIMEOUT = float(env_str("GARAGE_INFERENCE_TIMEOUT", "120"))
 GARAGE_INFERENCE_MAX_TOKENS = env_int("GARAGE_INFERENCE_MAX_TOKENS", 2048)
 # How many times a resumable job (training) may start before the reaper gives up on it.
 GARAGE_MAX_ATTEMPTS = env_int("GARAGE_MAX_ATTEMPTS", 3)
+# Health and metrics (apps.core.health, apps.core.metrics). /healthz answers within about GARAGE_HEALTH_TIMEOUT seconds
+# whatever hangs: 503 when the database, Redis or the media storage fails, or when a queue listed in
+# GARAGE_HEALTH_REQUIRED_QUEUES has no live worker. Another queue without a worker only makes it "degraded", still 200:
+# every web process shares the same workers, and a load balancer that took them all out would turn a stalled queue into
+# a site that is down. /metrics is served to signed-in staff, and without signing in to the addresses and CIDR ranges
+# of GARAGE_METRICS_ALLOWED_IPS (a Prometheus server); anyone else gets 404.
+GARAGE_HEALTH_TIMEOUT = float(env_str("GARAGE_HEALTH_TIMEOUT", "2"))
+GARAGE_HEALTH_REQUIRED_QUEUES = env_list("GARAGE_HEALTH_REQUIRED_QUEUES", [])
+GARAGE_METRICS_ALLOWED_IPS = env_networks("GARAGE_METRICS_ALLOWED_IPS")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -266,6 +287,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Three models have a field `source` with choices of their own: each enum named after its model, not after a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "QAPairSourceEnum": "apps.datasets.models.QAPair.Source",
+        "OptimizedPromptSourceEnum": "apps.prompts.models.OptimizedPrompt.Source",
+        "GrpoRunSourceEnum": "apps.rl.models.GrpoRun.Source",
+    },
 }
 
 
@@ -322,6 +349,8 @@ FIREBASE_CREDENTIALS_FILE = env_str("FIREBASE_CREDENTIALS_FILE")
 # Where trained models, cached base models and artifacts live (always local: the GPU worker needs a path).
 GARAGE_MODELS_DIR = VAR_DIR / "models"
 GARAGE_ARTIFACTS_DIR = VAR_DIR / "artifacts"
+# With a bucket, a download of an artifact is a redirect to a signed address that stops working after this many seconds.
+GARAGE_ARTIFACT_URL_SECONDS = env_int("GARAGE_ARTIFACT_URL_SECONDS", 300)
 # Share of a dataset version's examples held out for evaluation (never trained on) when it is frozen.
 GARAGE_HELDOUT_RATIO = float(env_str("GARAGE_HELDOUT_RATIO", "0.1"))
 # GARAGE_DEFAULT_MODEL (read by workers.common.catalogue.default_base_model): the model forms, the API and the CLI propose;
@@ -343,7 +372,13 @@ GARAGE_GGUF_CONVERTER_DIR = env_str("GARAGE_GGUF_CONVERTER_DIR", str(Path(sys.pr
 # plain HTTP to HTTPS, cookies sent over HTTPS only, and HSTS for a year (browsers then refuse plain HTTP to this
 # host). Each can still be set apart with its own variable (SECURE_SSL_REDIRECT, SECURE_COOKIES, SECURE_HSTS_SECONDS).
 # Behind a proxy that ends TLS, set BEHIND_PROXY=true too, or every request looks like plain HTTP and redirects forever.
+# HSTS covers subdomains and asks to be preloaded into browsers (SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD):
+# turn those off where another host of the domain still serves plain HTTP.
 GARAGE_HTTPS = env_bool("GARAGE_HTTPS", False)
+# A proxy in front: `garage run --production` has uvicorn believe the X-Forwarded-For and X-Forwarded-Proto headers of
+# the proxy's addresses (FORWARDED_ALLOW_IPS: comma-separated addresses or CIDR ranges) and of no one else.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Production-safe defaults whenever DEBUG is off.
 if not DEBUG:
@@ -353,20 +388,42 @@ if not DEBUG:
     X_FRAME_OPTIONS = "DENY"
     SECURE_REFERRER_POLICY = "same-origin"
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", GARAGE_HTTPS)
+    # Load balancers probe over plain HTTP, and count a redirect as a failure.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", GARAGE_HTTPS)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", GARAGE_HTTPS)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if GARAGE_HTTPS else 0)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", GARAGE_HTTPS)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", GARAGE_HTTPS)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 
+# Logs (garage/logs.py): one handler on stderr, every line with its time, level, process and, while a job runs, the
+# job's code; LOG_FORMAT=json writes one JSON object per line for a log shipper. Every process logs through it: the
+# Celery workers too (garage.celery keeps Celery from installing its own format) and uvicorn, whose own handlers are
+# dropped below. LOG_LEVEL is the level of them all (a worker's --loglevel and uvicorn's --log-level are not used);
+# LOG_ACCESS off leaves out uvicorn's line per request (`garage run` turns it off).
+LOG_FORMAT = env_str("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f'LOG_FORMAT={LOG_FORMAT!r} is not a log format: write "text" or "json".')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"context": {"()": "garage.logs.LogContextFilter"}},
+    "formatters": {"text": {"()": "garage.logs.TextFormatter"}, "json": {"()": "garage.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"], "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").strip().upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
                 # django-axes reports each sign-in at INFO; its lockouts are warnings.
-                "axes": {"level": "WARNING"}},
+                "axes": {"level": "WARNING"},
+                # Named so that their own handlers go (Django's console handler would print DEBUG-mode lines twice,
+                # uvicorn's have no time) and their lines reach the one above, at LOG_LEVEL.
+                "django": {"level": "NOTSET", "propagate": True}, "uvicorn": {"level": "NOTSET", "propagate": True},
+                "uvicorn.access": {"level": "NOTSET" if env_bool("LOG_ACCESS", True) else "WARNING", "propagate": True}},
 }
+# Errors to Sentry when SENTRY_DSN is set (sentry-sdk installed apart). Not kept as a setting: Django's error pages
+# would show it, since its name is not one they hide.
+if env_str("SENTRY_DSN"):
+    sentry_start(env_str("SENTRY_DSN"))
 
 # Question-answer generation and judging through OpenAI-compatible chat endpoints (apps.providers).
 # The site-wide default endpoint, offered to every user beside their own saved providers; its key stays in
@@ -405,6 +462,13 @@ GARAGE_EXTRACT_ISOLATED = env_bool("GARAGE_EXTRACT_ISOLATED", True)
 # DOCX and PPTX are zip archives: most files inside and most megabytes unpacked (zip bombs are refused).
 GARAGE_ZIP_MAX_MEMBERS = env_int("GARAGE_ZIP_MAX_MEMBERS", 5000)
 GARAGE_ZIP_MAX_UNCOMPRESSED_MB = env_int("GARAGE_ZIP_MAX_UNCOMPRESSED_MB", 300)
+# Text recognition (OCR, tesseract) of PDF pages without a text layer and of pictures in DOCX and PPTX: on or off,
+# the most pages and pictures read in one document (1-3 seconds each on one core; the rest are left out with a
+# warning), the seconds one page may take, and the tesseract languages (tesseract-ocr-<code>, joined by "+").
+GARAGE_OCR = env_bool("GARAGE_OCR", True)
+GARAGE_OCR_MAX_PAGES = env_int("GARAGE_OCR_MAX_PAGES", 50)
+GARAGE_OCR_PAGE_TIMEOUT = env_int("GARAGE_OCR_PAGE_TIMEOUT", 60)
+GARAGE_OCR_LANGUAGES = env_str("GARAGE_OCR_LANGUAGES", "eng")
 # Importing training examples (a job, never in the web process): most rows of one file or Hub dataset, and most
 # megabytes of data once unpacked (a few KB of Parquet or JSON can unpack to gigabytes; checked before reading).
 GARAGE_IMPORT_MAX_ROWS = env_int("GARAGE_IMPORT_MAX_ROWS", 100_000)

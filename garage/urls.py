@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from apps.core.views import dashboard
+from apps.core.views import dashboard, healthz, metrics
 
 api_v1 = [
     path("", include("apps.core.api_urls")),
@@ -36,6 +36,9 @@ urlpatterns = [
     path("playground/", include("apps.playground.urls")),
     path("v1/", include("apps.playground.api_urls")),  # OpenAI-compatible: clients append /chat/completions to a base URL
     path("admin/", admin.site.urls),
+    # Without a trailing slash, where load balancers and Prometheus look by default.
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     # Browsers and feed readers ask for /favicon.ico whatever the page links to.
     path("favicon.ico", RedirectView.as_view(url=static("garage/favicon.ico"), permanent=True)),
 ]

@@ -89,7 +89,7 @@ def celery_worker(queues: str = "default,gpu,inference", concurrency: int = 2, n
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "garage", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
-             "-n", f"{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+             "-n", f"{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
             cwd=ROOT, env=child_env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:

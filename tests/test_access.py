@@ -38,11 +38,11 @@ API = ["/api/v1/datasets/{dataset}/", "/api/v1/datasets/{dataset}/documents/", "
        "/api/v1/datasets/{dataset}/export/?version=1&style=alpaca", "/api/v1/versions/{version}/",
        "/api/v1/versions/{version}/examples/", "/api/v1/versions/{version}/export/?style=sharegpt",
        "/api/v1/benchmarks/{benchmark}/", "/api/v1/benchmarks/{benchmark}/items/", "/api/v1/saved-prompts/{prompt}/",
-       "/api/v1/plan/?version={version}", "/api/v1/plan/?dataset={dataset}"]
+       "/api/v1/plan/?version={version}", "/api/v1/plan/?dataset={dataset}", "/api/v1/documents/{document}/"]
 API_POST = ["/api/v1/finetunes/{finetune}/exports/", "/api/v1/datasets/{dataset}/generate/", "/api/v1/jobs/{job}/cancel/", "/api/v1/jobs/{job}/retry/",
             "/api/v1/datasets/{dataset}/pairs/", "/api/v1/datasets/{dataset}/pairs/{pair}/restore/",
             "/api/v1/datasets/{dataset}/curate/", "/api/v1/datasets/{dataset}/restore/", "/api/v1/datasets/{dataset}/import/",
-            "/api/v1/datasets/{dataset}/versions/"]
+            "/api/v1/datasets/{dataset}/versions/", "/api/v1/documents/{document}/extract/"]
 # Other methods than GET and POST: (method, url).
 API_WRITE = [("patch", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("put", "/api/v1/datasets/{dataset}/pairs/{pair}/"),
              ("delete", "/api/v1/datasets/{dataset}/pairs/{pair}/"), ("patch", "/api/v1/versions/{version}/"),
@@ -60,7 +60,8 @@ PAGE_POSTS = ["/training/{finetune}/exports/", "/training/{finetune}/rename/", "
               "/datasets/{dataset}/pairs/add/", "/datasets/{dataset}/pairs/{pair}/edit/", "/datasets/{dataset}/pairs/{pair}/delete/",
               "/datasets/{dataset}/pairs/{pair}/restore/", "/datasets/{dataset}/restore/", "/datasets/{dataset}/curate/",
               "/datasets/{dataset}/import/", "/datasets/{dataset}/freeze/", "/datasets/versions/{version}/note/",
-              "/datasets/versions/{version}/train/", "/prompts/saved/{prompt}/delete/", "/datasets/{dataset}/delete/"]
+              "/datasets/versions/{version}/train/", "/prompts/saved/{prompt}/delete/", "/datasets/{dataset}/delete/",
+              "/datasets/documents/{document}/extract/"]
 
 
 def test_it_serves_the_owner(alices_things, alice_api, alice_client):
@@ -97,6 +98,26 @@ def test_it_asks_anonymous_visitors_to_sign_in(alices_things, client):
     for url in PAGES:
         response = client.get(url.format(**alices_things))
         assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+def test_it_answers_health_to_anyone_and_metrics_to_staff_only(alice_api, alice_client):
+    """Not owned by anyone: /healthz is for load balancers (never a sign-in redirect), /metrics for staff; anyone else
+    learns no more about /metrics than about another user's things (404), API token or not."""
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    anonymous = Client()
+    assert anonymous.get("/healthz").status_code in (200, 503)
+    assert alice_client.get("/healthz").status_code in (200, 503)
+    assert anonymous.get("/metrics").status_code == 404
+    assert alice_client.get("/metrics").status_code == 404
+    assert alice_api.get("/metrics").status_code == 404
+    staff = Client()
+    staff.force_login(UserFactory(email="operator@example.com", is_staff=True))
+    assert staff.get("/metrics").status_code == 200
+    for url in ("/healthz", "/metrics"):
+        assert staff.post(url).status_code == 405, url
 
 
 @pytest.mark.parametrize("code", ["zzz", "", "0" * 40])

@@ -5,6 +5,7 @@ answer what the schema says. The examples are few and derandomized, so the modul
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
@@ -75,7 +76,7 @@ def world(db, chat_server, settings):
     alice = user_create(email="alice@example.com", password=None)
     settings.GARAGE_ALLOWED_ENDPOINTS = "127.0.0.1"  # her provider is the fake chat server on this machine
     from apps.accounts.services import api_token_create
-    from apps.datasets.services import dataset_create, dataset_version_freeze, qa_pair_create
+    from apps.datasets.services import dataset_create, dataset_version_freeze, document_upload, qa_pair_create
     from apps.evaluation.services import benchmark_run_create
     from apps.prompts.services import saved_prompt_create
     from apps.providers.services import pii_pattern_create, provider_credential_create
@@ -94,12 +95,14 @@ def world(db, chat_server, settings):
                                           model=chat_server.model, api_key="sk-fuzz-0123456789abcdef")
     pattern = pii_pattern_create(owner=alice, label="Badge", pattern=r"B-\d{4}")
     saved = saved_prompt_create(owner=alice, name="Terse", text="Answer in one sentence.")
+    document = document_upload(dataset=dataset, uploaded_file=SimpleUploadedFile("notes.txt", b"The key is green."),
+                               start=False)
     REAL_CODES.clear()
     REAL_CODES.update({
         "datasets": str(dataset.code), "pairs": str(pairs[0].pk), "versions": str(version.code),
         "finetunes": str(finetune.code), "benchmarks": str(run.code), "jobs": str(run.job.code),
         "providers": str(provider.code), "pii-patterns": str(pattern.code), "saved-prompts": str(saved.code),
-        "tokens": str(spare.code), "hub/gate": str(finetune.code),
+        "tokens": str(spare.code), "hub/gate": str(finetune.code), "documents": str(document.code),
     })
     return {"Authorization": f"Bearer {secret}"}
 

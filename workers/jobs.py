@@ -12,6 +12,7 @@ from django.db import connection
 from apps.core.models import Job, JobEvent
 from apps.core.jobtypes import job_type_get
 from apps.core.services import job_claim, job_event_add, job_finish, job_heartbeat
+from garage.logs import job_logging
 from workers.common.errors import Cancelled, ReadableError
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ def job_run(*, job_id: int, task_id: str, worker: str) -> None:
     if job is None:
         logger.info("Job %s was not claimable (cancelled, retried or already running)", job_id)
         return
-    with Heartbeat(job.pk):
+    # Every line logged from here to the job's end, what follows it included, carries the job's code.
+    with job_logging(str(job.code)), Heartbeat(job.pk):
         try:
             job_type = job_type_get(job.kind)
             if job_type is None:

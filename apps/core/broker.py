@@ -35,6 +35,23 @@ def job_message_send(*, job_id: int, kind: str, queue: str, task_id: str) -> boo
     return True
 
 
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists that hold one queue's waiting messages: kombu's Redis transport keeps one list per priority
+    step, the plain queue name for the default priority."""
+    return [f"{queue}{Channel.sep}{step}" if step else queue for step in PRIORITY_STEPS]
+
+
+def queue_depths(*, client: redis.Redis, queues) -> dict[str, int]:
+    """How many messages wait in each of `queues` (delivered but unacknowledged ones are not counted): one round trip.
+    Raises one of BROKER_ERRORS when Redis does not answer."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        for key in queue_keys(queue):
+            pipe.llen(key)
+    lengths = iter(pipe.execute())
+    return {queue: sum(next(lengths) for _ in PRIORITY_STEPS) for queue in queues}
+
+
 def _message_task_id(raw: bytes, unacked: bool) -> str | None:
     try:
         message = json.loads(raw)
@@ -50,8 +67,8 @@ def task_ids_in_broker(queues) -> set[str]:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     pipe = client.pipeline(transaction=False)
     for queue in queues:
-        for step in PRIORITY_STEPS:
-            pipe.lrange(f"{queue}{Channel.sep}{step}" if step else queue, 0, -1)
+        for key in queue_keys(queue):
+            pipe.lrange(key, 0, -1)
     pipe.hvals(Channel.unacked_key)
     *waiting, unacked = pipe.execute()
     ids = {_message_task_id(raw, unacked=False) for messages in waiting for raw in messages}

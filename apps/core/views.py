@@ -2,10 +2,16 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from apps.accounts.throttling import client_ip
+from apps.core.health import health_report
+from apps.core.metrics import metrics_address_allowed
 from apps.core.models import Job
 from apps.core.selectors import job_get_for_user, job_list_for_user, job_subject
 from apps.core.services import job_cancel, job_retry
@@ -78,3 +84,22 @@ def job_retry_view(request, code):
         else:
             messages.info(request, "The job was queued again.")
     return _back(request, job)
+
+
+@never_cache
+@require_safe
+def healthz(request):
+    """For load balancers and uptime checks, without signing in: 200 while the site can serve (status "ok", or
+    "degraded" when a queue has no worker), 503 when it cannot (apps.core.health.health_report)."""
+    report, healthy = health_report()
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+@never_cache
+@require_safe
+def metrics(request):
+    """Prometheus's scrape, for signed-in staff and, without signing in, for the addresses of
+    GARAGE_METRICS_ALLOWED_IPS; 404 to anyone else, as for anything that is not theirs (apps.core.metrics)."""
+    if not (request.user.is_staff or metrics_address_allowed(client_ip(request))):
+        raise Http404("No such page.")
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

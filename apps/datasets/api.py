@@ -20,6 +20,7 @@ from apps.datasets.selectors import (
     dataset_version_get_for_user,
     dataset_version_list_for_user,
     dataset_versions,
+    document_get_for_user,
     qa_pair_get_for_user,
     qa_pairs_for_dataset,
     version_examples,
@@ -33,6 +34,7 @@ from apps.datasets.services import (
     dataset_import_hub_start,
     dataset_version_freeze,
     dataset_version_update,
+    document_extract_again,
     document_upload,
     qa_generate_start,
     qa_pair_create,
@@ -42,6 +44,7 @@ from apps.datasets.services import (
     qa_pairs_restore,
 )
 from workers.common.curation import CurateConfig
+from workers.common.formats import TEXT_ENCODINGS
 from workers.common.judge import MAX_RUBRIC
 from workers.common.records import RECORD_SUFFIXES, STYLES
 
@@ -65,11 +68,27 @@ class DocumentSerializer(serializers.ModelSerializer):
         help_text="pending while its extraction (or import) job is queued or running, then ready, failed or cancelled "
                   "as that job ended.")
     error_message = serializers.CharField(read_only=True, help_text="Why it failed, when it did: its job's readable error.")
+    encoding = serializers.CharField(read_only=True, help_text="The text encoding a text file was read with (Python's "
+                                                               "codec name, e.g. cp1251); empty for PDF, DOCX and PPTX.")
+    encoding_choice = serializers.CharField(read_only=True, help_text="The encoding its owner chose; empty: told by the file.")
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                     help_text="What its extraction may have read wrongly (a garbled decoding) or left out.")
+    ocr = serializers.SerializerMethodField(help_text="Whether some of its text was read from images by OCR.")
 
     class Meta:
         model = Document
-        fields = ["code", "filename", "size", "format", "status", "error_message", "pages", "job", "created_at"]
+        fields = ["code", "filename", "size", "format", "status", "error_message", "pages", "encoding",
+                  "encoding_choice", "warnings", "ocr", "job", "created_at"]
         read_only_fields = fields
+
+    def get_ocr(self, document) -> bool:
+        return bool(document.ocr_spans)
+
+
+class ExtractAgainSerializer(serializers.Serializer):
+    encoding = serializers.ChoiceField(choices=["", *TEXT_ENCODINGS], required=False, default="",
+                                       help_text="The text encoding to read a text file in; empty or absent: told by "
+                                                 "the file, as at upload.")
 
 
 class UploadSerializer(serializers.Serializer):
@@ -407,6 +426,30 @@ class QAPairViewSet(viewsets.ModelViewSet):
     def restore(self, request, dataset_code=None, pk=None):
         """Put a pair that curation set aside back into the dataset."""
         return Response(QAPairSerializer(qa_pair_restore(pair=self.get_object())).data)
+
+
+class DocumentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Documents of the signed-in user (list a dataset's with GET /datasets/{code}/documents/)."""
+
+    serializer_class = DocumentSerializer
+    lookup_field = "code"
+
+    def get_queryset(self):
+        return Document.objects.none()  # only single documents are served, each checked by get_object
+
+    def get_object(self):
+        return document_get_for_user(user=self.request.user, code=self.kwargs["code"])
+
+    @extend_schema(request=ExtractAgainSerializer, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def extract(self, request, code=None):
+        """Extract the document again, in the text encoding given (a text file whose letters came out wrong), or
+        as told by the file. Its text and chunks are replaced; pairs already made from it stay."""
+        document = self.get_object()
+        choice = ExtractAgainSerializer(data=request.data)
+        choice.is_valid(raise_exception=True)
+        job = document_extract_again(document=document, encoding=choice.validated_data["encoding"])
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DatasetVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,

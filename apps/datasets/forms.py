@@ -2,6 +2,7 @@ from django import forms
 
 from apps.providers.forms import ProviderChoiceField
 from apps.core.forms import MultipleFileField
+from workers.common.formats import TEXT_ENCODINGS
 from workers.common.judge import MAX_RUBRIC
 from workers.common.records import RECORD_SUFFIXES, STYLES
 
@@ -14,6 +15,11 @@ class DatasetForm(forms.Form):
 
 class UploadForm(forms.Form):
     files = MultipleFileField(label="Documents", help_text="PDF, Word (.docx), PowerPoint (.pptx), text, Markdown, HTML, CSV, JSON or JSONL files.")
+
+
+class EncodingForm(forms.Form):
+    encoding = forms.ChoiceField(choices=[("", "Told by the file (automatic)"), *TEXT_ENCODINGS.items()], required=False,
+                                 label="Read it as")
 
 
 class PairForm(forms.Form):

@@ -19,6 +19,7 @@ from apps.datasets.services.documents import extract_limits, local_path
 from apps.datasets.services.generation import ENDPOINT, EXTRACTIVE, LOCAL_MODEL, SOURCE_OF_BACKEND
 from workers.common.catalogue import TINY_MODEL_ID
 from workers.common.errors import ReadableError
+from workers.common.formats import encoding_label
 from workers.common.records import (
     Example,
     ReadLimits,
@@ -66,6 +67,7 @@ def document_extract(*, document: Document, reporter) -> dict:
     run = extract_isolated if settings.GARAGE_EXTRACT_ISOLATED else extract_file
     with local_path(document.file) as path:
         extracted = run(path, filename=document.filename, limits=extract_limits(),
+                        encoding=document.encoding_choice or None,
                         progress=lambda fraction, message="": reporter.progress(0.9 * fraction, message))
     reporter.phase("chunking", f"{extracted.chars:,} characters, {extracted.pages} pages")
     # Records that already are training examples become pairs; chunking them for generation would only
@@ -79,7 +81,9 @@ def document_extract(*, document: Document, reporter) -> dict:
         document.pairs.filter(source=QAPair.Source.IMPORTED).delete()
         Chunk.objects.bulk_create(
             (Chunk(document=document, index=c.index, text=c.text, char_start=c.char_start, char_end=c.char_end,
-                   page=c.page, page_end=c.page_end, token_count=c.token_count) for c in chunks),
+                   page=c.page, page_end=c.page_end, token_count=c.token_count,
+                   ocr=any(start < c.char_end and c.char_start < end for start, end in extracted.ocr_spans))
+             for c in chunks),
             batch_size=1000,
         )
         if extracted.examples:
@@ -90,11 +94,21 @@ def document_extract(*, document: Document, reporter) -> dict:
         document.chars = extracted.chars
         document.page_offsets = extracted.page_offsets
         document.extract_seconds = round(time.monotonic() - started, 3)
-        document.save(update_fields=["text", "format", "pages", "chars", "page_offsets", "extract_seconds"])
+        document.encoding = extracted.encoding or ""
+        document.warnings = extracted.warnings
+        document.ocr_spans = extracted.ocr_spans
+        document.save(update_fields=["text", "format", "pages", "chars", "page_offsets", "extract_seconds", "encoding",
+                                     "warnings", "ocr_spans"])
+    for warning in extracted.warnings:
+        reporter.log(warning)
     summary = f"{document.filename}: {extracted.format.upper()}, {extracted.pages} pages, {extracted.chars:,} characters"
     summary += f", {imported} training examples imported" if extracted.examples else f" in {len(chunks)} chunks"
     if extracted.tables:
         summary += f", {extracted.tables} tables"
+    if extracted.encoding:
+        summary += f", read as {encoding_label(extracted.encoding)}"
+    if extracted.ocr_spans:
+        summary += ", some of it read from images by OCR"
     reporter.log(summary)
     reporter.progress(1.0, summary)
     return {"document": str(document.code), "format": extracted.format, "pages": extracted.pages,

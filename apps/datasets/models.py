@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
 from apps.core.models import Job, OwnedModel
+from workers.common.formats import TEXT_FORMATS
 
 
 def document_upload_to(instance, filename):
@@ -56,6 +57,15 @@ class Document(OwnedModel):
     page_offsets = models.JSONField(default=list, blank=True,
                                     help_text="Character offset in `text` where each page or slide starts.")
     extract_seconds = models.FloatField(null=True, blank=True)
+    encoding = models.CharField(max_length=40, blank=True,
+                                help_text="The text encoding a text file was read with (Python's codec name).")
+    encoding_choice = models.CharField(max_length=40, blank=True,
+                                      help_text="The encoding its owner chose for the next extraction; empty: told "
+                                                "by the file.")
+    warnings = models.JSONField(default=list, blank=True,
+                                help_text="What the extraction may have read wrongly or left out, for its owner.")
+    ocr_spans = models.JSONField(default=list, blank=True,
+                                 help_text="[start, end) character ranges of `text` read from images by OCR.")
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     objects = DocumentQuerySet.as_manager()
@@ -91,6 +101,12 @@ class Document(OwnedModel):
             return ""
         return self.job.error_message if self.job is not None else self.JOB_GONE
 
+    @property
+    def encoding_choosable(self) -> bool:
+        """Whether its owner may extract it again in another text encoding: a text file whose extraction ended."""
+        return (self.format in TEXT_FORMATS and self.job is not None and self.job.kind == Job.Kind.EXTRACT
+                and self.job.is_final)
+
     def _holds_content(self) -> bool:
         # Without a job, what the document holds decides. The only documents made without one are those a Hub
         # import writes in the transaction that adds their pairs (format "hub"): whole by construction, and still
@@ -109,6 +125,7 @@ class Chunk(models.Model):
     char_end = models.PositiveIntegerField()
     page = models.PositiveIntegerField(default=1, help_text="Page or slide where the chunk starts.")
     page_end = models.PositiveIntegerField(default=1, help_text="Page or slide where the chunk ends.")
+    ocr = models.BooleanField(default=False, help_text="Some of the chunk's text was read from images by OCR.")
     token_count = models.PositiveIntegerField(default=0)
 
     class Meta:

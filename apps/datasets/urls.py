@@ -24,4 +24,5 @@ urlpatterns = [
     path("versions/<uuid:code>/export/", views.version_export, name="version_export"),
     path("versions/<uuid:code>/train/", views.version_train, name="version_train"),
     path("documents/<uuid:code>/", views.document_detail, name="document"),
+    path("documents/<uuid:code>/extract/", views.document_extract_again_view, name="document_extract"),
 ]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.models import Job
 from apps.datasets.downloads import jsonl_response
-from apps.datasets.forms import CurateForm, DatasetForm, FreezeForm, ImportForm, PairForm, UploadForm
+from apps.datasets.forms import CurateForm, DatasetForm, EncodingForm, FreezeForm, ImportForm, PairForm, UploadForm
 from apps.datasets.models import Chunk, Document
 from apps.datasets.selectors import (
     dataset_get_for_user,
@@ -34,6 +34,7 @@ from apps.datasets.services import (
     dataset_import_hub_start,
     dataset_version_freeze,
     dataset_version_update,
+    document_extract_again,
     document_upload,
     qa_generate_start,
     qa_pair_create,
@@ -45,6 +46,7 @@ from apps.datasets.services import (
 from apps.training.forms import TrainingOptionsForm
 from apps.training.services import finetune_create, finetune_create_from_dataset
 from apps.training.selectors import finetune_get_for_user
+from workers.common.formats import encoding_label
 from workers.common.records import STYLES
 
 PAIRS_PER_PAGE = 25
@@ -388,7 +390,26 @@ def document_detail(request, code):
              else document.pairs.none())
     return render(request, "datasets/document_detail.html", {
         "document": document, "dataset": document.dataset, "chunk": chunk, "page_number": page,
+        "encoding_form": EncodingForm(initial={"encoding": document.encoding_choice}),
+        "encoding_label": encoding_label(document.encoding),
         "excerpt": document_excerpt(document=document, chunk=chunk, page=page),
         "page_numbers": range(1, (document.pages or 1) + 1) if (document.pages or 1) > 1 else [],
         "pairs": pairs[:50], "pair_count": pairs.count(), "chunk_count": document.chunks.count(),
     })
+
+
+@require_POST
+@login_required
+def document_extract_again_view(request, code):
+    """Extract a document again, in the encoding chosen on its page (templates/datasets/document_detail.html)."""
+    document = document_get_for_user(user=request.user, code=code)
+    form = EncodingForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError("Choose one of the encodings offered.")
+        document_extract_again(document=document, encoding=form.cleaned_data["encoding"])
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.info(request, f"'{document.filename}' is being extracted again.")
+    return redirect("datasets:document", code=document.code)

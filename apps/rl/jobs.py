@@ -24,7 +24,8 @@ from apps.rl.services import (
     gsm8k_prompts,
     version_prompts,
 )
-from apps.training.jobs import finetune_card_write, model_choice_ref
+from apps.training.artifacts import artifact_upload
+from apps.training.jobs import finetune_card_write, finetune_start_upload, model_choice_ref
 from apps.training.models import FineTune
 from apps.training.services import code_version
 from apps.training.model_choices import (
@@ -68,8 +69,9 @@ def grpo_prompts(*, run: GrpoRun) -> list[dict]:
 
 def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
     """Run the GRPO engine for a run and record what it made. Resumes from the newest checkpoint when the job runs
-    again. Side effects: model files under the artifacts folder; the run's metrics and artifact updated; judge
-    requests (with audit rows); for the reference recipe, two GSM8K benchmark runs queued."""
+    again. Side effects: model files under the artifacts folder (and in the bucket when there is one, all but the
+    checkpoints); the run's metrics and artifact updated; judge requests (with audit rows); for the reference recipe,
+    two GSM8K benchmark runs queued."""
     values = {k: v for k, v in run.settings.items() if k in _CONFIG_FIELDS and k not in ("prompts", "rewards")}
     # A tuned model starts from its own base with its adapter folded in; the engine resolves the base's name as every
     # feature does (the same catalogue function, the same model folder).
@@ -99,6 +101,12 @@ def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
         run.save(update_fields=["metrics", "artifact"])
         model = grpo_model_register(run=run, adapter_base=adapter_base)
     finetune_card_write(finetune=model)  # beside the adapter (or model) and into its zip, as after a fine-tune
+    # Besides the zip and the card, what another machine needs of the run's folder: the model training started from,
+    # the warm-up's model the adapter applies to, the merged model the recipe's benchmark loads.
+    finetune_start_upload(finetune=model)
+    for relative in (adapter_base, run.metrics["merged"]):
+        if relative:
+            artifact_upload(path=root / relative)
     return {**{k: run.metrics[k] for k in ("backend", "train_steps", "reward_first", "reward_last", "judge")},
             "grpo_run": str(run.code), "model": str(model.code)}
 

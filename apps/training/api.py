@@ -1,6 +1,7 @@
-from django.http import FileResponse, Http404
+from pathlib import PurePosixPath
+
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -10,14 +11,16 @@ from rest_framework.views import APIView
 
 from apps.core.api import JobSerializer
 from apps.datasets.selectors import dataset_get_for_user, dataset_version_get_for_user
-from apps.training.exports import finetune_export_start, finetune_file_stem, finetune_output_list, finetune_output_path
+from apps.training.artifacts import artifact_download_response
+from apps.training.exports import (finetune_export_start, finetune_file_stem, finetune_output_list,
+                                   finetune_output_relative)
 from apps.training.models import FineTune
 from apps.training.pipeline import pipeline_start
 from apps.training.plans import default_model, model_list, training_defaults, training_plan
 from apps.training.selectors import finetune_get_for_user, finetune_list_for_user
 from apps.prompts.selectors import saved_prompt_apply
 from apps.training.base_models import base_model_clean
-from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, TUNABLE, finetune_artifact_path, finetune_create,
+from apps.training.services import (BACKENDS, DEFAULTS, TEXTS, TUNABLE, finetune_create,
                                     finetune_create_from_dataset, finetune_rename, training_start_clean)
 from workers.common.exports import KINDS as EXPORT_KINDS
 
@@ -230,6 +233,11 @@ class OutputSerializer(serializers.Serializer):
     download_url = serializers.URLField()
 
 
+# With S3_BUCKET set, a download answers with where to fetch the file (apps.training.artifacts).
+SIGNED_REDIRECT = OpenApiResponse(description="The file is in the bucket: Location is a signed address that expires "
+                                              "after GARAGE_ARTIFACT_URL_SECONDS and names the file.")
+
+
 class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Fine-tuned models of the signed-in user. Create one from a dataset; rename it; download its zip when done."""
 
@@ -288,13 +296,12 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             finetune = finetune_rename(finetune=finetune, name=data.validated_data["name"])
         return Response(FineTuneSerializer(finetune).data)
 
-    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY, 302: SIGNED_REDIRECT})
     @action(detail=True, methods=["get"])
     def download(self, request, code=None):
-        path = finetune_artifact_path(self.get_object())
-        if path is None:
-            raise Http404("This model has no files to download yet.")
-        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+        finetune = self.get_object()
+        return artifact_download_response(relative=finetune.artifact, missing="This model has no files to download yet.",
+                                          filename=PurePosixPath(finetune.artifact).name)
 
     @extend_schema(request=ExportCreateSerializer, responses={202: JobSerializer},
                    description="Queue an export job; follow it at /api/v1/jobs/{code}/, then list the outputs.")
@@ -320,14 +327,13 @@ class FineTuneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH,
                                                 enum=["adapter", "model", *EXPORT_KINDS])],
-                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 302: SIGNED_REDIRECT})
     @action(detail=True, methods=["get"], url_path=r"outputs/(?P<name>[a-z0-9_]+)/download", url_name="output-download")
     def output_download(self, request, code=None, name=None):
         finetune = self.get_object()
-        path = finetune_output_path(finetune=finetune, name=name)
-        if path is None:
-            raise Http404("This output has not been made yet.")
-        return FileResponse(path.open("rb"), as_attachment=True, filename=f"{finetune_file_stem(finetune)}-{path.name}")
+        relative = finetune_output_relative(finetune=finetune, name=name)
+        return artifact_download_response(relative=relative, missing="This output has not been made yet.",
+                                          filename=f"{finetune_file_stem(finetune)}-{PurePosixPath(relative).name}")
 
 
 class PipelineSerializer(serializers.Serializer):

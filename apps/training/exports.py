@@ -2,8 +2,9 @@
 
 Starting an export queues a job on the `gpu` queue (merging and converting a real model needs the worker's memory
 and can take many minutes); the job (apps.training.jobs.finetune_export_run) runs the engine in workers/engine/export.py. What it makes is stored under
-`finetune_output_dir(finetune)/exports/` and recorded in `FineTune.outputs`, and every download goes through
-`artifact_resolve`, which keeps it inside the artifacts folder."""
+`finetune_output_dir(finetune)/exports/` and recorded in `FineTune.outputs`; the web lists, reads and downloads
+them where apps.training.artifacts keeps them (the bucket when there is one, else the local artifacts folder), and no
+path leaves the artifacts folder."""
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -11,8 +12,9 @@ from django.utils import timezone
 
 from apps.core.models import Job
 from apps.core.services import job_create
+from apps.training.artifacts import artifact_read_text, artifact_size
 from apps.training.models import FineTune
-from apps.training.services import artifact_resolve, finetune_artifact_path
+from apps.training.services import artifact_resolve
 from workers.common.catalogue import CATALOGUE
 from workers.common.exports import KINDS, base_portable_name
 
@@ -57,7 +59,7 @@ def finetune_card_facts(finetune: FineTune) -> dict:
         "metrics": finetune.metrics,
         "created": timezone.localdate(finetune.created_at).isoformat() if finetune.created_at else "",
         "stem": finetune_file_stem(finetune),
-        "outputs": [kind for kind in KINDS if kind != "card" and finetune_output_path(finetune=finetune, name=kind)],
+        "outputs": [kind for kind in KINDS if kind != "card" and finetune_output_size(finetune=finetune, name=kind)],
     }
 
 
@@ -73,7 +75,7 @@ def finetune_export_kinds_validate(*, finetune: FineTune, kinds) -> list[str]:
     unknown = [str(kind) for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
         raise ValidationError(f"Choose what to export among: {', '.join(KINDS)}.")
-    if finetune_artifact_path(finetune) is None:
+    if not finetune_has_files(finetune=finetune):
         raise ValidationError("This model has not finished training yet; export it once it has.")
     if "merged" in kinds and finetune.method == FineTune.Method.FULL:
         raise ValidationError("This model was fully fine-tuned: its download is already a complete model, with no "
@@ -103,31 +105,45 @@ def finetune_export_start(*, finetune: FineTune, kinds) -> Job:
 
 
 def finetune_output_list(*, finetune: FineTune) -> list[dict]:
-    """The files a user can download, the training zip first (read-only): name, label, bytes, absolute path.
-    Only files that exist are listed."""
+    """The files a user can download, the training zip first (read-only): name, label, bytes. Only files that exist
+    where the web finds them (apps.training.artifacts) are listed."""
     items = []
-    training = finetune_artifact_path(finetune)
-    if training is not None:
-        name = "model" if finetune.method == FineTune.Method.FULL else "adapter"
-        items.append({"name": name, "label": LABELS[name], "bytes": training.stat().st_size, "path": training})
-    for kind in KINDS:
-        path = finetune_output_path(finetune=finetune, name=kind)
-        if path is not None:
-            items.append({"name": kind, "label": LABELS[kind], "bytes": path.stat().st_size, "path": path,
-                          "created_at": finetune.outputs[kind].get("created_at")})
+    for name in ("model" if finetune.method == FineTune.Method.FULL else "adapter", *KINDS):
+        size = finetune_output_size(finetune=finetune, name=name)
+        if size is not None:
+            items.append({"name": name, "label": LABELS[name], "bytes": size,
+                          "created_at": (finetune.outputs or {}).get(name, {}).get("created_at")})
     return items
 
 
-def finetune_output_path(*, finetune: FineTune, name: str) -> Path | None:
-    """The absolute path of one output (`adapter`/`model` for the training zip, or an export kind) if it exists."""
+def finetune_output_relative(*, finetune: FineTune, name: str) -> str:
+    """The recorded path, relative to the artifacts folder, of one output (`adapter`/`model` for the training zip,
+    or an export kind); "" when there is none of that name."""
     if name in ("adapter", "model"):
         expected = "model" if finetune.method == FineTune.Method.FULL else "adapter"
-        return finetune_artifact_path(finetune) if name == expected else None
+        return finetune.artifact if name == expected else ""
     info = (finetune.outputs or {}).get(name) if name in KINDS else None
-    return artifact_resolve(relative=info.get("path", "")) if isinstance(info, dict) else None
+    return str(info.get("path", "")) if isinstance(info, dict) else ""
+
+
+def finetune_output_size(*, finetune: FineTune, name: str) -> int | None:
+    """The size in bytes of one output where the web finds it, or None when it does not exist."""
+    relative = finetune_output_relative(finetune=finetune, name=name)
+    return artifact_size(relative=relative) if relative else None
+
+
+def finetune_has_files(*, finetune: FineTune) -> bool:
+    """Whether the model finished training and its files are kept (what downloads, exports and evaluations need)."""
+    return bool(finetune.artifact) and artifact_size(relative=finetune.artifact) is not None
+
+
+def finetune_output_path(*, finetune: FineTune, name: str) -> Path | None:
+    """The absolute path of one output in this machine's artifacts folder, if it is there."""
+    relative = finetune_output_relative(finetune=finetune, name=name)
+    return artifact_resolve(relative=relative) if relative else None
 
 
 def finetune_card_text(*, finetune: FineTune) -> str | None:
     """The model card's Markdown, once written (read-only)."""
-    path = finetune_output_path(finetune=finetune, name="card")
-    return path.read_text(encoding="utf-8", errors="replace") if path is not None else None
+    relative = finetune_output_relative(finetune=finetune, name="card")
+    return artifact_read_text(relative=relative) if relative else None

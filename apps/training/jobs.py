@@ -18,7 +18,9 @@ from apps.hub.pushes import hub_push_follow
 from apps.training.pipeline import pipeline_advance
 from apps.datasets.models import VersionExample
 from apps.training.exports import finetune_card_facts, finetune_file_stem
-from apps.training.model_choices import model_choice_parts, tuned_model_parts, tuned_model_start
+from apps.training.artifacts import artifact_size, artifact_upload
+from apps.training.model_choices import (model_choice_parts, tuned_model_files, tuned_model_folder_fetch,
+                                         tuned_model_start)
 from apps.training.models import FineTune
 from apps.training.services import (TEXTS, code_version, finetune_artifact_path, finetune_output_dir,
                                     finetune_system_prompt, version_passages)
@@ -69,13 +71,15 @@ def finetune_base_ref(finetune: FineTune):
     """The model a tuned model started from, as workers.common.serving.ModelRef: what the held-out evaluation and the
     playground compare it with. The tiny test model and a parent model are folders beside its outputs; other names
     resolve as every feature's do (apps.training.model_choices)."""
-    return ModelRef(path=base_model_source(tuned_model_start(finetune)))
+    start = tuned_model_start(finetune)
+    tuned_model_folder_fetch(finetune, Path(start))
+    return ModelRef(path=base_model_source(start))
 
 
 def finetune_model_ref(finetune: FineTune):
     """The tuned model as workers.common.serving.ModelRef: the model its LoRA adapter applies to with the adapter, or
-    the saved full model."""
-    base, adapter = tuned_model_parts(finetune)
+    the saved full model (fetched from the bucket when it was trained on another machine)."""
+    base, adapter = tuned_model_files(finetune)
     return ModelRef(path=base_model_source(base), adapter=adapter)
 
 
@@ -87,7 +91,7 @@ def finetune_start_prepare(finetune: FineTune) -> str:
         return finetune.base_model
     start = Path(tuned_model_start(finetune))
     if not (start / "config.json").is_file():
-        base, adapter = tuned_model_parts(finetune.parent)
+        base, adapter = tuned_model_files(finetune.parent)
         if not Path(adapter or base).is_dir():
             raise ReadableError(f"The files of '{finetune.parent.name}', the model this one starts from, are missing.")
         if adapter:
@@ -103,7 +107,8 @@ def finetune_start_prepare(finetune: FineTune) -> str:
 def finetune_run(*, finetune: FineTune, reporter) -> dict:
     """Run the training engine for a fine-tune and record its metrics and artifact.
 
-    Side effects: writes model files under the artifacts folder and updates the FineTune row."""
+    Side effects: writes model files under the artifacts folder, uploads the training zip, the card and the model
+    it started from (base/) to the bucket when there is one, and updates the FineTune row."""
     train_pairs, eval_pairs = [], []
     for question, answer, system, split in finetune.version.examples.values_list("question", "answer", "system", "split"):
         pair = {"question": question, "answer": answer, "system": finetune_system_prompt(finetune, system)}
@@ -135,12 +140,24 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
     finetune.metrics["code_version"] = code_version()
     finetune.artifact = str(Path(result["artifact"]).relative_to(settings.GARAGE_ARTIFACTS_DIR))
     finetune.save(update_fields=["metrics", "artifact"])
-    # The model card goes beside the adapter (or model) and into its zip.
+    # The model card goes beside the adapter (or model) and into its zip, which then goes to the bucket.
     finetune_card_write(finetune=finetune)
+    finetune_start_upload(finetune=finetune)
     return {**finetune.metrics, "finetune": str(finetune.code)}
 
 
+def finetune_start_upload(*, finetune: FineTune) -> None:
+    """Upload the model a tuned model's training started from when it was made here (the tiny model, a parent folded
+    in, beside its outputs): a worker on another machine needs it to apply the adapter and to compare the tuned model
+    with. Nothing happens without a bucket."""
+    start = Path(tuned_model_start(finetune))
+    if start.is_dir() and start.is_relative_to(Path(settings.GARAGE_ARTIFACTS_DIR)):
+        artifact_upload(path=start)
+
+
 def _record(finetune: FineTune, kind: str, path: Path, files: list[str]) -> None:
+    # In the bucket before it is recorded, so that the web never lists a file it cannot serve.
+    artifact_upload(path=path)
     # Re-read from the database: the card written after training may be newer than this instance's copy.
     outputs = dict(FineTune.objects.values_list("outputs", flat=True).get(pk=finetune.pk) or {})
     outputs[kind] = {"path": str(path.relative_to(settings.GARAGE_ARTIFACTS_DIR)), "bytes": path.stat().st_size,
@@ -169,7 +186,8 @@ def finetune_card_write(*, finetune: FineTune) -> Path:
     here (workers.engine.export.make_portable). The card describes the metrics and outputs of now: call this again
     whenever they change (an export or the held-out evaluation finished); the training zip is only rewritten when
     its files changed. Side effects: rewrites `model/adapter_config.json` (or `model/config.json`),
-    `model/README.md` and `exports/README.md`, the training zip when they changed, FineTune.outputs. Called by
+    `model/README.md` and `exports/README.md`, the training zip when they changed, FineTune.outputs; with a bucket,
+    uploads the card and the training zip (when rewritten or not there yet). Called by
     finetune_run when training has finished and by finetune_export_run."""
     output_dir = finetune_output_dir(finetune)
     model_dir = output_dir / "model"
@@ -179,8 +197,12 @@ def finetune_card_write(*, finetune: FineTune) -> Path:
         make_portable(model_dir, finetune.base_model)
         (model_dir / CARD).write_text(text, encoding="utf-8")
     archive = finetune_artifact_path(finetune)
-    if archive is not None and _zip_stale(archive, model_dir):
-        zip_folder(model_dir, archive)
+    if archive is not None:
+        rezipped = _zip_stale(archive, model_dir)
+        if rezipped:
+            zip_folder(model_dir, archive)
+        if rezipped or artifact_size(relative=finetune.artifact) is None:
+            artifact_upload(path=archive)
     (output_dir / EXPORTS).mkdir(parents=True, exist_ok=True)
     card = output_dir / EXPORTS / CARD
     card.write_text(text, encoding="utf-8")
@@ -198,7 +220,9 @@ def finetune_export_run(*, finetune: FineTune, kinds: list[str], reporter) -> di
     # adapter's config, which names it for other machines. The tiny model's base is built beside the adapter (base/);
     # a full fine-tune and a card alone need no base.
     needs_base = finetune.method != FineTune.Method.FULL and any(kind != "card" for kind in kinds)
-    base_path = base_model_source(tuned_model_parts(finetune)[0]) if needs_base else ""
+    # The model's files, fetched first when it was trained on another machine (export reads model/ and the base).
+    base = tuned_model_files(finetune)[0]
+    base_path = base_model_source(base) if needs_base else ""
     config = ExportConfig(output_dir=str(output_dir), kinds=list(kinds), base_model=base_path,
                           card=finetune_card_facts(finetune), converter_dir=str(settings.GARAGE_GGUF_CONVERTER_DIR),
                           stem=finetune_file_stem(finetune))

@@ -14,6 +14,8 @@ Every name ends in workers.engine.weights.model_source with the same cache folde
 converted once for every feature, and a catalogue id never reaches `from_pretrained` as if it were a Hub id."""
 from __future__ import annotations
 
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
+from apps.training.artifacts import artifact_fetch, artifact_folder_fetch, artifacts_storage
 from apps.training.models import FineTune
 from apps.training.services import finetune_output_dir
 from apps.training.selectors import FINETUNE_PREFIX, model_choice_finetune, model_choice_finetune_name
@@ -184,8 +187,9 @@ def model_choice_clean(*, user, choice: str) -> str:
 def model_choice_parts(*, user, choice: str) -> tuple[str, str | None]:
     """(base, adapter) of a stored choice, before any name is resolved: `base` is a base model name or a folder,
     `adapter` the LoRA adapter folder of a tuned model (None for a base model or a fully trained one). For an
-    engine that resolves names itself (GRPO trains from `base` with the adapter folded in). ReadableError when the
-    tuned model is gone."""
+    engine that resolves names itself (GRPO trains from `base` with the adapter folded in). A tuned model's files are
+    fetched from the bucket first when this worker lacks them (tuned_model_files). ReadableError when the tuned model
+    is gone."""
     try:
         finetune = model_choice_finetune(user=user, choice=choice)
     except Http404:
@@ -194,7 +198,7 @@ def model_choice_parts(*, user, choice: str) -> tuple[str, str | None]:
         return choice, None
     if not finetune.artifact:
         raise ReadableError(f"The model '{finetune.name}' has not finished training.")
-    return tuned_model_parts(finetune)
+    return tuned_model_files(finetune)
 
 
 def tuned_model_start(finetune: FineTune) -> str:
@@ -215,3 +219,38 @@ def tuned_model_parts(finetune: FineTune) -> tuple[str, str | None]:
     base = str(Path(settings.GARAGE_ARTIFACTS_DIR) / finetune.adapter_base) if finetune.adapter_base \
         else tuned_model_start(finetune)
     return base, str(output / "model")
+
+
+def tuned_model_files(finetune: FineTune) -> tuple[str, str | None]:
+    """tuned_model_parts, with their files made present on this machine: a model trained on another worker is
+    fetched from the bucket (apps.training.artifacts), its model folder unpacked from the training zip and the
+    folder its adapter applies to (base/, a warm-up's model) downloaded. For the worker side only: it downloads.
+    Without a bucket the paths are returned as they are. ReadableError when the files are nowhere."""
+    base, adapter = tuned_model_parts(finetune)
+    if artifacts_storage() is None:
+        return base, adapter
+    model_dir = Path(adapter or base)
+    if not model_dir.is_dir():
+        archive = artifact_fetch(relative=finetune.artifact)
+        if archive is None:
+            raise ReadableError(f"The files of '{finetune.name}' are neither on this worker nor in the bucket.")
+        # Unpacked beside and renamed, so that a half-unpacked model is never loaded.
+        partial = model_dir.with_name(f"{model_dir.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(partial)
+        partial.rename(model_dir)
+    if adapter:
+        tuned_model_folder_fetch(finetune, Path(base))
+    return base, adapter
+
+
+def tuned_model_folder_fetch(finetune: FineTune, folder: Path) -> None:
+    """Fetch a folder of the artifacts folder that a tuned model needs (the model its adapter applies to, the model
+    its training started from) when this machine lacks it; a folder elsewhere (a base model's) is left alone, and
+    so is every folder without a bucket."""
+    root = Path(settings.GARAGE_ARTIFACTS_DIR)
+    if artifacts_storage() is None or not folder.is_relative_to(root):
+        return
+    if artifact_folder_fetch(relative=folder.relative_to(root).as_posix()) is None:
+        raise ReadableError(f"The model that '{finetune.name}' builds on is neither on this worker nor in the bucket.")

@@ -1,20 +1,23 @@
+from pathlib import PurePosixPath
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.core.selectors import job_list_for_user
 from apps.datasets.selectors import dataset_list_for_user
+from apps.training.artifacts import artifact_download_response
 from apps.training.exports import (finetune_card_text, finetune_export_job_latest, finetune_export_start,
-                                   finetune_file_stem, finetune_output_list, finetune_output_path)
+                                   finetune_file_stem, finetune_has_files, finetune_output_list,
+                                   finetune_output_relative)
 from apps.training.forms import PipelineForm
 from apps.training.pipeline import pipeline_start
 from apps.training.selectors import (example_lineage, finetune_children, finetune_get_for_user, finetune_lineage,
                                      finetune_list_for_user)
-from apps.training.services import finetune_artifact_path, finetune_rename
+from apps.training.services import finetune_rename
 
 
 @login_required
@@ -27,7 +30,7 @@ def finetune_list(request):
 def finetune_detail(request, code):
     finetune = finetune_get_for_user(user=request.user, code=code)
     return render(request, "training/finetune_detail.html", {
-        "finetune": finetune, "has_artifact": finetune_artifact_path(finetune) is not None,
+        "finetune": finetune, "has_artifact": finetune_has_files(finetune=finetune),
         "outputs": finetune_output_list(finetune=finetune), "card": finetune_card_text(finetune=finetune),
         "export_job": finetune_export_job_latest(finetune=finetune),
         "children": finetune_children(finetune=finetune),
@@ -79,21 +82,19 @@ def finetune_export(request, code):
 
 @login_required
 def finetune_output_download(request, code, name):
+    """One output, to its owner only: the file, or a redirect to a short-lived signed address in the bucket."""
     finetune = finetune_get_for_user(user=request.user, code=code)
-    path = finetune_output_path(finetune=finetune, name=name)
-    if path is None:
-        raise Http404("This output has not been made yet.")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{finetune_file_stem(finetune)}-{path.name}")
+    relative = finetune_output_relative(finetune=finetune, name=name)
+    return artifact_download_response(relative=relative, missing="This output has not been made yet.",
+                                      filename=f"{finetune_file_stem(finetune)}-{PurePosixPath(relative).name}")
 
 
 @login_required
 def finetune_download(request, code):
+    """The training zip, to its owner only (see finetune_output_download)."""
     finetune = finetune_get_for_user(user=request.user, code=code)
-    path = finetune_artifact_path(finetune)
-    if path is None:
-        raise Http404("This model has no files to download yet.")
-    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in finetune.name).strip("-")[:60] or "model"
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{slug}-{path.name}")
+    return artifact_download_response(relative=finetune.artifact, missing="This model has no files to download yet.",
+                                      filename=f"{finetune_file_stem(finetune)}-{PurePosixPath(finetune.artifact).name}")
 
 
 @require_POST

@@ -1,5 +1,6 @@
 """`garage run` starts web and workers, serves pages, and Ctrl-C stops every child."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from django.conf import settings
 from tests.live import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
 @pytest.mark.timeout(180)
@@ -36,6 +38,12 @@ def test_it_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
 
         wait_for(login_page, 60, interval=0.3, what="the login page")
         wait_for(lambda: log.read_text().count("ready.") >= 4, 90, what="the four workers")
+        # Every child's lines carry the time, the level and the child's name; no line per request by default.
+        lines = log.read_text()
+        for name in ("worker-default", "worker-control", "worker-gpu", "worker-inference"):
+            assert re.search(rf"^{TIMESTAMP} INFO \[{name}/MainProcess:\d+\] celery\.apps\.worker: \S+ ready\.$", lines, re.M)
+        assert re.search(rf"^{TIMESTAMP} INFO \[web/MainProcess:\d+\] uvicorn\.error: Started server process", lines, re.M)
+        assert "uvicorn.access" not in lines
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 5  # web, four workers (and their pool processes)
         workers = {" ".join(child.cmdline()): child for child in children if "celery" in child.cmdline()}

@@ -127,7 +127,7 @@ def test_it_keeps_markdown_as_written_apart_from_line_endings(tmp_path):
 
 
 def test_it_tells_binary_bytes_from_text():
-    assert decode_text("Grüße aus Köln".encode("utf-8")) == "Grüße aus Köln"
+    assert decode_text("Grüße aus Köln".encode("utf-8")).text == "Grüße aus Köln"
     with pytest.raises(ReadableError, match="looks binary"):
         decode_text(b"\x00\x01\x02\x03 binary \x00\x00")
     with pytest.raises(ReadableError, match="looks binary"):

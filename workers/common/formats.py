@@ -31,6 +31,13 @@ class Limits:
     time_limit: float = 300.0
     # Address-space limit of a separate extraction process, in MB (0: none).
     memory_mb: int = 3072
+    # Text recognition (OCR) of PDF pages without a text layer and of pictures in DOCX and PPTX: at most this
+    # many pages and pictures a document (1-3 seconds each on one core), each within its own seconds, in these
+    # tesseract languages ("eng", "eng+deu").
+    ocr: bool = True
+    ocr_max_pages: int = 50
+    ocr_page_seconds: float = 60.0
+    ocr_languages: str = "eng"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +124,62 @@ def text_encoding(data: bytes) -> str | None:
         if exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
             return "utf-8"
         return "cp1252"
+
+
+# The encodings a user can choose when a text file was decoded wrongly (Python codec name: label), in the order
+# shown; detection chooses among those marked in DETECTED_ENCODINGS.
+TEXT_ENCODINGS = {
+    "utf-8": "Unicode (UTF-8)",
+    "utf-16": "Unicode (UTF-16)",
+    "cp1252": "Western European (Windows-1252)",
+    "iso8859-15": "Western European (ISO-8859-15)",
+    "mac-roman": "Western European (Mac Roman)",
+    "cp850": "Western European (DOS 850)",
+    "cp437": "English (DOS 437)",
+    "cp1250": "Central European (Windows-1250)",
+    "iso8859-2": "Central European (ISO-8859-2)",
+    "cp1257": "Baltic (Windows-1257)",
+    "cp1251": "Cyrillic (Windows-1251)",
+    "koi8-r": "Cyrillic (KOI8-R)",
+    "koi8-u": "Ukrainian (KOI8-U)",
+    "mac-cyrillic": "Cyrillic (Mac)",
+    "iso8859-5": "Cyrillic (ISO-8859-5)",
+    "cp1253": "Greek (Windows-1253)",
+    "iso8859-7": "Greek (ISO-8859-7)",
+    "cp1254": "Turkish (Windows-1254)",
+    "cp1255": "Hebrew (Windows-1255)",
+    "iso8859-8": "Hebrew (ISO-8859-8)",
+    "cp1256": "Arabic (Windows-1256)",
+    "cp1258": "Vietnamese (Windows-1258)",
+    "cp874": "Thai (Windows-874)",
+    "big5": "Chinese, Traditional (Big5)",
+    "gb18030": "Chinese, Simplified (GB18030, GBK, GB2312)",
+    "cp932": "Japanese (Shift JIS)",
+    "euc_jp": "Japanese (EUC-JP)",
+    "cp949": "Korean (EUC-KR, CP949)",
+}
+# Baltic and Vietnamese code pages read Central European text almost as well as its own code pages, and much
+# rarer: detection leaves them out (a user can still choose them).
+DETECTED_ENCODINGS = [name for name in TEXT_ENCODINGS if name not in ("utf-16", "cp1257", "cp1258")]
+
+
+def encoding_label(name: str | None) -> str:
+    """How an encoding is named to people: "Cyrillic (Windows-1251)"; an unlisted codec by its own name."""
+    if not name:
+        return ""
+    import codecs
+
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        return name
+    for listed, label in TEXT_ENCODINGS.items():
+        if codecs.lookup(listed).name == canonical:
+            return label
+    return {"utf-16-le": "Unicode (UTF-16 LE)", "utf-16-be": "Unicode (UTF-16 BE)", "utf-32": "Unicode (UTF-32)",
+            "utf-32-le": "Unicode (UTF-32 LE)", "utf-32-be": "Unicode (UTF-32 BE)",
+            "utf-8-sig": "Unicode (UTF-8)", "iso8859-1": "Western European (ISO-8859-1)",
+            "shift_jis": "Japanese (Shift JIS)", "euc_kr": "Korean (EUC-KR, CP949)"}.get(canonical, canonical.upper())
 
 
 SUPPORTED = "PDF, DOCX, PPTX, TXT, MD, HTML, CSV, JSON or JSONL"

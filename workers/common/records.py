@@ -19,7 +19,6 @@ splitting a conversation into several examples would teach the model answers to 
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -29,7 +28,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from workers.common.encodings import decode_text
 from workers.common.errors import ReadableError
+from workers.common.formats import bom_encoding, wide_encoding
 
 STYLES = ("messages", "alpaca", "sharegpt")
 SHAPES = ("messages", "conversations", "prompt_completion", "question_answer", "alpaca", "text")
@@ -256,31 +257,6 @@ def record_columns(records: list[dict]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- files
 
 
-# UTF-32 first: its little-endian mark begins with UTF-16's.
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"), (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
-         (codecs.BOM_UTF8, "utf-8", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
-         (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"))
-
-
-def decode_bytes(data: bytes, filename: str = "") -> str:
-    """Text of a data file: a BOM decides, else UTF-8, else cp1252 (what older spreadsheet exports use).
-
-    A file whose byte order mark promises an encoding its bytes then break (cut in the middle of a character,
-    a lone surrogate) is a ReadableError: guessing another encoding would import garbled text."""
-    for bom, encoding, label in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data[len(bom):].decode(encoding)
-            except UnicodeDecodeError as exc:
-                name = f"'{filename}'" if filename else "This file"
-                raise ReadableError(f"{name} starts with a {label} byte order mark, but byte {exc.start + len(bom):,} "
-                                    f"is not valid {label}. Save it again as UTF-8.") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
 def json_records(value) -> list:
     """A JSON document's records: a list, the one list of objects inside an object ({"data": [...]}), or the
     value itself as the only record."""
@@ -331,9 +307,9 @@ def load_records(data: bytes, filename: str, limits: ReadLimits | None = None) -
         return ("parquet", _parquet_records(data, filename, limits))
     if len(data) > limits.max_bytes:
         raise _too_big(filename, limits)
-    if b"\x00" in data[:4096] and not data.startswith(tuple(bom for bom, _, label in _BOMS if label != "UTF-8")):
+    if b"\x00" in data[:4096] and not (bom_encoding(data) or wide_encoding(data)):
         raise ReadableError(f"'{filename}' looks binary, not like JSON, JSONL or CSV.")
-    text = decode_bytes(data, filename)
+    text = decode_text(data, filename).text
     stripped = text.lstrip()
     if suffix in {".csv", ".tsv"} or (suffix not in {".json", ".jsonl", ".ndjson"} and stripped[:1] not in "[{"):
         return ("csv", _csv_records(text, tab=suffix == ".tsv", filename=filename, limits=limits))

@@ -4,6 +4,7 @@ from apps.datasets.services.documents import (  # noqa: F401
     clean_filename,
     dataset_create,
     dataset_delete,
+    document_extract_again,
     document_upload,
     extract_limits,
     local_path,

@@ -15,17 +15,19 @@ from apps.core.models import Job
 from apps.core.services import job_create
 from apps.datasets.models import Dataset, Document
 from workers.common.errors import ReadableError
-from workers.common.formats import Limits, detect_format
+from workers.common.formats import TEXT_ENCODINGS, TEXT_FORMATS, Limits, detect_format
 
 MB = 1024 * 1024
 logger = logging.getLogger(__name__)
 
 
 def extract_limits() -> Limits:
-    """The extraction limits from settings (GARAGE_MAX_UPLOAD_BYTES, GARAGE_EXTRACT_*, GARAGE_ZIP_*)."""
+    """The extraction limits from settings (GARAGE_MAX_UPLOAD_BYTES, GARAGE_EXTRACT_*, GARAGE_ZIP_*, GARAGE_OCR*)."""
     return Limits(max_bytes=settings.GARAGE_MAX_UPLOAD_BYTES, zip_max_members=settings.GARAGE_ZIP_MAX_MEMBERS,
                   zip_max_uncompressed=settings.GARAGE_ZIP_MAX_UNCOMPRESSED_MB * MB,
-                  time_limit=settings.GARAGE_EXTRACT_TIME_LIMIT, memory_mb=settings.GARAGE_EXTRACT_MEMORY_MB)
+                  time_limit=settings.GARAGE_EXTRACT_TIME_LIMIT, memory_mb=settings.GARAGE_EXTRACT_MEMORY_MB,
+                  ocr=settings.GARAGE_OCR, ocr_max_pages=settings.GARAGE_OCR_MAX_PAGES,
+                  ocr_page_seconds=settings.GARAGE_OCR_PAGE_TIMEOUT, ocr_languages=settings.GARAGE_OCR_LANGUAGES)
 
 
 MAX_NAME_CHARS = Dataset._meta.get_field("name").max_length
@@ -118,6 +120,31 @@ def document_upload(*, dataset: Dataset, uploaded_file, parent: Job | None = Non
         document.job = job
         document.save(update_fields=["job"])
     return document
+
+
+def document_extract_again(*, document: Document, encoding: str = "") -> Job:
+    """Extract a document again, with the text encoding its owner chose ("": told by the file, as at upload).
+
+    Side effects: records the choice on the Document and queues a new extraction job, which replaces its text and
+    chunks (pairs already made from it stay). Raises ValidationError while an extraction runs, for an encoding
+    not offered, or for one chosen for a format that has none (PDF, DOCX, PPTX, a Hub import)."""
+    if encoding and encoding not in TEXT_ENCODINGS:
+        raise ValidationError(f"Choose one of the encodings offered, not '{encoding[:40]}'.")
+    if document.job is not None and not document.job.is_final:
+        raise ValidationError(f"'{document.filename}' is still being extracted. Wait until it ends.")
+    if document.format == Document.HUB_FORMAT or document.job is None or document.job.kind != Job.Kind.EXTRACT:
+        raise ValidationError(f"'{document.filename}' was imported as training examples; there is nothing to "
+                              "extract again.")
+    if encoding and document.format not in TEXT_FORMATS:
+        raise ValidationError(f"'{document.filename}' is a {document.format.upper()} file, which records its own "
+                              "text encoding; only text files (TXT, MD, HTML, CSV, JSON) can be read in another one.")
+    with transaction.atomic():
+        job = job_create(owner=document.owner, kind=Job.Kind.EXTRACT, config={"document": document.pk},
+                         title=f"Extract {document.filename}")
+        document.encoding_choice = encoding
+        document.job = job
+        document.save(update_fields=["encoding_choice", "job"])
+    return job
 
 
 @contextmanager

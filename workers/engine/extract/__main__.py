@@ -35,6 +35,7 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--filename", default="")
     parser.add_argument("--result", required=True)
     parser.add_argument("--limits", default="{}")
+    parser.add_argument("--encoding", default=None)
     args = parser.parse_args(argv)
     limits = Limits(**json.loads(args.limits))
     _limit_resources(limits)
@@ -52,7 +53,7 @@ def child_main(argv: list[str]) -> int:
     status = 0
     try:
         result = {"ok": True, "extracted": extract_file(args.path, filename=args.filename, limits=limits,
-                                                        progress=progress).as_dict()}
+                                                        progress=progress, encoding=args.encoding).as_dict()}
     except ReadableError as exc:
         result = {"ok": False, "error": str(exc)}
     except MemoryError:

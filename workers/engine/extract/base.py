@@ -15,7 +15,10 @@ class Extracted:
 
     `page_offsets[i]` is the character offset in `text` where page (or slide) i + 1 starts; flat formats have
     one page starting at 0. `examples` holds training examples when the file already was training data
-    (JSON, JSONL or CSV records; workers.common.records.Example), else None."""
+    (JSON, JSONL or CSV records; workers.common.records.Example), else None. `encoding` is the text encoding a
+    text format was read with (None for binary formats); `ocr_spans` are the [start, end) character ranges of
+    `text` that were read from images by OCR; `warnings` are sentences for the user about what may have been
+    read wrongly or left out."""
 
     text: str
     format: str
@@ -24,6 +27,9 @@ class Extracted:
     examples: list | None = None
     tables: int = 0
     seconds: float = 0.0
+    encoding: str | None = None
+    ocr_spans: list[list[int]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def chars(self) -> int:

@@ -8,7 +8,7 @@ import json
 
 from workers.common.errors import ReadableError
 from workers.engine.extract.base import Deadline, Extracted, clean_text
-from workers.engine.extract.text import decode_text
+from workers.common.encodings import Decoded, decode_text
 from workers.common.records import json_records
 
 MAX_DEPTH = 6  # deeper nesting is shown as compact JSON
@@ -65,14 +65,15 @@ def records_text(records: list, deadline: Deadline | None = None) -> str:
     return clean_text("\n\n".join(blocks))
 
 
-def extract_json(data: bytes, *, filename: str, deadline: Deadline | None = None) -> Extracted:
-    text = decode_text(data, filename)
+def extract_json(data: bytes, *, filename: str, deadline: Deadline | None = None,
+                 encoding: str | None = None) -> Extracted:
+    decoded = decode_text(data, filename, encoding=encoding)
     try:
-        value = json.loads(text)
+        value = json.loads(decoded.text)
     except json.JSONDecodeError as exc:
         # A .json file that really is JSON Lines is common; read it as such before giving up.
         try:
-            return extract_jsonl(data, filename=filename, deadline=deadline)
+            return extract_jsonl(data, filename=filename, deadline=deadline, encoding=encoding)
         except ReadableError:
             raise ReadableError(f"'{filename}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.")
     except RecursionError:
@@ -80,13 +81,15 @@ def extract_json(data: bytes, *, filename: str, deadline: Deadline | None = None
     records = json_records(value)
     examples = detect_examples(records)
     # Without examples, the text shows the whole document, not only the list of records inside it.
-    return _records_result(records if examples or isinstance(value, list) else [value], "json", deadline, examples)
+    return _records_result(records if examples or isinstance(value, list) else [value], "json", deadline, examples,
+                           decoded)
 
 
-def extract_jsonl(data: bytes, *, filename: str, deadline: Deadline | None = None) -> Extracted:
-    text = decode_text(data, filename)
+def extract_jsonl(data: bytes, *, filename: str, deadline: Deadline | None = None,
+                  encoding: str | None = None) -> Extracted:
+    decoded = decode_text(data, filename, encoding=encoding)
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(decoded.text.splitlines(), start=1):
         if deadline is not None and number % 1000 == 0:
             deadline.check()
         if not line.strip():
@@ -97,11 +100,13 @@ def extract_jsonl(data: bytes, *, filename: str, deadline: Deadline | None = Non
             raise ReadableError(f"'{filename}' line {number} is not valid JSON: {exc.msg} at column {exc.colno}.")
         except RecursionError:
             raise ReadableError(f"'{filename}' line {number} is nested too deeply to read.")
-    return _records_result(records, "jsonl", deadline, detect_examples(records))
+    return _records_result(records, "jsonl", deadline, detect_examples(records), decoded)
 
 
-def _records_result(records: list, format: str, deadline: Deadline | None, examples: list | None) -> Extracted:
-    return Extracted(text=records_text(records, deadline), format=format, examples=examples or None)
+def _records_result(records: list, format: str, deadline: Deadline | None, examples: list | None,
+                    decoded: Decoded) -> Extracted:
+    return Extracted(text=records_text(records, deadline), format=format, examples=examples or None,
+                     encoding=decoded.encoding, warnings=decoded.warnings)
 
 
 def csv_rows(text: str, *, filename: str, tab: bool = False) -> list[dict]:
@@ -130,9 +135,10 @@ def csv_rows(text: str, *, filename: str, tab: bool = False) -> list[dict]:
     return rows
 
 
-def extract_csv(data: bytes, *, filename: str, deadline: Deadline | None = None) -> Extracted:
-    text = decode_text(data, filename)
-    rows = csv_rows(text, filename=filename, tab=filename.lower().endswith(".tsv"))
+def extract_csv(data: bytes, *, filename: str, deadline: Deadline | None = None,
+                encoding: str | None = None) -> Extracted:
+    decoded = decode_text(data, filename, encoding=encoding)
+    rows = csv_rows(decoded.text, filename=filename, tab=filename.lower().endswith(".tsv"))
     examples = detect_examples(rows)
     blocks = []
     for number, row in enumerate(rows):
@@ -141,4 +147,5 @@ def extract_csv(data: bytes, *, filename: str, deadline: Deadline | None = None)
         block = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in row.items() if str(v).strip())
         if block:
             blocks.append(block)
-    return Extracted(text=clean_text("\n\n".join(blocks)), format="csv", examples=examples or None)
+    return Extracted(text=clean_text("\n\n".join(blocks)), format="csv", examples=examples or None,
+                     encoding=decoded.encoding, warnings=decoded.warnings)

@@ -1,13 +1,13 @@
-"""HTML: the visible text only, with headings, paragraphs, list items and tables kept apart. Pure Python
-(the standard library's tolerant parser), so broken markup still gives its text."""
+"""HTML: the visible text only, with headings, paragraphs, list items and tables kept apart. An HTML5 parser
+(Lexbor, through selectolax) builds the tree exactly as browsers do, so broken markup (a stray closing tag in
+<head>, a head never closed, text after </html>, tags closed in the wrong order, very deep nesting) reads as a
+browser shows it; a walk over the tree collects the text."""
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
 from workers.engine.extract.base import Deadline, Extracted, clean_text, markdown_table
-from workers.common.formats import bom_encoding
-from workers.engine.extract.text import decode_text
+from workers.common.encodings import decode_text
 
 # Elements whose content is never shown as text.
 _HIDDEN = {"script", "style", "head", "noscript", "template", "svg", "math", "iframe", "object", "canvas", "select",
@@ -23,9 +23,10 @@ _LINE_BREAK = "\ue000"  # stands for <br> until runs of spaces are collapsed (a 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
 
-class _TextParser(HTMLParser):
+class _TextCollector:
+    """Collects the text of a tree walk (start tag, text, end tag, in document order) as blocks."""
+
     def __init__(self):
-        super().__init__(convert_charrefs=True)
         self.blocks: list[str] = []
         self.line: list[str] = []
         self.prefix = ""
@@ -152,7 +153,6 @@ class _TextParser(HTMLParser):
             self.line.append(data)
 
     def close(self):
-        super().close()
         while self.table_stack:
             self.handle_endtag("table")
         self.flush()
@@ -171,17 +171,32 @@ def html_charset(data: bytes) -> str | None:
         return None
 
 
+# The deadline is checked every this many nodes of the walk.
+_CHECK_EVERY = 2000
+
+
 def html_to_text(markup: str, deadline: Deadline | None = None) -> str:
-    parser = _TextParser()
-    step = 256 * 1024
-    for start in range(0, len(markup), step):
-        if deadline is not None:
-            deadline.check()
-        parser.feed(markup[start:start + step])
-    parser.close()
+    from selectolax.lexbor import LexborHTMLParser
+
+    collector = _TextCollector()
+    root = LexborHTMLParser(markup).root
+    if root is not None:
+        for number, (entering, node) in enumerate(_walk(root)):
+            if deadline is not None and number % _CHECK_EVERY == 0:
+                deadline.check()
+            tag = node.tag
+            if tag == "-text":
+                if entering:
+                    collector.handle_data(node.text_content or "")
+            elif not tag.startswith("-"):  # comments and the doctype hold no visible text
+                if entering:
+                    collector.handle_starttag(tag, list(node.attributes.items()))
+                else:
+                    collector.handle_endtag(tag)
+    collector.close()
     # List items follow each other line by line; other blocks are paragraphs apart.
     parts, previous_item = [], False
-    for is_item, block in parser.blocks:
+    for is_item, block in collector.blocks:
         if parts:
             parts.append("\n" if is_item and previous_item else "\n\n")
         parts.append(block.rstrip())
@@ -189,14 +204,30 @@ def html_to_text(markup: str, deadline: Deadline | None = None) -> str:
     return clean_text("".join(parts))
 
 
-def extract_html(data: bytes, *, filename: str, deadline: Deadline | None = None) -> Extracted:
-    declared = None if bom_encoding(data) else html_charset(data)
-    text = None
-    if declared and declared not in ("utf-16", "utf-32"):
-        try:
-            text = data.decode(declared)
-        except UnicodeDecodeError:
-            text = None
-    if text is None:
-        text = decode_text(data, filename)
-    return Extracted(text=html_to_text(text, deadline), format="html")
+def _walk(root):
+    """(True, node) on entering and (False, node) on leaving each node under `root`, in document order, without
+    recursion: a hostile page may nest elements many thousands deep. Nodes are fresh objects on each access
+    (and comparing them is slow), so the depth tells when the walk is back at the root."""
+    node, depth = root, 0
+    while True:
+        yield True, node
+        child = node.child
+        if child is not None:
+            node, depth = child, depth + 1
+            continue
+        while True:
+            yield False, node
+            if depth == 0:
+                return
+            following = node.next
+            if following is not None:
+                node = following
+                break
+            node, depth = node.parent, depth - 1
+
+
+def extract_html(data: bytes, *, filename: str, deadline: Deadline | None = None,
+                 encoding: str | None = None) -> Extracted:
+    decoded = decode_text(data, filename, encoding=encoding, declared=html_charset(data))
+    return Extracted(text=html_to_text(decoded.text, deadline), format="html", encoding=decoded.encoding,
+                     warnings=decoded.warnings)

@@ -21,10 +21,13 @@ from workers.common.paths import PROJECT_ROOT
 ROOT = PROJECT_ROOT
 # Seconds the child may take to start (Python and the parsers' imports) beyond the document's limit.
 STARTUP_GRACE = 10.0
-CHILD_ENVIRONMENT = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "PYTHONPATH", "VIRTUAL_ENV"}
+# TESSDATA_PREFIX: where an administrator put tesseract's language data, for OCR.
+CHILD_ENVIRONMENT = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "PYTHONPATH", "VIRTUAL_ENV",
+                     "TESSDATA_PREFIX"}
 
 
-def run_isolated(path: str, *, filename: str, limits: Limits, progress=no_progress) -> Extracted:
+def run_isolated(path: str, *, filename: str, limits: Limits, progress=no_progress,
+                 encoding: str | None = None) -> Extracted:
     """Run extract_file on `path` in a child process; returns its Extracted or raises ReadableError.
     An unexpected failure inside the child (our bug) raises RuntimeError with the child's traceback."""
     with tempfile.TemporaryDirectory(prefix="garage-extract-") as folder:
@@ -34,9 +37,14 @@ def run_isolated(path: str, *, filename: str, limits: Limits, progress=no_progre
         path = os.path.abspath(path)
         command = [sys.executable, "-m", "workers.engine.extract", path, "--filename", filename or Path(path).name,
                    "--result", str(result_path), "--limits", json.dumps(limits.as_dict())]
+        if encoding:
+            command += ["--encoding", encoding]
         # The child sees none of the server's secrets (database URL, keys): only what Python itself needs.
         env = {k: v for k, v in os.environ.items() if k in CHILD_ENVIRONMENT}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        # Tesseract reads a page faster on one thread than on several (its threads mostly wait on each other),
+        # and leaves the other cores to other documents.
+        env["OMP_THREAD_LIMIT"] = "1"
         with open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                                        cwd=ROOT, env=env)

@@ -1,4 +1,5 @@
-"""DOCX (python-docx) and PPTX (python-pptx), opened only after their zip directory passed the limits."""
+"""DOCX (python-docx) and PPTX (python-pptx), opened only after their zip directory passed the limits. Pictures
+in the body of a DOCX and on slides are read by OCR (workers.engine.extract.ocr), their text put where they stand."""
 from __future__ import annotations
 
 import re
@@ -6,9 +7,15 @@ import zipfile
 
 from workers.common.errors import ReadableError
 from workers.common.formats import Limits, check_zip
-from workers.engine.extract.base import Deadline, Extracted, clean_text, damaged, join_pages, markdown_table
+from workers.engine.extract.base import (Deadline, Extracted, clean_text, damaged, join_pages, markdown_table,
+                                         no_progress)
+from workers.engine.extract.ocr import DocumentOcr
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# A picture in a paragraph: DrawingML's blip (r:embed names the image part), or a legacy VML image (r:id).
+A_BLIP = "{http://schemas.openxmlformats.org/drawingml/2006/main}blip"
+V_IMAGEDATA = "{urn:schemas-microsoft-com:vml}imagedata"
+R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.I)
 
 
@@ -16,9 +23,13 @@ _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.I)
 
 
 class _Word:
-    def __init__(self, document, deadline: Deadline):
+    def __init__(self, document, deadline: Deadline, ocr: DocumentOcr, progress=no_progress):
         self.document = document
         self.deadline = deadline
+        self.ocr = ocr
+        self.progress = progress
+        self.pictures = sum(1 for _ in document.element.body.iter(A_BLIP, V_IMAGEDATA))  # for progress
+        self.pictures_seen = 0
         self.style_names = {s.style_id: s.name or "" for s in document.styles}
         self.numbering = self._numbering_formats()
         self.tables = 0
@@ -107,22 +118,44 @@ class _Word:
                     parts.append(" ".join(self.cell_text(tc) for tc in tr.iterchildren(f"{W}tc")))
         return " ".join(p for p in parts if p)
 
-    def blocks(self, container) -> list[tuple[str, bool, bool]]:
-        """(text, starts_a_page, is_list_item) for each paragraph and table of a body, header or footer, in order."""
+    def blocks(self, container, pictures: bool = False) -> list[tuple[str, bool, bool]]:
+        """(text, starts_a_page, is_list_item) for each paragraph and table of a body, header or footer, in order.
+        With `pictures`, the text OCR reads in a paragraph's pictures follows the paragraph's own (only the
+        body's: a header's pictures are logos, and their relationships belong to the header's part)."""
         out = []
         for child in container.iterchildren():
             tag = child.tag
             if tag == f"{W}p":
                 self.deadline.check()
-                out.append((self.paragraph(child), _page_break_before(child), self.last_item))
+                text, item = self.paragraph(child), self.last_item
+                read = self.picture_texts(child) if pictures else []
+                if read:
+                    text, item = "\n\n".join(t for t in [text, *read] if t), False
+                out.append((text, _page_break_before(child), item))
             elif tag == f"{W}tbl":
                 self.deadline.check()
                 out.append((self.table(child), False, False))
             elif tag == f"{W}sdt":
                 content = child.find(f"{W}sdtContent")
                 if content is not None:
-                    out.extend(self.blocks(content))
+                    out.extend(self.blocks(content, pictures))
         return out
+
+    def picture_texts(self, p) -> list[str]:
+        """The texts OCR reads in a body paragraph's pictures."""
+        texts = []
+        for node in p.iter(A_BLIP, V_IMAGEDATA):
+            self.pictures_seen += 1
+            try:
+                blob = self.document.part.related_parts[node.get(f"{R}embed") or node.get(f"{R}id")].blob
+            except (KeyError, AttributeError):
+                continue  # a linked picture, outside the file
+            number = self.pictures_seen
+            text = self.ocr.picture(blob, before_reading=lambda: self.progress(
+                (number - 1) / self.pictures, f"Reading picture {number} of {self.pictures} by OCR"))
+            if text:
+                texts.append(text)
+        return texts
 
 
 def _run_texts(p):
@@ -156,7 +189,7 @@ def _hard_break_after(p) -> bool:
     return any(br.get(f"{W}type") == "page" for br in p.iter(f"{W}br"))
 
 
-def extract_docx(path: str, *, filename: str, limits: Limits, deadline: Deadline) -> Extracted:
+def extract_docx(path: str, *, filename: str, limits: Limits, deadline: Deadline, progress=None) -> Extracted:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
@@ -167,8 +200,9 @@ def extract_docx(path: str, *, filename: str, limits: Limits, deadline: Deadline
     try:
         document = docx.Document(path)
         _drop_fallbacks(document)
-        word = _Word(document, deadline)
-        body = word.blocks(document.element.body)
+        ocr = DocumentOcr(limits=limits, deadline=deadline, things="pictures")
+        word = _Word(document, deadline, ocr, progress or no_progress)
+        body = word.blocks(document.element.body, pictures=True)
         # Pages: Word records where it last broke pages (lastRenderedPageBreak); files from other programs
         # only have explicit page breaks, after which the next block starts a page.
         rendered = any(starts for _, starts, _ in body)
@@ -194,7 +228,10 @@ def extract_docx(path: str, *, filename: str, limits: Limits, deadline: Deadline
     if footers:
         pages[-1].extend((f, False) for f in footers)
     text, offsets = join_pages([clean_text(_join_blocks(blocks)) for blocks in pages])
-    return Extracted(text=text, format="docx", pages=len(pages), page_offsets=offsets, tables=word.tables)
+    if not text.strip() and ocr.offered:
+        raise ReadableError(f"'{filename}' holds no text, only pictures. {ocr.why_no_text()}")
+    return Extracted(text=text, format="docx", pages=len(pages), page_offsets=offsets, tables=word.tables,
+                     ocr_spans=ocr.spans_in(text), warnings=ocr.warnings)
 
 
 def _join_blocks(blocks: list[tuple[str, bool]]) -> str:
@@ -261,27 +298,37 @@ def extract_pptx(path: str, *, filename: str, limits: Limits, deadline: Deadline
         raise ReadableError(f"'{filename}' is not a PowerPoint presentation: it has no ppt/presentation.xml inside.")
     tables = 0
     slides_text = []
+    progress = progress or no_progress
+    ocr = DocumentOcr(limits=limits, deadline=deadline, things="pictures")
     try:
         presentation = pptx.Presentation(path)
         slides = list(presentation.slides)
         for number, slide in enumerate(slides, start=1):
             deadline.check()
-            blocks, slide_tables = _slide_blocks(slide)
+
+            def read_picture(blob: bytes, number=number) -> str:
+                return ocr.picture(blob, before_reading=lambda: progress(
+                    (number - 1) / len(slides), f"Reading slide {number} of {len(slides)} by OCR"))
+
+            blocks, slide_tables = _slide_blocks(slide, read_picture)
             tables += slide_tables
             slides_text.append(clean_text("\n\n".join(blocks)))
-            if progress is not None:
-                progress(number / max(1, len(slides)), f"Slide {number} of {len(slides)}")
+            progress(number / max(1, len(slides)), f"Slide {number} of {len(slides)}")
     except ReadableError:
         raise
     except (PackageNotFoundError, KeyError, ValueError, AttributeError, TypeError, IndexError, zipfile.BadZipFile,
             OSError, SyntaxError) as exc:
         raise damaged(filename, "a PowerPoint presentation (PPTX)", exc)
     text, offsets = join_pages(slides_text)
-    return Extracted(text=text, format="pptx", pages=len(slides_text), page_offsets=offsets, tables=tables)
+    if not text.strip() and ocr.offered:
+        raise ReadableError(f"'{filename}' holds no text, only pictures. {ocr.why_no_text()}")
+    return Extracted(text=text, format="pptx", pages=len(slides_text), page_offsets=offsets, tables=tables,
+                     ocr_spans=ocr.spans_in(text), warnings=ocr.warnings)
 
 
-def _slide_blocks(slide) -> tuple[list[str], int]:
-    """A slide's title first, then its shapes top to bottom and left to right, then the speaker notes."""
+def _slide_blocks(slide, read_picture=None) -> tuple[list[str], int]:
+    """A slide's title first, then its shapes top to bottom and left to right (a picture by the text OCR reads in
+    it, through `read_picture(blob)`), then the speaker notes."""
     title_shape = None
     try:
         title_shape = slide.shapes.title
@@ -295,7 +342,7 @@ def _slide_blocks(slide) -> tuple[list[str], int]:
     for shape in _reading_order(slide.shapes):
         if title_shape is not None and shape.shape_id == title_shape.shape_id:
             continue
-        text, is_table = _shape_text(shape)
+        text, is_table = _shape_text(shape, read_picture)
         tables += is_table
         if text:
             blocks.append(text)
@@ -317,13 +364,14 @@ def _reading_order(shapes):
         return list(shapes)
 
 
-def _shape_text(shape) -> tuple[str, int]:
+def _shape_text(shape, read_picture=None) -> tuple[str, int]:
     from pptx.enum.shapes import MSO_SHAPE_TYPE
+    from pptx.shapes.picture import Picture
 
     if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
         parts, tables = [], 0
         for inner in _reading_order(shape.shapes):
-            text, is_table = _shape_text(inner)
+            text, is_table = _shape_text(inner, read_picture)
             tables += is_table
             if text:
                 parts.append(text)
@@ -338,4 +386,10 @@ def _shape_text(shape) -> tuple[str, int]:
             if line:
                 lines.append("  " * (paragraph.level or 0) + line)
         return "\n".join(lines), 0
+    if read_picture is not None and isinstance(shape, Picture):
+        try:
+            blob = shape.image.blob
+        except (KeyError, ValueError, AttributeError):
+            return "", 0  # a linked picture, outside the file
+        return read_picture(blob), 0
     return "", 0
