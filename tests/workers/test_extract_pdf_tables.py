@@ -201,8 +201,10 @@ def test_one_process_reads_a_long_pdf_as_the_pool_of_processes_does(tmp_path):
     pooled = _read_pages(path, 120, filename="long.pdf", deadline=Deadline(60), progress=lambda f, m: heard.append(f),
                          tables=True)
     assert heard == sorted(heard) and heard[-1] == 1.0
-    if len(os.sched_getaffinity(0)) > 1:
-        assert len(heard) < 120  # the pool hands pages back in batches
+    # The pool hands pages back in batches; it forks only where no other thread runs (the extraction child of a
+    # worker), which is not so after the suite's live servers have started in this process.
+    if len(os.sched_getaffinity(0)) > 1 and threading.active_count() == 1:
+        assert len(heard) < 120
     # A running thread forbids forking (a held lock could be copied into the children): one process reads it all.
     stop = threading.Event()
     heartbeat = threading.Thread(target=stop.wait)
