@@ -67,6 +67,13 @@ def too_slow_message(seconds: float) -> str:
             "Split it into smaller files or ask an administrator to raise GARAGE_EXTRACT_TIME_LIMIT.")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset may narrow)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def no_progress(fraction: float, message: str = "") -> None:
     """The progress callback used when nobody listens."""
 

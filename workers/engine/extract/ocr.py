@@ -16,13 +16,12 @@ import collections
 import hashlib
 import io
 import math
-import os
 import re
 import shutil
 import time
 
 from workers.common.formats import Limits
-from workers.engine.extract.base import Deadline, clean_text, no_progress
+from workers.engine.extract.base import Deadline, clean_text, no_progress, usable_cores
 
 # Scans are read best at about 300 dots per inch; a huge page is rendered at less, so that one page's bitmap
 # (one byte a pixel) stays within some 12 MB: A3 at 250 dpi. Tesseract's time grows with the pixels, too.
@@ -125,7 +124,7 @@ class DocumentOcr:
             indexes = [index for index in indexes if _draws_pictures(document, index)]
             chosen = indexes[:max(0, self.limits.ocr_max_pages)]
             self.left_out += len(indexes) - len(chosen)
-            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            cpus = usable_cores()
             workers = max(1, min(MAX_PARALLEL_PAGES, cpus, len(chosen) or 1))
             pending: collections.deque = collections.deque()  # (page index, timeout, future), in page order
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:

@@ -17,7 +17,8 @@ import re
 
 from workers.common.errors import ReadableError
 from workers.common.formats import Limits
-from workers.engine.extract.base import Deadline, Extracted, clean_text, damaged, join_pages, markdown_table
+from workers.engine.extract.base import (Deadline, Extracted, clean_text, damaged, join_pages, markdown_table,
+                                         usable_cores)
 
 # pdfium marks a word hyphenated at a line end with U+0002 in place of the hyphen.
 _SOFT_HYPHEN_BREAK = re.compile(r"\x02\s*\n\s*")
@@ -342,7 +343,7 @@ def _workers(count: int) -> int:
     # Forking a process that runs other threads (a worker's heartbeat) could copy a held lock into the child.
     if count < 2 * PARALLEL_MIN_PAGES or threading.active_count() > 1 or not hasattr(os, "fork"):
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cores()
     return max(1, min(cpus, count // PARALLEL_MIN_PAGES, MAX_WORKERS))
 
 
