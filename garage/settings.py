@@ -169,6 +169,8 @@ if env_str("S3_BUCKET"):
             "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
             "default_acl": "private",
             "querystring_auth": True,
+            # Signed download addresses in signature version 4, which every S3-compatible store and region accepts.
+            "signature_version": "s3v4",
         },
     }
 else:

@@ -4,12 +4,14 @@ import logging
 import threading
 import time
 import traceback
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection
 
 from apps.core.models import Job, JobEvent
+from apps.training.artifacts import artifact_checkpoint_upload
 from apps.core.jobtypes import job_type_get
 from apps.core.services import job_claim, job_event_add, job_finish, job_heartbeat
 from garage.logs import job_logging
@@ -65,9 +67,18 @@ class JobReporter:
     def metric(self, **values):
         self._emit(JobEvent.Type.METRIC, values)
 
-    def checkpoint(self, step):
-        """A resumable state was saved: the reaper may re-queue this job if its worker dies from here on."""
-        self._emit(JobEvent.Type.LOG, {"line": f"Checkpoint saved at step {step}", "checkpoint_step": step})
+    def checkpoint(self, step, folder):
+        """A resumable state was saved: the reaper may re-queue this job if its worker dies from here on. With a
+        bucket it is copied there first, so that any worker resumes from it."""
+        line = f"Checkpoint saved at step {step}"
+        try:
+            artifact_checkpoint_upload(folder=Path(folder))
+        except Exception:
+            # A bucket that fails now must not end hours of training: the run goes on, and a resume on another worker
+            # starts from the last checkpoint that reached the bucket.
+            logger.warning("Checkpoint at step %s of job %s did not reach the bucket", step, self.job.code, exc_info=True)
+            line += " on this worker only: the bucket did not take it"
+        self._emit(JobEvent.Type.LOG, {"line": line, "checkpoint_step": step})
 
     def should_stop(self):
         now = time.monotonic()

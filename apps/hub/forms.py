@@ -38,6 +38,6 @@ class PublishForm(forms.Form):
 
     def __init__(self, *args, choices=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["what"].choices = [(c["key"], f"{c['label']} ({len(c['files'])} files + model card)") for c in choices]
+        self.fields["what"].choices = [(c["key"], f"{c['label']}, with its model card") for c in choices]
         if choices:
             self.fields["what"].initial = choices[0]["key"]

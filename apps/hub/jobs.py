@@ -9,12 +9,13 @@ from apps.core.jobtypes import job_type
 from apps.core.models import Job
 from apps.hub.models import HubConnection
 from apps.hub.publish import PushConfig, push
-from apps.hub.selectors import ARTIFACTS, hub_push_files
+from apps.hub.selectors import ARTIFACTS, hub_push_whats
 from apps.hub.connections import hub_connection_token
 from apps.training.exports import finetune_card_facts, finetune_file_stem
+from apps.training.model_choices import tuned_model_export_files, tuned_model_unpack
 from apps.training.models import FineTune
 from workers.common.errors import ReadableError
-from workers.common.exports import base_portable_name
+from workers.common.exports import CARD, GGUF_TYPES, base_portable_name
 from workers.engine.export import model_card
 
 
@@ -25,6 +26,24 @@ def _adapter_config_for_hub(path: str, base_model: str) -> str:
         config = json.load(handle)
     config["base_model_name_or_path"] = base_model
     return json.dumps(config, indent=2, sort_keys=True)
+
+
+# Files of the training folder that describe the run on this server rather than the model.
+_SKIPPED = {CARD, "training_args.bin"}
+
+
+def hub_push_files(*, finetune: FineTune, what: str) -> dict[str, str]:
+    """The files a push of `what` uploads (path in the repository -> file on this worker), the model card left out:
+    every push writes a fresh one. A model trained, or an export made, on another machine is fetched from the bucket
+    first. Empty when this model cannot publish `what` (apps.hub.selectors.hub_push_whats)."""
+    if what not in hub_push_whats(finetune=finetune):
+        return {}
+    if what in ("adapter", "model"):
+        folder = tuned_model_unpack(finetune)
+        return {p.relative_to(folder).as_posix(): str(p) for p in sorted(folder.rglob("*"))
+                if p.is_file() and p.name not in _SKIPPED}
+    kinds = ["merged"] if what == "merged" else [kind for kind in GGUF_TYPES if kind in (finetune.outputs or {})]
+    return {name: str(path) for kind in kinds for name, path in tuned_model_export_files(finetune, kind).items()}
 
 
 def hub_push_run(*, job: Job, reporter) -> dict:

@@ -17,9 +17,9 @@ from apps.core.services import job_create, job_event_add
 from apps.evaluation.heldout.services import heldout_evaluation_expected
 from apps.hub.connections import RECONNECT_MESSAGE, ReconnectRequired
 from apps.hub.models import HubConnection, HubPreferences
-from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_files
+from apps.hub.selectors import ARTIFACTS, hub_connection_get, hub_preferences_get, hub_push_whats
 from apps.training.models import FineTune
-from apps.training.services import finetune_artifact_path
+from apps.training.exports import finetune_has_files
 
 # A {field} of a repository name pattern: only {name}, {date} and {id} are known.
 _PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
@@ -181,7 +181,7 @@ def hub_push_start(*, finetune: FineTune, repo: str, what: str = "", private: bo
     sends its task once the transaction commits. Raises ValidationError for an unfinished model, a missing
     connection, an output that does not exist, a bad name or mode; PublishBlocked or ConfirmationRequired from the
     evaluation gate."""
-    if finetune_artifact_path(finetune) is None:
+    if not finetune_has_files(finetune=finetune):
         raise ValidationError("This model has not finished training yet; publish it once it has.")
     connection = hub_connection_get(user=finetune.owner)
     if connection is None:
@@ -191,7 +191,7 @@ def hub_push_start(*, finetune: FineTune, repo: str, what: str = "", private: bo
     what = what or _default_artifact(finetune)
     if what not in ARTIFACTS:
         raise ValidationError(f"Choose what to publish among: {', '.join(ARTIFACTS)}.")
-    if not hub_push_files(finetune=finetune, what=what):
+    if what not in hub_push_whats(finetune=finetune):
         raise ValidationError(f"This model has no {ARTIFACTS[what].lower()} to publish"
                               f"{' yet: make it under Outputs first' if what in ('merged', 'gguf') else ''}.")
     if mode not in ("new", "existing", "any"):

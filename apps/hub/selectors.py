@@ -1,6 +1,4 @@
 """Reads of the hub app: a user's connection and preferences, their push jobs, and what a fine-tune can publish."""
-from pathlib import Path
-
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
@@ -8,7 +6,8 @@ from django.http import Http404
 from apps.core.models import Job
 from apps.hub.models import HubConnection, HubPreferences
 from apps.training.models import FineTune
-from apps.training.services import finetune_artifact_path, finetune_output_dir
+from apps.training.exports import finetune_has_files
+from workers.common.exports import GGUF_TYPES
 
 # What can be pushed, in the order forms offer it. The training folder's `model/` holds the LoRA adapter or the
 # fully fine-tuned model; merged and GGUF files exist once an export made them (apps/training/exports.py).
@@ -18,8 +17,6 @@ ARTIFACTS = {
     "merged": "Merged model (adapter folded into the base)",
     "gguf": "GGUF files (llama.cpp)",
 }
-# Files of the training folder that describe the run on this server rather than the model.
-_SKIPPED = {"README.md", "training_args.bin"}
 
 
 def hub_connection_get(*, user) -> HubConnection | None:
@@ -49,35 +46,24 @@ def hub_push_get_for_user(*, user, code) -> Job:
         raise Http404("No such push.")
 
 
-def _folder_files(folder: Path) -> dict[str, str]:
-    if not folder.is_dir():
-        return {}
-    return {str(p.relative_to(folder)): str(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in _SKIPPED and not p.name.endswith(".partial")}
-
-
-def hub_push_files(*, finetune: FineTune, what: str) -> dict[str, str]:
-    """The files a push of `what` uploads (path in the repository → file here), the model card left out: every
-    push writes a fresh one. Empty when that output does not exist (yet)."""
-    if finetune_artifact_path(finetune) is None:
-        return {}
-    output_dir = finetune_output_dir(finetune)
+def hub_push_whats(*, finetune: FineTune) -> list[str]:
+    """What this fine-tune can publish now (keys of ARTIFACTS, in their order), read from what its jobs recorded:
+    the training output once training has finished and its files are kept, an export once it was made. Nothing here
+    reads a model's files, which may live in the bucket or on a worker's disk (hub.jobs gathers them for the push)."""
+    if not finetune_has_files(finetune=finetune):
+        return []
     lora = finetune.method != FineTune.Method.FULL
-    # An adapter that applies to a model of this server (stacked on another tuned model or a warm-up) leaves it merged.
-    if what == "adapter" and lora and not finetune.stacked or what == "model" and not lora:
-        return _folder_files(output_dir / "model")
-    if what == "merged" and lora and "merged" in (finetune.outputs or {}):
-        return _folder_files(output_dir / "exports" / "merged")
-    if what == "gguf" and {"gguf_f16", "gguf_q8_0"} & set(finetune.outputs or {}):
-        return {name: path for name, path in _folder_files(output_dir / "exports" / "gguf").items() if name.endswith(".gguf")}
-    return {}
+    outputs = finetune.outputs or {}
+    available = {
+        # An adapter that applies to a model of this server (stacked on another tuned model or a warm-up) leaves merged.
+        "adapter": lora and not finetune.stacked,
+        "model": not lora,
+        "merged": lora and "merged" in outputs,
+        "gguf": bool(set(GGUF_TYPES) & set(outputs)),
+    }
+    return [what for what in ARTIFACTS if available[what]]
 
 
 def hub_push_choices(*, finetune: FineTune) -> list[dict]:
-    """What this fine-tune can publish now: [{"key", "label", "files"}], the training output first."""
-    choices = []
-    for key, label in ARTIFACTS.items():
-        files = hub_push_files(finetune=finetune, what=key)
-        if files:
-            choices.append({"key": key, "label": label, "files": sorted(files)})
-    return choices
+    """What this fine-tune can publish now: [{"key", "label"}], the training output first."""
+    return [{"key": what, "label": ARTIFACTS[what]} for what in hub_push_whats(finetune=finetune)]

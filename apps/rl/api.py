@@ -1,5 +1,4 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -21,7 +20,7 @@ from apps.rl.selectors import (
 )
 from apps.rl.services import (
     MAX_PREVIEW_SAMPLES,
-    grpo_artifact_path,
+    grpo_run_download,
     grpo_recipe_create,
     grpo_run_create,
     grpo_source_prompts,
@@ -143,10 +142,7 @@ class GrpoRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request, code=None):
-        path = grpo_artifact_path(self.get_object())
-        if path is None:
-            raise Http404("This run has no files to download yet.")
-        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+        return grpo_run_download(run=self.get_object())
 
 
 class RewardPreviewSerializer(serializers.ModelSerializer):

@@ -25,9 +25,10 @@ from apps.rl.services import (
     version_prompts,
 )
 from apps.training.artifacts import artifact_upload
-from apps.training.jobs import finetune_card_write, finetune_start_upload, model_choice_ref
+from apps.training.jobs import checkpoint_fetch, finetune_card_write, finetune_start_upload, model_choice_ref
 from apps.training.models import FineTune
 from apps.training.services import code_version
+from apps.training.selectors import ARTIFACTS_PREFIX
 from apps.training.model_choices import (
     FINETUNE_PREFIX,
     model_choice_finetune,
@@ -69,13 +70,14 @@ def grpo_prompts(*, run: GrpoRun) -> list[dict]:
 
 def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
     """Run the GRPO engine for a run and record what it made. Resumes from the newest checkpoint when the job runs
-    again. Side effects: model files under the artifacts folder (and in the bucket when there is one, all but the
-    checkpoints); the run's metrics and artifact updated; judge requests (with audit rows); for the reference recipe,
+    again, on this worker or, with a bucket, on any. Side effects: model files under the artifacts folder (and in
+    the bucket when there is one); the run's metrics and artifact updated; judge requests (with audit rows); for the reference recipe,
     two GSM8K benchmark runs queued."""
     values = {k: v for k, v in run.settings.items() if k in _CONFIG_FIELDS and k not in ("prompts", "rewards")}
     # A tuned model starts from its own base with its adapter folded in; the engine resolves the base's name as every
     # feature does (the same catalogue function, the same model folder).
     base, adapter = model_choice_parts(user=run.owner, choice=run.base_model)
+    checkpoint_fetch(run=grpo_output_dir(run), reporter=reporter)
     config = GRPOTrainConfig(base_model=base, base_adapter=adapter or "", output_dir=str(grpo_output_dir(run)),
                              prompts=grpo_prompts(run=run), rewards=run.rewards, method=run.method, resume=True,
                              save_merged=bool(run.recipe),
@@ -148,10 +150,11 @@ def grpo_recipe_benchmarks(*, run: GrpoRun) -> None:
     cannot be created is logged, never fatal: the trained model stays."""
     from apps.evaluation.services import benchmark_run_create
 
-    root = Path(django_settings.GARAGE_ARTIFACTS_DIR)
-    # The tiny test model is built per run; the benchmark must ask that same model, so it is named by its folder. A
-    # tuned model as the base is benchmarked as that tuned model.
-    base = str(grpo_output_dir(run) / "base") if run.base_model == TINY_MODEL_ID else run.base_model
+    # The tiny test model is built per run; the benchmark must ask that same model, so it is named by its folder (as
+    # the merged model is: ARTIFACTS_PREFIX, resolved on whichever machine runs the benchmark). A tuned model as the
+    # base is benchmarked as that tuned model.
+    base = (f"{ARTIFACTS_PREFIX}{grpo_output_dir(run).relative_to(django_settings.GARAGE_ARTIFACTS_DIR).as_posix()}/base"
+            if run.base_model == TINY_MODEL_ID else run.base_model)
     base_finetune = None
     if run.base_model.startswith(FINETUNE_PREFIX):
         try:
@@ -165,7 +168,7 @@ def grpo_recipe_benchmarks(*, run: GrpoRun) -> None:
                           "temperature": 0.0}
     made = {}
     models = (("base_benchmark", base, base_finetune, "base"),
-              ("tuned_benchmark", merged and str(root / merged), None, "tuned"))
+              ("tuned_benchmark", merged and f"{ARTIFACTS_PREFIX}{merged}", None, "tuned"))
     for field_name, model, finetune, label in models:
         if not model and finetune is None:
             continue

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from pathlib import Path
+from pathlib import PurePosixPath
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpResponse
 
 from apps.core.models import Job
 from apps.core.options import options_clean
@@ -18,6 +19,7 @@ from apps.providers.client import SITE_DEFAULT, ProviderClient, provider_resolve
 from apps.providers.models import ExternalCallAudit
 from apps.providers.services import provider_choice_validate
 from apps.rl.models import GrpoRun, RewardPreview
+from apps.training.artifacts import artifact_download_response, artifact_size
 from apps.training.model_choices import default_model_choice, model_choice_clean, model_choice_label
 from apps.training.names import METHODS, model_short_name, run_name
 from apps.training.services import BACKENDS
@@ -272,10 +274,17 @@ class JudgeEndpoints:
             client.close()
 
 
-def grpo_artifact_path(run: GrpoRun) -> Path | None:
-    from apps.training.services import artifact_resolve
+def grpo_run_has_files(*, run: GrpoRun) -> bool:
+    """Whether the run's zip (its adapter or model) can be downloaded: where the web finds it, the bucket or the
+    local folder (apps.training.artifacts)."""
+    return bool(run.artifact) and artifact_size(relative=run.artifact) is not None
 
-    return artifact_resolve(relative=run.artifact)
+
+def grpo_run_download(*, run: GrpoRun, filename: str = "") -> HttpResponse:
+    """The download of the run's zip for its owner (the caller checked ownership), named `filename` (default: the
+    zip's own name). Http404 when there is none yet."""
+    return artifact_download_response(relative=run.artifact, filename=filename or PurePosixPath(run.artifact).name,
+                                      missing="This run has no files to download yet.")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 import json
+from pathlib import PurePosixPath
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -26,7 +26,8 @@ from apps.rl.selectors import (
 from apps.rl.services import (
     RECIPE_REWARDS,
     RECIPE_SETTINGS,
-    grpo_artifact_path,
+    grpo_run_download,
+    grpo_run_has_files,
     grpo_prompts_read,
     grpo_recipe_create,
     grpo_run_create,
@@ -185,7 +186,7 @@ def run_detail(request, code):
     chart = [{k: v for k, v in point.items() if k != "samples"} for point in history]
     return render(request, "rl/run_detail.html", {
         "run": run, "functions": functions, "names": names, "samples": samples, "chart": chart,
-        "has_artifact": grpo_artifact_path(run) is not None,
+        "has_artifact": grpo_run_has_files(run=run),
         "judge": (run.metrics or {}).get("judge") or (history[-1] if history and "judge_calls" in history[-1] else None),
     })
 
@@ -193,8 +194,5 @@ def run_detail(request, code):
 @login_required
 def run_download(request, code):
     run = grpo_run_get_for_user(user=request.user, code=code)
-    path = grpo_artifact_path(run)
-    if path is None:
-        raise Http404("This run has no files to download yet.")
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in run.name).strip("-")[:60] or "grpo"
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{slug}-{path.name}")
+    return grpo_run_download(run=run, filename=f"{slug}-{PurePosixPath(run.artifact).name}")

@@ -24,6 +24,7 @@ from django.utils.http import content_disposition_header
 from apps.training.services import artifact_resolve
 from workers.common.errors import ReadableError
 from workers.common.exports import CARD, EXPORTS
+from workers.common.training import CHECKPOINT_WHOLE, CHECKPOINTS, RESUME_STATE
 
 STORAGE_ALIAS = "artifacts"
 
@@ -47,12 +48,15 @@ def artifact_key(relative: str) -> str:
     relative path under a prefix for its kind, so that a bucket's lifecycle rules and a person browsing it can tell
     them apart. `grpo/` keeps a GRPO run's folder whole (its adapter, warm-up model, merged model, card); for a
     fine-tune's folder `<code>/`: `adapters/` the training zip (a full fine-tune's model zip too) and the folders
-    beside it, `bases/` the model its adapter applies to when that lives beside it (base/), `cards/` the model card,
-    `outputs/merged/` and `outputs/gguf/` the exports."""
+    beside it, `bases/` the model its adapter applies to when that lives beside it (base/), `checkpoints/` the
+    resumable states of a training under way, `cards/` the model card, `outputs/merged/` and `outputs/gguf/` the
+    exports."""
     parts = _relative_parts(relative)
     if parts[0] == "grpo":
         return "/".join(parts)
-    if len(parts) > 2 and parts[1] == EXPORTS:
+    if len(parts) > 1 and parts[1] == CHECKPOINTS:
+        kind = "checkpoints"
+    elif len(parts) > 2 and parts[1] == EXPORTS:
         name = parts[2]
         kind = ("cards" if name == CARD else "outputs/merged" if name.startswith("merged")
                 else "outputs/gguf" if name.startswith("gguf") else "outputs")
@@ -71,19 +75,94 @@ def _relative_to_root(path: Path) -> str:
         raise ReadableError(f"'{path}' is not inside the artifacts folder.") from None
 
 
-def artifact_upload(*, path: Path) -> None:
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def artifact_upload(*, path: Path, changed_only: bool = False) -> None:
     """Copy a finished file, or every file of a finished folder, from the local artifacts folder into the shared
-    storage, each under artifact_key of its relative path (replacing what was there). Nothing happens without a
-    bucket. Called by the worker after writing, before it records the file, so that a recorded file is in the bucket.
-    Raises ReadableError for a path outside the artifacts folder."""
+    storage, each under artifact_key of its relative path (replacing what was there; with `changed_only`, only the
+    files the bucket lacks or holds at another size). Nothing happens without a bucket. Called by the worker after
+    writing, before it records the file, so that a recorded file is in the bucket. Raises ReadableError for a path
+    outside the artifacts folder."""
     storage = artifacts_storage()
     if storage is None:
         return
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
+    for file in _files(Path(path)):
+        key = artifact_key(_relative_to_root(file))
+        if changed_only and _stored_size(storage, key) == file.stat().st_size:
+            continue
         with file.open("rb") as handle:
-            storage.save(artifact_key(_relative_to_root(file)), File(handle))
+            storage.save(key, File(handle))
+
+
+def _stored_size(storage: Storage, key: str) -> int | None:
+    try:
+        return storage.size(key)
+    except FileNotFoundError:
+        return None
+
+
+def _checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint folder's name ("checkpoint-120" -> 120), None for any other name."""
+    prefix, _, step = name.partition("-")
+    return int(step) if prefix == "checkpoint" and step.isdigit() else None
+
+
+def artifact_checkpoint_upload(*, folder: Path) -> None:
+    """Copy a checkpoint a training has just saved (`<run>/checkpoints/checkpoint-<step>/`) into the shared storage,
+    with what a resumed run reads beside it (RESUME_STATE, uploaded again only where it changed), then remove the
+    run's older checkpoints from the storage: a worker on another machine resumes from the newest whole one
+    (artifact_checkpoint_fetch). Its marker file goes last, so that a checkpoint cut short by a dying worker is never
+    taken for whole. Nothing happens without a bucket. Called by the worker before it reports the checkpoint, so
+    that the reaper re-queues a training only once its checkpoint can be had from anywhere."""
+    storage = artifacts_storage()
+    if storage is None:
+        return
+    folder = Path(folder)
+    run = folder.parent.parent
+    for name in RESUME_STATE:
+        if (run / name).exists():
+            artifact_upload(path=run / name, changed_only=True)
+    mark = folder / CHECKPOINT_WHOLE
+    for file in _files(folder):
+        if file != mark:
+            artifact_upload(path=file)
+    artifact_upload(path=mark)
+    checkpoints_key = artifact_key(_relative_to_root(folder.parent))
+    for name in storage.listdir(checkpoints_key)[0]:
+        step = _checkpoint_step(name)
+        if step is not None and name != folder.name:
+            for stored in _stored_files(storage, f"{checkpoints_key}/{name}"):
+                storage.delete(f"{checkpoints_key}/{name}/{stored}")
+
+
+def artifact_checkpoint_fetch(*, run: Path) -> int | None:
+    """Fetch a run's newest whole checkpoint from the shared storage into its local folder (`run`), with what a
+    resumed run reads beside it (RESUME_STATE) where this machine lacks it, when the storage holds a newer one than
+    this machine: the training then resumes from it as from its own. Returns the step fetched, or None when there
+    was nothing newer (always without a bucket)."""
+    storage = artifacts_storage()
+    if storage is None:
+        return None
+    run = Path(run)
+    relative = _relative_to_root(run)
+    checkpoints_key = artifact_key(f"{relative}/{CHECKPOINTS}")
+    stored = [step for name in storage.listdir(checkpoints_key)[0]
+              if (step := _checkpoint_step(name)) is not None
+              and storage.exists(f"{checkpoints_key}/{name}/{CHECKPOINT_WHOLE}")]
+    local = [step for path in (run / CHECKPOINTS).glob("checkpoint-*")
+             if (step := _checkpoint_step(path.name)) is not None and (path / CHECKPOINT_WHOLE).is_file()]
+    if not stored or max(stored) <= max(local, default=-1):
+        return None
+    for name in RESUME_STATE:
+        if not (run / name).exists() and artifact_fetch(relative=f"{relative}/{name}") is None:
+            artifact_folder_fetch(relative=f"{relative}/{name}")
+    step = max(stored)
+    # A local folder of that step without its marker was cut short here: the bucket's whole copy replaces it.
+    shutil.rmtree(run / CHECKPOINTS / f"checkpoint-{step}", ignore_errors=True)
+    artifact_folder_fetch(relative=f"{relative}/{CHECKPOINTS}/checkpoint-{step}")
+    return step
 
 
 def _download(storage: Storage, key: str, target: Path) -> None:

@@ -18,10 +18,11 @@ from apps.hub.pushes import hub_push_follow
 from apps.training.pipeline import pipeline_advance
 from apps.datasets.models import VersionExample
 from apps.training.exports import finetune_card_facts, finetune_file_stem
-from apps.training.artifacts import artifact_size, artifact_upload
+from apps.training.artifacts import artifact_checkpoint_fetch, artifact_folder_fetch, artifact_size, artifact_upload
 from apps.training.model_choices import (model_choice_parts, tuned_model_files, tuned_model_folder_fetch,
                                          tuned_model_start)
 from apps.training.models import FineTune
+from apps.training.selectors import ARTIFACTS_PREFIX
 from apps.training.services import (TEXTS, code_version, finetune_artifact_path, finetune_output_dir,
                                     finetune_system_prompt, version_passages)
 from workers.common.catalogue import TINY_MODEL_ID
@@ -48,6 +49,11 @@ def model_choice_ref(*, user, choice: str, tiny: Callable[[], Path] | None = Non
     `tiny()` builds (default: tiny_test_model). Raises ReadableError when the model cannot be had here."""
     if choice == TINY_MODEL_ID:
         return ModelRef(path=str((tiny or tiny_test_model)()))
+    if choice.startswith(ARTIFACTS_PREFIX):
+        folder = artifact_folder_fetch(relative=choice.removeprefix(ARTIFACTS_PREFIX))
+        if folder is None:
+            raise ReadableError("The model folder this job uses is neither on this worker nor in the bucket.")
+        return ModelRef(path=str(folder))
     base, adapter = model_choice_parts(user=user, choice=choice)
     return ModelRef(path=base_model_source(base), adapter=adapter)
 
@@ -104,11 +110,21 @@ def finetune_start_prepare(finetune: FineTune) -> str:
     return str(start)
 
 
+def checkpoint_fetch(*, run: Path, reporter) -> None:
+    """Before a training (a fine-tune or a GRPO run) starts or resumes: with a bucket, fetch the run's newest
+    checkpoint when another worker saved it (this one died, or the reaper re-queued the job here), so that the
+    training continues from it as from its own."""
+    step = artifact_checkpoint_fetch(run=run)
+    if step is not None:
+        reporter.log(f"Fetched the checkpoint of step {step} from the bucket, saved by another worker")
+
+
 def finetune_run(*, finetune: FineTune, reporter) -> dict:
     """Run the training engine for a fine-tune and record its metrics and artifact.
 
     Side effects: writes model files under the artifacts folder, uploads the training zip, the card and the model
-    it started from (base/) to the bucket when there is one, and updates the FineTune row."""
+    it started from (base/) to the bucket when there is one (and each checkpoint as it is saved, workers.jobs), and
+    updates the FineTune row."""
     train_pairs, eval_pairs = [], []
     for question, answer, system, split in finetune.version.examples.values_list("question", "answer", "system", "split"):
         pair = {"question": question, "answer": answer, "system": finetune_system_prompt(finetune, system)}
@@ -119,6 +135,7 @@ def finetune_run(*, finetune: FineTune, reporter) -> dict:
     # The tiny test model is initialised at random: it knows nothing worth keeping, so there is nothing to replay.
     replay = (finetune.config or {}).get("replay") and finetune.base_model != TINY_MODEL_ID
     replay_prompts = load_replay_prompts() if replay else []
+    checkpoint_fetch(run=finetune_output_dir(finetune), reporter=reporter)
     if finetune.parent is not None:
         reporter.phase("preparing", f"Starting from {finetune.parent.name}")
     # resume=True: a retried or re-queued job continues from its newest checkpoint when there is one.

@@ -28,6 +28,7 @@ from apps.training.models import FineTune
 from apps.training.services import finetune_output_dir
 from apps.training.selectors import FINETUNE_PREFIX, model_choice_finetune, model_choice_finetune_name
 from workers.common.errors import ReadableError
+from workers.common.exports import CARD, EXPORTS
 from workers.common.catalogue import TINY_MODEL_ID, default_base_model
 from workers.common.planner import device_facts_path, recorded_device
 
@@ -227,22 +228,59 @@ def tuned_model_files(finetune: FineTune) -> tuple[str, str | None]:
     folder its adapter applies to (base/, a warm-up's model) downloaded. For the worker side only: it downloads.
     Without a bucket the paths are returned as they are. ReadableError when the files are nowhere."""
     base, adapter = tuned_model_parts(finetune)
-    if artifacts_storage() is None:
-        return base, adapter
-    model_dir = Path(adapter or base)
-    if not model_dir.is_dir():
-        archive = artifact_fetch(relative=finetune.artifact)
-        if archive is None:
-            raise ReadableError(f"The files of '{finetune.name}' are neither on this worker nor in the bucket.")
-        # Unpacked beside and renamed, so that a half-unpacked model is never loaded.
-        partial = model_dir.with_name(f"{model_dir.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(partial)
-        partial.rename(model_dir)
+    tuned_model_unpack(finetune)
     if adapter:
         tuned_model_folder_fetch(finetune, Path(base))
     return base, adapter
+
+
+def tuned_model_unpack(finetune: FineTune) -> Path:
+    """The trained folder (model/: the adapter or the full model) present on this machine, unpacked from the
+    training zip fetched from the bucket when it was trained on another worker. Worker side only."""
+    model_dir = finetune_output_dir(finetune) / "model"
+    if artifacts_storage() is None or model_dir.is_dir():
+        return model_dir
+    archive = artifact_fetch(relative=finetune.artifact)
+    if archive is None:
+        raise ReadableError(f"The files of '{finetune.name}' are neither on this worker nor in the bucket.")
+    # Unpacked beside and renamed, so that a half-unpacked model is never loaded.
+    partial = model_dir.with_name(f"{model_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(partial)
+    partial.rename(model_dir)
+    return model_dir
+
+
+def tuned_model_export_files(finetune: FineTune, kind: str) -> dict[str, Path]:
+    """The files of one recorded export (FineTune.outputs[kind]: the merged model, a GGUF file) on this machine, by
+    name, the model card left out: an export made on another worker is unpacked from its zip, fetched from the
+    bucket. Worker side only. ReadableError when it is neither here nor in the bucket."""
+    record = (finetune.outputs or {}).get(kind)
+    if not record:
+        raise ReadableError(f"'{finetune.name}' has no {kind.replace('_', ' ')} export.")
+    # Where the export wrote them (workers.engine.export): exports/merged/ for the merged model, exports/gguf/ else.
+    folder = finetune_output_dir(finetune) / EXPORTS / ("merged" if kind == "merged" else "gguf")
+    names = [name for name in record["files"] if name != CARD]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing and artifacts_storage() is not None:
+        archive = artifact_fetch(relative=record["path"])
+        if archive is None:
+            raise ReadableError(f"The {kind.replace('_', ' ')} export of '{finetune.name}' is neither on this "
+                                "worker nor in the bucket.")
+        with zipfile.ZipFile(archive) as zf:
+            for name in missing:
+                # Written beside and renamed, so that a file cut short is never taken for the export.
+                target = folder / name
+                partial = target.with_name(f"{target.name}.partial")
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(name) as source, partial.open("wb") as out:
+                    shutil.copyfileobj(source, out, length=8 * 1024 * 1024)
+                partial.replace(target)
+    files = {name: folder / name for name in names}
+    if not all(path.is_file() for path in files.values()):
+        raise ReadableError(f"The {kind.replace('_', ' ')} export of '{finetune.name}' is missing on this worker.")
+    return files
 
 
 def tuned_model_folder_fetch(finetune: FineTune, folder: Path) -> None:

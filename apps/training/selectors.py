@@ -12,6 +12,10 @@ from apps.training.models import FineTune
 
 # How a form or an API names one of the user's tuned models among base models: "finetune:<code>".
 FINETUNE_PREFIX = "finetune:"
+# How the platform names a model folder it made itself (a GRPO run's merged model, the tiny model built for a run), for
+# a job it queues on that folder: "artifacts:<path relative to the artifacts folder>", which every machine resolves in
+# its own artifacts folder (fetched from the bucket when it lacks it). Never accepted from a user.
+ARTIFACTS_PREFIX = "artifacts:"
 
 
 def finetune_list_for_user(*, user) -> QuerySet[FineTune]:

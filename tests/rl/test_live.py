@@ -31,8 +31,10 @@ def test_it_runs_the_reference_recipe_with_the_tiny_model_on_the_worker(alice, a
     assert [m["step"] for m in metrics] == [1, 2, 3, 4] and "reward/format" in metrics[0] and "kl" in metrics[0]
     assert metrics[1]["samples"] and job.events.filter(data__phase="warm-up: training").exists()
 
-    # The benchmarks of base and tuned were queued by the run and answered by the same worker.
-    assert run.base_benchmark and run.tuned_benchmark
+    # The benchmarks of base and tuned were queued by the run (what follows its job, just after it ended) and answered
+    # by the same worker.
+    run = wait_for(lambda: GrpoRun.objects.filter(pk=run.pk, base_benchmark__isnull=False,
+                                                  tuned_benchmark__isnull=False).first(), 30, what="the benchmarks")
     for benchmark in (run.base_benchmark, run.tuned_benchmark):
         bench_job = finished(benchmark.job.code)
         assert bench_job.status == Job.Status.SUCCEEDED, bench_job.error_message

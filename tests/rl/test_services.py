@@ -26,6 +26,7 @@ from apps.rl.services import (
     reward_preview_create,
     recipe_model,
 )
+from apps.training.jobs import model_choice_ref
 from apps.training.model_choices import default_model_choice
 from tests.fakes.chat_server import Reply
 from tests.fixtures.models import STANDIN_ID, make_tuned_model, standin_model  # noqa: F401
@@ -150,9 +151,11 @@ def test_it_queues_benchmarks_of_base_and_tuned_after_the_recipe(alice, settings
     job_finish(job=run.job, status=Job.Status.SUCCEEDED)
     run.refresh_from_db()
     base, tuned = run.base_benchmark, run.tuned_benchmark
-    # The tiny model is built per run, so both benchmarks name the run's own folders.
-    assert base.base_model == str(grpo_output_dir(run) / "base")
-    assert tuned.base_model == str(settings.GARAGE_ARTIFACTS_DIR / "grpo" / str(run.code) / "merged")
+    # The tiny model is built per run, so both benchmarks name the run's own folders, as any machine finds them.
+    assert base.base_model == f"artifacts:grpo/{run.code}/base"
+    assert tuned.base_model == f"artifacts:grpo/{run.code}/merged"
+    (grpo_output_dir(run) / "merged").mkdir(parents=True)
+    assert model_choice_ref(user=alice, choice=tuned.base_model).path == str(grpo_output_dir(run) / "merged")
     assert base.settings["limit"] == 5 and base.settings["prompt_template"] == "{question}"
     assert base.settings["system_prompt"] == run.settings["system_prompt"] and base.job.queue == "gpu"
     assert BenchmarkRun.objects.filter(owner=alice).count() == 2

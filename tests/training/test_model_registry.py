@@ -13,7 +13,8 @@ from apps.evaluation.heldout.services import heldout_evaluation_start
 from apps.evaluation.models import HeldoutEvaluation
 from apps.evaluation.services import benchmark_run_create
 from apps.hub.pushes import hub_publish_gate, hub_push_start
-from apps.hub.selectors import hub_push_files
+from apps.hub.jobs import hub_push_files
+from apps.hub.selectors import hub_push_whats
 from apps.playground.jobs import chat_model_ref
 from apps.playground.selectors import chat_model_get_for_user, chat_model_list_for_user
 from apps.rl.services import grpo_run_create
@@ -145,10 +146,10 @@ def test_a_fine_tune_continues_from_the_owners_model(alice, bob, artifacts):
     evaluation = HeldoutEvaluation.objects.get(finetune=child)
     assert run_job(evaluation.job).status == Job.Status.SUCCEEDED
     # Its adapter applies to that folder, not to a Hub model: it leaves merged, and its card says so.
-    assert hub_push_files(finetune=child, what="adapter") == {}
+    assert "adapter" not in hub_push_whats(finetune=child) and hub_push_files(finetune=child, what="adapter") == {}
     assert run_job(finetune_export_start(finetune=child, kinds=["merged"])).status == Job.Status.SUCCEEDED
     child.refresh_from_db()
-    assert hub_push_files(finetune=child, what="merged")
+    assert hub_push_whats(finetune=child) == ["merged"] and "config.json" in hub_push_files(finetune=child, what="merged")
     card = finetune_card_text(finetune=child)
     assert "starting from Valley model" in card and "- Started from: Valley model" in card
     assert "use the merged model" in card and "PeftModel.from_pretrained" not in card

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 BACKENDS = ("auto", "unsloth", "trl")
 METHODS = ("lora", "qlora", "full")
 CHECKPOINTS = "checkpoints"  # the folder inside a run's output folder that holds its resumable checkpoints
+# A checkpoint folder is whole once it holds this file: the trainer writes it last, and needs it to resume.
+CHECKPOINT_WHOLE = "trainer_state.json"
+REPLAY_FILE = "replay.json"  # the base model's answers a run replays, written once before its first step
+# What a resumed run reads in its output folder besides its newest checkpoint: the model it started from when that
+# was made there (the tiny test model, a parent folded in), a GRPO warm-up's model, the replayed answers. A worker on
+# another machine needs them to continue exactly where the checkpoint left off.
+RESUME_STATE = ("base", "warmup", REPLAY_FILE)
 
 
 @dataclass

@@ -14,7 +14,8 @@ class Reporter(Protocol):
 
     def metric(self, **values: float) -> None: ...
 
-    def checkpoint(self, step: int) -> None: ...
+    # `folder`: the checkpoint just saved, whole (a resumable state that can be copied elsewhere).
+    def checkpoint(self, step: int, folder: str) -> None: ...
 
     def should_stop(self) -> bool: ...
 
@@ -48,7 +49,7 @@ class RecordingReporter:
     def metric(self, **values):
         self.metrics.append(values)
 
-    def checkpoint(self, step):
+    def checkpoint(self, step, folder):
         self.checkpoints.append(step)
 
     def should_stop(self):

@@ -103,9 +103,9 @@ class StageReporter:
     def metric(self, **values):
         self.reporter.metric(**{f"{self.metric_prefix}{k}": v for k, v in values.items()})
 
-    def checkpoint(self, step):
+    def checkpoint(self, step, folder):
         if not self.metric_prefix:
-            self.reporter.checkpoint(step)
+            self.reporter.checkpoint(step, folder)
 
     def should_stop(self):
         return self.reporter.should_stop()

@@ -21,7 +21,7 @@ from workers.common.planner import GIB, Plan, estimate
 from workers.engine.train.device import measure_device
 from workers.engine.reporting import Reporter
 from workers.common.sentences import split_sentences
-from workers.common.training import BACKENDS, CHECKPOINTS, METHODS, TrainConfig
+from workers.common.training import BACKENDS, CHECKPOINT_WHOLE, CHECKPOINTS, METHODS, REPLAY_FILE, TrainConfig
 from workers.common.paths import DATA_DIR
 
 # The share of the progress bar the training steps fill when exact match is measured after them.
@@ -78,9 +78,6 @@ def _common_system(pairs: list[dict]) -> str:
     """The system prompt the training pairs share (the fine-tune's own), so that replay is asked the same way."""
     systems = {p.get("system", "") for p in pairs}
     return systems.pop() if len(systems) == 1 else ""
-
-
-REPLAY_FILE = "replay.json"
 
 
 def write_replay(output_dir: Path, replay: list[dict]) -> None:
@@ -259,7 +256,8 @@ def _progress_callback(reporter: Reporter, max_steps: int, tokens_per_step: floa
                 reporter.phase("compiling", "The first step compiles the model's kernels; this can take a minute or two.")
 
         def on_save(self, args, state, control, **kwargs):
-            reporter.checkpoint(state.global_step)
+            # The trainer calls this once the checkpoint is written whole (and older ones rotated away).
+            reporter.checkpoint(state.global_step, str(Path(args.output_dir) / f"checkpoint-{state.global_step}"))
 
         def on_step_end(self, args, state, control, **kwargs):
             if reporter.should_stop():
@@ -325,8 +323,10 @@ def sft_arguments(config: TrainConfig, *, steps: int, evaluates: bool):
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest whole checkpoint of a run (one cut short by a dying process is passed over), or None."""
     folder = Path(output_dir) / CHECKPOINTS
-    checkpoints = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    checkpoints = [p for p in folder.glob("checkpoint-*")
+                   if p.name.split("-")[-1].isdigit() and (p / CHECKPOINT_WHOLE).is_file()]
     return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
