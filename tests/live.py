@@ -71,6 +71,25 @@ def jobs_settle(timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+@contextmanager
+def queues_taken_from_running_workers(queues):
+    """While inside, the workers already running (the session's, when a test started it) take no message from
+    `queues`, so that a test alone decides what happens to its messages there: its own workers, started inside, take
+    them, or none does. Celery's remote control (cancel_consumer, then add_consumer) does it, without a restart."""
+    from garage.celery import app
+
+    consumed = app.control.inspect(timeout=1.0).active_queues() or {}
+    taken = [(worker, queue["name"]) for worker, active in consumed.items() for queue in active
+             if queue["name"] in queues]
+    for worker, queue in taken:
+        app.control.cancel_consumer(queue, destination=[worker], reply=True, timeout=5.0)
+    try:
+        yield
+    finally:
+        for worker, queue in taken:
+            app.control.add_consumer(queue, destination=[worker], reply=True, timeout=5.0)
+
+
 def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15):
     if process.poll() is None:
         os.killpg(process.pid, sig)

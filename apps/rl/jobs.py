@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 def grpo_output_dir(run: GrpoRun) -> Path:
-    return Path(django_settings.GARAGE_ARTIFACTS_DIR) / "grpo" / str(run.code)
+    return Path(django_settings.GARAGE_ARTIFACTS_DIR) / run.folder
 
 
 def grpo_prompts(*, run: GrpoRun) -> list[dict]:
@@ -125,7 +125,7 @@ def grpo_model_register(*, run: GrpoRun, adapter_base: str = "") -> FineTune:
               "version": run.version, "dataset": run.version.dataset if run.version is not None else None,
               "method": run.method, "config": dict(run.settings), "artifact": run.artifact,
               "metrics": {**run.metrics, "code_version": code_version()},
-              "folder": str(grpo_output_dir(run).relative_to(django_settings.GARAGE_ARTIFACTS_DIR)),
+              "folder": run.folder,
               "adapter_base": adapter_base}
     if run.model_id is not None:
         FineTune.objects.filter(pk=run.model_id).update(**{k: v for k, v in values.items() if k != "name"})
@@ -153,8 +153,7 @@ def grpo_recipe_benchmarks(*, run: GrpoRun) -> None:
     # The tiny test model is built per run; the benchmark must ask that same model, so it is named by its folder (as
     # the merged model is: ARTIFACTS_PREFIX, resolved on whichever machine runs the benchmark). A tuned model as the
     # base is benchmarked as that tuned model.
-    base = (f"{ARTIFACTS_PREFIX}{grpo_output_dir(run).relative_to(django_settings.GARAGE_ARTIFACTS_DIR).as_posix()}/base"
-            if run.base_model == TINY_MODEL_ID else run.base_model)
+    base = f"{ARTIFACTS_PREFIX}{run.folder}/base" if run.base_model == TINY_MODEL_ID else run.base_model
     base_finetune = None
     if run.base_model.startswith(FINETUNE_PREFIX):
         try:

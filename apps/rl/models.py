@@ -27,6 +27,8 @@ class GrpoRun(OwnedModel):
         FULL = "full", "Full fine-tuning"
 
     RECIPE_GSM8K = "gsm8k-reference"
+    # The folder of every run's files (its model's too), below the artifacts folder (GARAGE_ARTIFACTS_DIR).
+    FOLDERS = "grpo"
 
     name = models.CharField(max_length=200)
     base_model = models.CharField(max_length=300)
@@ -57,6 +59,11 @@ class GrpoRun(OwnedModel):
 
     def __str__(self):
         return self.name
+
+    @property
+    def folder(self) -> str:
+        """The run's folder, relative to the artifacts folder: the same on every machine."""
+        return f"{self.FOLDERS}/{self.code}"
 
 
 class RewardPreview(OwnedModel):

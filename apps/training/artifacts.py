@@ -21,6 +21,7 @@ from django.core.files.storage import Storage, storages
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.utils.http import content_disposition_header
 
+from apps.rl.models import GrpoRun
 from apps.training.services import artifact_resolve
 from workers.common.errors import ReadableError
 from workers.common.exports import CARD, EXPORTS
@@ -52,7 +53,7 @@ def artifact_key(relative: str) -> str:
     resumable states of a training under way, `cards/` the model card, `outputs/merged/` and `outputs/gguf/` the
     exports."""
     parts = _relative_parts(relative)
-    if parts[0] == "grpo":
+    if parts[0] == GrpoRun.FOLDERS:
         return "/".join(parts)
     if len(parts) > 1 and parts[1] == CHECKPOINTS:
         kind = "checkpoints"

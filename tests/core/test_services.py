@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from apps.core.models import Job, JobEvent
 from apps.core.services import job_cancel, job_claim, job_create, job_finish, job_retry, jobs_reap
+from tests.live import queues_taken_from_running_workers
 
 pytestmark = pytest.mark.django_db
 
@@ -120,12 +121,15 @@ LINE = "resend-test"
 
 @pytest.fixture
 def broker():
+    """The broker's Redis, its queues LINE and gpu emptied, and no running worker taking from them: a message these
+    tests send stays in the broker until they remove it."""
     import redis
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.delete(LINE, "gpu")
-    yield client
+    with queues_taken_from_running_workers([LINE, "gpu"]):
+        yield client
     client.delete(LINE, "gpu")
 
 

@@ -22,12 +22,11 @@ from apps.hub.pushes import hub_push_start
 from apps.training.exports import finetune_export_start
 from apps.training.models import FineTune
 from apps.training.services import finetune_create
-from garage.celery import app
 from tests.evaluation.test_heldout import facts_version
 from tests.fixtures.s3 import (BUCKET, s3_client, s3_empty, s3_environment, s3_keys, s3_server,  # noqa: F401
                                s3_storages)
 from tests.hub.conftest import ALICE_HF, alice_connected, hub  # noqa: F401
-from tests.live import celery_worker, wait_for
+from tests.live import celery_worker, queues_taken_from_running_workers, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,9 +44,6 @@ def machines(s3_server, settings, tmp_path):
     client.create_bucket(Bucket=BUCKET)
     s3_storages(settings, s3_server)
     settings.GARAGE_ARTIFACTS_DIR = tmp_path / "web" / "artifacts"
-    others = [name for reply in app.control.ping(timeout=1.0) for name in reply]
-    for queue in QUEUES if others else ():
-        app.control.cancel_consumer(queue, destination=others, reply=True, timeout=5.0)
 
     @contextmanager
     def start(name: str):
@@ -59,10 +55,9 @@ def machines(s3_server, settings, tmp_path):
             yield process
 
     try:
-        yield start
+        with queues_taken_from_running_workers(QUEUES):
+            yield start
     finally:
-        for queue in QUEUES if others else ():
-            app.control.add_consumer(queue, destination=others, reply=True, timeout=5.0)
         s3_empty(client)
 
 
@@ -99,6 +94,9 @@ def test_a_training_lost_with_its_machine_finishes_on_another_from_the_bucket(
     steps = saved + 20
     FineTune.objects.filter(pk=finetune.pk).update(config={**finetune.config, "max_steps": steps})
     assert jobs_reap() == 1
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED
+    requeued = job.events.order_by("-id").first().id
     with machines("machine-b"):
         job = _ended(job, 300)
         assert job.status == Job.Status.SUCCEEDED, job.error
@@ -106,8 +104,11 @@ def test_a_training_lost_with_its_machine_finishes_on_another_from_the_bucket(
         # It went on from the newest checkpoint in the bucket: the one reported last, or one whose report the kill cut.
         fetched = [int(line.split()[5]) for e in job.events.order_by("id") if (line := e.data.get("line", ""))
                    .startswith("Fetched the checkpoint of step")]
-        assert len(fetched) == 1 and saved <= fetched[0] < steps
+        assert len(fetched) == 1 and saved <= fetched[0] < steps and job.attempts == 2
         assert finetune.metrics["resumed_from_step"] == fetched[0] and finetune.metrics["train_steps"] == steps
+        trained = [e.data["step"] for e in job.events.filter(type="metric", id__gt=requeued).order_by("id")
+                   if "loss" in e.data]  # training steps; the held-out loss comes as a metric of its own
+        assert trained == list(range(fetched[0] + 1, steps + 1))
         # The automatic held-out evaluation that follows is not what this test is about.
         for evaluation in HeldoutEvaluation.objects.filter(finetune=finetune):
             job_cancel(job=evaluation.job)
