@@ -9,6 +9,7 @@ from workers.engine.evaluate.benchmarks import (conversation, few_shot_examples,
                                                 run_benchmark, select)
 from workers.common.errors import Cancelled, ReadableError
 from workers.engine.reporting import RecordingReporter
+from tests.fixtures.models import hub_off
 
 
 def answer_key(spec):
@@ -151,8 +152,7 @@ def test_it_explains_bad_data(tmp_path, monkeypatch):
     for source in ("owner/name", "../etc", "/etc/passwd", "a/b/c"):
         with pytest.raises(ReadableError, match="is not a Hugging Face dataset id"):
             load_aime(source)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    hub_off(monkeypatch)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(ReadableError, match="Could not load the AIME dataset 'someone/no-such-aime'"):
         load_aime("someone/no-such-aime")
