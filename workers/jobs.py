@@ -11,9 +11,9 @@ from django.conf import settings
 from django.db import connection
 
 from apps.core.models import Job, JobEvent
-from apps.training.artifacts import artifact_checkpoint_upload
 from apps.core.jobtypes import job_type_get
 from apps.core.services import job_claim, job_event_add, job_finish, job_heartbeat
+from apps.training.artifacts import artifact_checkpoint_upload
 from garage.logs import job_logging
 from workers.common.errors import Cancelled, ReadableError
 

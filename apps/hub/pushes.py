@@ -181,7 +181,8 @@ def hub_push_start(*, finetune: FineTune, repo: str, what: str = "", private: bo
     sends its task once the transaction commits. Raises ValidationError for an unfinished model, a missing
     connection, an output that does not exist, a bad name or mode; PublishBlocked or ConfirmationRequired from the
     evaluation gate."""
-    if not finetune_has_files(finetune=finetune):
+    publishable = hub_push_whats(finetune=finetune)
+    if not publishable and not finetune_has_files(finetune=finetune):
         raise ValidationError("This model has not finished training yet; publish it once it has.")
     connection = hub_connection_get(user=finetune.owner)
     if connection is None:
@@ -191,7 +192,7 @@ def hub_push_start(*, finetune: FineTune, repo: str, what: str = "", private: bo
     what = what or _default_artifact(finetune)
     if what not in ARTIFACTS:
         raise ValidationError(f"Choose what to publish among: {', '.join(ARTIFACTS)}.")
-    if what not in hub_push_whats(finetune=finetune):
+    if what not in publishable:
         raise ValidationError(f"This model has no {ARTIFACTS[what].lower()} to publish"
                               f"{' yet: make it under Outputs first' if what in ('merged', 'gguf') else ''}.")
     if mode not in ("new", "existing", "any"):

@@ -71,8 +71,8 @@ def grpo_prompts(*, run: GrpoRun) -> list[dict]:
 def grpo_run_execute(*, run: GrpoRun, reporter) -> dict:
     """Run the GRPO engine for a run and record what it made. Resumes from the newest checkpoint when the job runs
     again, on this worker or, with a bucket, on any. Side effects: model files under the artifacts folder (and in
-    the bucket when there is one); the run's metrics and artifact updated; judge requests (with audit rows); for the reference recipe,
-    two GSM8K benchmark runs queued."""
+    the bucket when there is one); the run's metrics and artifact updated; judge requests (with audit rows); for the
+    reference recipe, two GSM8K benchmark runs queued."""
     values = {k: v for k, v in run.settings.items() if k in _CONFIG_FIELDS and k not in ("prompts", "rewards")}
     # A tuned model starts from its own base with its adapter folded in; the engine resolves the base's name as every
     # feature does (the same catalogue function, the same model folder).

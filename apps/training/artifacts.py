@@ -25,7 +25,7 @@ from apps.rl.models import GrpoRun
 from apps.training.services import artifact_resolve
 from workers.common.errors import ReadableError
 from workers.common.exports import CARD, EXPORTS
-from workers.common.training import CHECKPOINT_WHOLE, CHECKPOINTS, RESUME_STATE
+from workers.common.training import CHECKPOINT_WHOLE, CHECKPOINTS, RESUME_STATE, checkpoint_step
 
 STORAGE_ALIAS = "artifacts"
 
@@ -104,12 +104,6 @@ def _stored_size(storage: Storage, key: str) -> int | None:
         return None
 
 
-def _checkpoint_step(name: str) -> int | None:
-    """The step of a checkpoint folder's name ("checkpoint-120" -> 120), None for any other name."""
-    prefix, _, step = name.partition("-")
-    return int(step) if prefix == "checkpoint" and step.isdigit() else None
-
-
 def artifact_checkpoint_upload(*, folder: Path) -> None:
     """Copy a checkpoint a training has just saved (`<run>/checkpoints/checkpoint-<step>/`) into the shared storage,
     with what a resumed run reads beside it (RESUME_STATE, uploaded again only where it changed), then remove the
@@ -132,7 +126,7 @@ def artifact_checkpoint_upload(*, folder: Path) -> None:
     artifact_upload(path=mark)
     checkpoints_key = artifact_key(_relative_to_root(folder.parent))
     for name in storage.listdir(checkpoints_key)[0]:
-        step = _checkpoint_step(name)
+        step = checkpoint_step(name)
         if step is not None and name != folder.name:
             for stored in _stored_files(storage, f"{checkpoints_key}/{name}"):
                 storage.delete(f"{checkpoints_key}/{name}/{stored}")
@@ -150,10 +144,10 @@ def artifact_checkpoint_fetch(*, run: Path) -> int | None:
     relative = _relative_to_root(run)
     checkpoints_key = artifact_key(f"{relative}/{CHECKPOINTS}")
     stored = [step for name in storage.listdir(checkpoints_key)[0]
-              if (step := _checkpoint_step(name)) is not None
+              if (step := checkpoint_step(name)) is not None
               and storage.exists(f"{checkpoints_key}/{name}/{CHECKPOINT_WHOLE}")]
     local = [step for path in (run / CHECKPOINTS).glob("checkpoint-*")
-             if (step := _checkpoint_step(path.name)) is not None and (path / CHECKPOINT_WHOLE).is_file()]
+             if (step := checkpoint_step(path.name)) is not None and (path / CHECKPOINT_WHOLE).is_file()]
     if not stored or max(stored) <= max(local, default=-1):
         return None
     for name in RESUME_STATE:

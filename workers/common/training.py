@@ -16,6 +16,13 @@ REPLAY_FILE = "replay.json"  # the base model's answers a run replays, written o
 RESUME_STATE = ("base", "warmup", REPLAY_FILE)
 
 
+def checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint folder's name, as the trainer names it ("checkpoint-120" -> 120); None for any other
+    name."""
+    prefix, _, step = name.partition("-")
+    return int(step) if prefix == "checkpoint" and step.isdigit() else None
+
+
 @dataclass
 class TrainConfig:
     base_model: str  # a catalogue id (workers.common.catalogue), a Hub id or a local folder

@@ -20,7 +20,7 @@ from pathlib import Path
 from workers.engine.train import train as sft
 from workers.common.errors import Cancelled, ReadableError
 from workers.common.rl import GRPO_LIMITS, TAGS_TEMPLATE, GRPOTrainConfig
-from workers.common.training import CHECKPOINTS, METHODS
+from workers.common.training import CHECKPOINTS, METHODS, checkpoint_step
 from workers.engine.reporting import Reporter
 from workers.engine.weights import fold_adapter
 from workers.common.rewards import (
@@ -359,6 +359,6 @@ def grpo_train(config: GRPOTrainConfig, reporter: Reporter, *, judge_client=None
         "model_dir": str(model_dir),
         "policy_base": policy_path,  # the adapter applies on top of this folder (the warm-up model, or the base)
         "merged": str(merged) if merged else None,
-        "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else None,
+        "resumed_from_step": checkpoint_step(resume_from.name) if resume_from else None,
         "config": {k: v for k, v in asdict(config).items() if k != "prompts"},
     }

@@ -21,7 +21,8 @@ from workers.common.planner import GIB, Plan, estimate
 from workers.engine.train.device import measure_device
 from workers.engine.reporting import Reporter
 from workers.common.sentences import split_sentences
-from workers.common.training import BACKENDS, CHECKPOINT_WHOLE, CHECKPOINTS, METHODS, REPLAY_FILE, TrainConfig
+from workers.common.training import (BACKENDS, CHECKPOINT_WHOLE, CHECKPOINTS, METHODS, REPLAY_FILE, TrainConfig,
+                                     checkpoint_step)
 from workers.common.paths import DATA_DIR
 
 # The share of the progress bar the training steps fill when exact match is measured after them.
@@ -326,8 +327,8 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The newest whole checkpoint of a run (one cut short by a dying process is passed over), or None."""
     folder = Path(output_dir) / CHECKPOINTS
     checkpoints = [p for p in folder.glob("checkpoint-*")
-                   if p.name.split("-")[-1].isdigit() and (p / CHECKPOINT_WHOLE).is_file()]
-    return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
+                   if checkpoint_step(p.name) is not None and (p / CHECKPOINT_WHOLE).is_file()]
+    return max(checkpoints, key=lambda p: checkpoint_step(p.name), default=None)
 
 
 def _load(config: TrainConfig, backend: str, base_path: str, targets: list[str] | str):
@@ -500,7 +501,7 @@ def train(config: TrainConfig, reporter: Reporter) -> dict:
         "examples": len(config.pairs),
         "passages": len(passages),
         "replayed": len(replay),
-        "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else None,
+        "resumed_from_step": checkpoint_step(resume_from.name) if resume_from else None,
         "plan": plan.as_dict() if plan else None,
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / GIB, 3) if torch.cuda.is_available() else None,
         "config": {k: v for k, v in asdict(config).items() if k not in ("pairs", "eval_pairs")},
